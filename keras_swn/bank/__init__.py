@@ -1,0 +1,1 @@
+"""Bank planning (pure) and the `TemplateBank` layer that owns the variables."""

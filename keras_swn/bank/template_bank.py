@@ -1,0 +1,256 @@
+"""`TemplateBank`: the one layer that owns every template and coefficient."""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_swn import seeding
+from keras_swn.api_export import swn_export
+from keras_swn.bank.plan import BankPlan
+from keras_swn.bank.plan import assemble
+from keras_swn.policy.layer_spec import LayerSpec
+from keras_swn.policy.sharing_policy import SharingPolicy
+
+LayerKey = tuple[int, int]
+
+
+@swn_export
+class TemplateBank(keras.layers.Layer):
+    """Shared trainable templates and coefficients; composes layer kernels.
+
+    The bank turns a `BankPlan` into variables. For every bank `(g, w)`
+    (group `g`, width level `w`) it holds one flat float32 template vector
+    of `P(g, w)` parameters, viewed as `K(g, w)` templates of `seg(g, w)`
+    parameters each (§1.6), and one coefficient matrix whose rows are the
+    coefficient vectors of the slots that own one (§1.1; hard-shared slots
+    read their owner's row). `kernel(key)` mixes each level's templates
+    with the layer's coefficients (a SuperWeight) and concatenates the
+    SuperWeights along the output and input channels (§1.5), returning the
+    kernel in Keras layout (HWIO for convolutions, `(in, out)` for dense),
+    cast to the requested compute dtype. Every shape is a Python int fixed
+    at build time, so composition compiles under XLA.
+
+    Initialisation (§1.8, F1 fixed): every template entry is drawn from
+    N(0, 2 / fan_in) with `fan_in = 9` (the reference) or, with
+    `template_fan_in="layer"`, the fan-in `in * kh * kw` of the chain shape
+    that introduced the level. Coefficients are rows of an orthogonal
+    `(layers of the member in the bank) x K` matrix, one matrix per
+    `(group, width, member)`, rows in ascending layer id. Every draw is
+    seeded from `seed` and the identity of the variable (§0.5), so the
+    same seed gives the same initial values on every backend.
+
+    Args:
+        specs: every shared layer (`LayerSpec` or its dict form).
+        policy: `SharingPolicy` (or its dict form).
+        budget: int, the template budget (bank parameters only, §1.7).
+        bank_size: int, the maximum number of templates a layer mixes
+            (`K` cap, 1 to 8).
+        template_fan_in: `9` or `"layer"`.
+        chain_sort: `"stable"` or `"reference"` (§1.4).
+        on_over_budget: `"raise"` or `"report"` (F6).
+        seed: int or None, the root seed of every initial value.
+
+    Examples:
+        >>> specs = [keras_swn.LayerSpec(0, 0, "conv2d", (8, 3, 3, 3)),
+        ...          keras_swn.LayerSpec(0, 1, "conv2d", (8, 8, 3, 3))]
+        >>> policy = keras_swn.SharingPolicy(groups=[[0, 0]])
+        >>> bank = keras_swn.TemplateBank(specs, policy, budget=2000, seed=0)
+        >>> bank.build()
+        >>> tuple(bank.kernel((0, 1)).shape)
+        (3, 3, 8, 8)
+    """
+
+    def __init__(
+        self,
+        specs: Sequence[LayerSpec | Mapping],
+        policy: SharingPolicy | Mapping,
+        budget: int,
+        *,
+        bank_size: int = 8,
+        template_fan_in: int | str = 9,
+        chain_sort: str = "stable",
+        on_over_budget: str = "raise",
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.specs = tuple(
+            s if isinstance(s, LayerSpec) else LayerSpec.from_dict(s)
+            for s in specs
+        )
+        if isinstance(policy, Mapping):
+            policy = SharingPolicy.from_dict(policy)
+        if not isinstance(policy, SharingPolicy):
+            raise ValueError(
+                "Invalid value for argument `policy`. Expected a "
+                f"`SharingPolicy`. Received: policy={policy!r}"
+            )
+        if template_fan_in != 9 and template_fan_in != "layer":
+            raise ValueError(
+                "Invalid value for argument `template_fan_in`. Expected 9 or "
+                f"'layer'. Received: template_fan_in={template_fan_in!r}"
+            )
+        self.policy = policy
+        self.budget = budget
+        self.bank_size = bank_size
+        self.template_fan_in = template_fan_in
+        self.chain_sort = chain_sort
+        self.on_over_budget = on_over_budget
+        self.seed = seeding.resolve_seed(seed)
+        self.plan = BankPlan.create(
+            self.specs,
+            policy,
+            budget,
+            bank_size=bank_size,
+            chain_sort=chain_sort,
+            on_over_budget=on_over_budget,
+        )
+        # Static lookup tables: coefficient row of every owner slot.
+        self._rows: dict[tuple[int, int], dict[LayerKey, int]] = {}
+        for m, l, w in self.plan.owner_slots:
+            g = self.plan.layers[(m, l)].group
+            rows = self._rows.setdefault((g, w), {})
+            rows[(m, l)] = len(rows)
+
+    # ------------------------------------------------------------------
+    def build(self, input_shape=None):
+        if self.built:
+            return
+        self.templates: dict[tuple[int, int], keras.Variable] = {}
+        self.coefficients: dict[tuple[int, int], keras.Variable] = {}
+        for (g, w), bank in self.plan.banks.items():
+            self.templates[(g, w)] = self.add_weight(
+                name=f"templates_g{g}_w{w}",
+                shape=(bank.size,),
+                initializer=self._template_init(g, w),
+                dtype="float32",
+            )
+        for (g, w), rows in self._rows.items():
+            k = self.plan.banks[(g, w)].templates
+            self.coefficients[(g, w)] = self.add_weight(
+                name=f"coefficients_g{g}_w{w}",
+                shape=(len(rows), k),
+                initializer=self._coefficient_init(g, w),
+                dtype="float32",
+            )
+        self.built = True
+
+    def _template_init(self, g: int, w: int):
+        size = self.plan.banks[(g, w)].size
+        if self.template_fan_in == "layer":
+            level = self.plan.chains[g].levels[w]
+            kh, kw = self.plan.chains[g].kernel
+            fan_in = level.in_ * kh * kw
+        else:
+            fan_in = 9
+        std = math.sqrt(2.0 / fan_in)
+        rng = seeding.rng_for(self.seed, "templates", g, w)
+        value = (rng.standard_normal(size) * std).astype("float32")
+        return lambda shape, dtype=None: ops.convert_to_tensor(value, dtype)
+
+    def _coefficient_init(self, g: int, w: int):
+        k = self.plan.banks[(g, w)].templates
+        rows = self._rows[(g, w)]
+        value = np.zeros((len(rows), k), "float32")
+        # One orthogonal matrix per (group, width, member) over all of the
+        # member's layers in the bank, rows in ascending layer id (§1.8).
+        users: dict[int, list[int]] = {}
+        for (m, l), recipe in sorted(self.plan.layers.items()):
+            if recipe.group == g and recipe.num_levels > w:
+                users.setdefault(m, []).append(l)
+        for m, layer_ids in users.items():
+            rng = seeding.rng_for(self.seed, "coefficients", g, w, m)
+            matrix = seeding.orthogonal(rng, len(layer_ids), k)
+            for i, l in enumerate(layer_ids):
+                if (m, l) in rows:
+                    value[rows[(m, l)]] = matrix[i]
+        return lambda shape, dtype=None: ops.convert_to_tensor(value, dtype)
+
+    # ------------------------------------------------------------------
+    def superweight(self, key: LayerKey, width: int):
+        """The flat SuperWeight `sum_k c_k T_k` of one layer at one level."""
+        recipe = self.plan.layers[tuple(key)]
+        g = recipe.group
+        bank = self.plan.banks[(g, width)]
+        k, seg = bank.templates, bank.seg
+        start = recipe.offsets[width]
+        templates = self.templates[(g, width)]
+        if start != 0 or k * seg != bank.size:
+            templates = templates[start : start + k * seg]
+        templates = ops.reshape(templates, (k, seg))
+        owner = self.policy.owner((key[0], key[1], width))
+        row = self._rows[(g, width)][owner]
+        coefficients = self.coefficients[(g, width)][row : row + 1]
+        return ops.reshape(ops.matmul(coefficients, templates), (seg,))
+
+    def kernel_oihw(self, key: LayerKey):
+        """The composed kernel of layer `key` in OIHW layout, float32."""
+        key = tuple(key)
+        if not self.built:
+            raise AttributeError(
+                "The bank has no variables yet. Call `bank.build()` first."
+            )
+        if key not in self.plan.layers:
+            raise KeyError(
+                f"Unknown layer key {key}. Expected one of "
+                f"{sorted(self.plan.layers)[:8]}..."
+            )
+        recipe = self.plan.layers[key]
+        levels = self.plan.chains[recipe.group].levels[: recipe.num_levels]
+        vectors = [self.superweight(key, w) for w in range(len(levels))]
+        return assemble(
+            levels,
+            vectors,
+            shape=recipe.shape,
+            concatenate=ops.concatenate,
+            reshape=ops.reshape,
+        )
+
+    def kernel(self, key: LayerKey, dtype=None):
+        """The composed kernel of layer `key` in Keras layout.
+
+        Args:
+            key: `(member, layer_id)` of the layer.
+            dtype: the dtype to cast to (a layer's compute dtype); the
+                variables stay float32.
+
+        Returns:
+            HWIO `(kh, kw, in, out)` for a convolution, `(in, out)` for a
+            dense layer.
+        """
+        kernel = self.kernel_oihw(key)
+        if self.plan.layers[tuple(key)].kind == "dense":
+            kernel = ops.transpose(kernel[:, :, 0, 0], (1, 0))
+        else:
+            kernel = ops.transpose(kernel, (2, 3, 1, 0))
+        if dtype is not None and dtype != "float32":
+            kernel = ops.cast(kernel, dtype)
+        return kernel
+
+    def kernel_shape(self, key: LayerKey) -> tuple[int, ...]:
+        """The Keras-layout shape of `kernel(key)`."""
+        out, inp, kh, kw = self.plan.layers[tuple(key)].shape
+        if self.plan.layers[tuple(key)].kind == "dense":
+            return (inp, out)
+        return (kh, kw, inp, out)
+
+    def compute_output_shape(self, input_shape=None):
+        return None
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "specs": [s.to_dict() for s in self.specs],
+            "policy": self.policy.to_dict(),
+            "budget": self.budget,
+            "bank_size": self.bank_size,
+            "template_fan_in": self.template_fan_in,
+            "chain_sort": self.chain_sort,
+            "on_over_budget": self.on_over_budget,
+            "seed": self.seed,
+        }

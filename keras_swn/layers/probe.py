@@ -1,0 +1,40 @@
+"""Zero "probes" added to composed kernels, for dL/dkernel on any backend.
+
+A probe is a plain zero tensor of a kernel's shape, added to the composed
+kernel while `probe_scope` is active. The forward pass is unchanged and
+the gradient of the loss with respect to the probe equals the gradient
+with respect to the composed kernel (swn-algorithm.md §9, item 10). Probes
+are never variables: they never reach the optimizer or saved files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Iterator, Mapping
+
+_STATE = threading.local()
+
+
+def _stack() -> list:
+    if not hasattr(_STATE, "stack"):
+        _STATE.stack = []
+    return _STATE.stack
+
+
+@contextlib.contextmanager
+def probe_scope(probes: Mapping[int, object]) -> Iterator[None]:
+    """Add `probes[id(layer)]` to the kernel of each listed layer."""
+    _stack().append(dict(probes))
+    try:
+        yield
+    finally:
+        _stack().pop()
+
+
+def active_probe(layer: object):
+    """The probe for `layer` in the innermost scope, or None."""
+    stack = _stack()
+    if not stack:
+        return None
+    return stack[-1].get(id(layer))

@@ -1,0 +1,199 @@
+"""`SuperWeightConv2D`: a 2D convolution with a composed kernel."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import keras
+from keras import ops
+
+from keras_swn.api_export import swn_export
+from keras_swn.bank.template_bank import TemplateBank
+from keras_swn.layers.base_super_weight import BaseSuperWeight
+
+
+def _pair(value, name: str) -> tuple[int, int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    try:
+        a, b = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"Invalid value for argument `{name}`. Expected an int or a "
+            f"tuple of 2 ints. Received: {name}={value!r}"
+        ) from None
+    if a < 1 or b < 1:
+        raise ValueError(
+            f"Invalid value for argument `{name}`. Expected strictly "
+            f"positive values. Received: {name}={value!r}"
+        )
+    return (a, b)
+
+
+def _padding(value) -> str | tuple[tuple[int, int], tuple[int, int]]:
+    if value in ("valid", "same"):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return ((value, value), (value, value))
+    try:
+        (t, b), (l, r) = value
+        out = ((int(t), int(b)), (int(l), int(r)))
+    except (TypeError, ValueError):
+        out = None
+    if out is None or min(min(p) for p in out) < 0:
+        raise ValueError(
+            "Invalid value for argument `padding`. Expected 'valid', 'same', "
+            "a non-negative int, or ((top, bottom), (left, right)). "
+            f"Received: padding={value!r}"
+        )
+    return out
+
+
+@swn_export
+class SuperWeightConv2D(BaseSuperWeight):
+    """2D convolution whose kernel is rebuilt on every call from templates.
+
+    The kernel is not a variable: `kernel` composes it from the bank's
+    templates and this layer's coefficient vectors (swn-algorithm.md
+    §1.5-1.6), so gradients reach the templates and coefficients. `call()`
+    pads (if asked), then runs `keras.ops.conv` with that kernel.
+
+    Args:
+        filters: int, the number of output channels.
+        kernel_size: int or tuple of 2 ints.
+        strides: int or tuple of 2 ints.
+        padding: `"valid"`, `"same"`, or PyTorch-style explicit zero
+            padding: an int `p` pads `p` on every side (what a PyTorch
+            `padding=1` does, also with stride 2, §9.2), or
+            `((top, bottom), (left, right))`.
+        use_bias: bool, whether to add a (plain, unshared) bias.
+        bank: `keras_swn.TemplateBank` or None. With None the layer makes
+            its own bank of `num_templates` full-size templates.
+        layer_key: `(member, layer_id)` of this layer in `bank`.
+        num_templates: int, templates of the layer's own bank (1 to 8).
+        seed: int or None, seeds the layer's own bank.
+
+    Input shape:
+        4D tensor `(batch, rows, cols, channels)` (channels last).
+
+    Output shape:
+        4D tensor `(batch, new_rows, new_cols, filters)`.
+
+    Examples:
+        >>> layer = keras_swn.layers.SuperWeightConv2D(8, 3, seed=0)
+        >>> tuple(layer(keras.ops.ones((2, 16, 16, 3))).shape)
+        (2, 14, 14, 8)
+        >>> tuple(layer.kernel.shape)
+        (3, 3, 3, 8)
+
+    References:
+        - Teterwak et al., "Learning to Compose SuperWeights for Neural
+          Parameter Allocation Search", WACV 2024, arXiv 2312.01274.
+    """
+
+    kind = "conv2d"
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int | tuple[int, int],
+        *,
+        strides: int | tuple[int, int] = 1,
+        padding="valid",
+        use_bias: bool = False,
+        bias_initializer="zeros",
+        bank: TemplateBank | Mapping | None = None,
+        layer_key: tuple[int, int] | None = None,
+        num_templates: int = 4,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        if isinstance(filters, bool) or not isinstance(filters, int) or (
+            filters < 1
+        ):
+            raise ValueError(
+                "Invalid value for argument `filters`. Expected a strictly "
+                f"positive integer. Received: filters={filters!r}"
+            )
+        super().__init__(
+            bank=bank,
+            layer_key=layer_key,
+            num_templates=num_templates,
+            seed=seed,
+            **kwargs,
+        )
+        self.filters = filters
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.strides = _pair(strides, "strides")
+        self.padding = _padding(padding)
+        self.use_bias = bool(use_bias)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    def _kernel_spec_shape(self, input_shape):
+        return (self.filters, int(input_shape[-1]), *self.kernel_size)
+
+    def build(self, input_shape):
+        if input_shape[-1] is None:
+            raise ValueError(
+                "The channel dimension of the inputs must be defined. "
+                f"Received: input_shape={input_shape}"
+            )
+        self._build_bank(input_shape)
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=(self.filters,),
+                initializer=self.bias_initializer,
+            )
+        else:
+            self.bias = None
+        self.built = True
+
+    def convolution_op(self, inputs, kernel):
+        padding = self.padding
+        if not isinstance(padding, str):
+            (t, b), (l, r) = padding
+            if t or b or l or r:
+                inputs = ops.pad(inputs, [[0, 0], [t, b], [l, r], [0, 0]])
+            padding = "valid"
+        return ops.conv(
+            inputs, kernel, strides=self.strides, padding=padding
+        )
+
+    def call(self, inputs):
+        outputs = self.convolution_op(inputs, self.kernel)
+        if self.bias is not None:
+            outputs = outputs + self.bias
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        rows, cols = input_shape[1], input_shape[2]
+        out = []
+        for size, k, s, i in zip(
+            (rows, cols), self.kernel_size, self.strides, (0, 1)
+        ):
+            if size is None:
+                out.append(None)
+            elif self.padding == "same":
+                out.append(-(-size // s))
+            else:
+                pad = 0 if self.padding == "valid" else sum(self.padding[i])
+                out.append((size + pad - k) // s + 1)
+        return (input_shape[0], out[0], out[1], self.filters)
+
+    def get_config(self):
+        padding = self.padding
+        if not isinstance(padding, str):
+            padding = [list(p) for p in padding]
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides),
+            "padding": padding,
+            "use_bias": self.use_bias,
+            "bias_initializer": keras.initializers.serialize(
+                self.bias_initializer
+            ),
+        }

@@ -1,0 +1,114 @@
+"""`SuperWeightDense`: a dense layer with a composed kernel."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import keras
+from keras import ops
+
+from keras_swn.api_export import swn_export
+from keras_swn.bank.template_bank import TemplateBank
+from keras_swn.layers.base_super_weight import BaseSuperWeight
+
+
+@swn_export
+class SuperWeightDense(BaseSuperWeight):
+    """Dense layer whose kernel is rebuilt on every call from templates.
+
+    Computes `activation(inputs @ kernel + bias)`, where `kernel` is composed
+    from the bank (a dense kernel is the `(units, in, 1, 1)` case of the
+    algorithm's OIHW kernels, returned in Keras' `(in, units)` layout).
+
+    Args:
+        units: int, the output dimension.
+        activation: the activation (name or callable), or None.
+        use_bias: bool, whether to add a (plain, unshared) bias.
+        bank: `keras_swn.TemplateBank` or None (the layer makes its own).
+        layer_key: `(member, layer_id)` of this layer in `bank`.
+        num_templates: int, templates of the layer's own bank (1 to 8).
+        seed: int or None, seeds the layer's own bank.
+
+    Input shape:
+        N-D tensor `(batch, ..., in)`.
+
+    Output shape:
+        N-D tensor `(batch, ..., units)`.
+
+    Examples:
+        >>> layer = keras_swn.layers.SuperWeightDense(4, seed=0)
+        >>> tuple(layer(keras.ops.ones((2, 8))).shape)
+        (2, 4)
+    """
+
+    kind = "dense"
+
+    def __init__(
+        self,
+        units: int,
+        *,
+        activation=None,
+        use_bias: bool = True,
+        bias_initializer="zeros",
+        bank: TemplateBank | Mapping | None = None,
+        layer_key: tuple[int, int] | None = None,
+        num_templates: int = 4,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+            raise ValueError(
+                "Invalid value for argument `units`. Expected a strictly "
+                f"positive integer. Received: units={units!r}"
+            )
+        super().__init__(
+            bank=bank,
+            layer_key=layer_key,
+            num_templates=num_templates,
+            seed=seed,
+            **kwargs,
+        )
+        self.units = units
+        self.activation = keras.activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+
+    def _kernel_spec_shape(self, input_shape):
+        return (self.units, int(input_shape[-1]), 1, 1)
+
+    def build(self, input_shape):
+        if input_shape[-1] is None:
+            raise ValueError(
+                "The last dimension of the inputs must be defined. "
+                f"Received: input_shape={input_shape}"
+            )
+        self._build_bank(input_shape)
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=(self.units,),
+                initializer=self.bias_initializer,
+            )
+        else:
+            self.bias = None
+        self.built = True
+
+    def call(self, inputs):
+        outputs = ops.matmul(inputs, self.kernel)
+        if self.bias is not None:
+            outputs = outputs + self.bias
+        return self.activation(outputs)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": keras.activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "bias_initializer": keras.initializers.serialize(
+                self.bias_initializer
+            ),
+        }

@@ -1,0 +1,15 @@
+"""`SWNModel`, member builders and architectures."""
+
+from keras_swn.models.member_builder import LayerFactory
+from keras_swn.models.member_builder import MemberBuilder
+from keras_swn.models.swn_model import SWNModel
+from keras_swn.models.swn_model import clone_swn_model
+from keras_swn.models.wide_resnet import WideResNet
+
+__all__ = [
+    "LayerFactory",
+    "MemberBuilder",
+    "SWNModel",
+    "WideResNet",
+    "clone_swn_model",
+]

@@ -1,0 +1,222 @@
+"""The member-builder protocol: how an architecture becomes an SWN member."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+
+from keras_swn.api_export import swn_export
+from keras_swn.bank.budget_report import MemberBudget
+from keras_swn.bank.template_bank import TemplateBank
+from keras_swn.layers.super_weight_conv2d import SuperWeightConv2D
+from keras_swn.layers.super_weight_dense import SuperWeightDense
+from keras_swn.policy.layer_spec import LayerSpec
+
+
+class LayerFactory:
+    """Creates the shared layers of one member, in construction order.
+
+    A member builder asks the factory for every layer whose kernel should
+    come from the shared bank; the factory numbers them (the layer ids of
+    §1.2) and returns `SuperWeightConv2D` / `SuperWeightDense` layers bound
+    to `bank`. With `bank=None` it returns stock Keras layers instead, which
+    is how the shapes of a user's architecture are traced before any bank
+    exists.
+
+    Args:
+        bank: the shared `TemplateBank`, or None to trace shapes.
+        member: int, the member index.
+        seed: int or None, a seed for the member's own initialisers (a
+            builder passes it to e.g. its classifier's initializer).
+    """
+
+    def __init__(
+        self, bank: TemplateBank | None, member: int, seed: int | None = None
+    ):
+        self.bank = bank
+        self.member = member
+        self.seed = seed
+        self.created: list[tuple[str, str, keras.layers.Layer]] = []
+
+    def _next_key(self) -> tuple[int, int]:
+        return (self.member, len(self.created))
+
+    def conv2d(
+        self,
+        filters: int,
+        kernel_size: int | tuple[int, int],
+        *,
+        strides: int | tuple[int, int] = 1,
+        padding="valid",
+        name: str | None = None,
+    ) -> keras.layers.Layer:
+        """A shared convolution (no bias), PyTorch-style `padding` allowed."""
+        name = name or f"conv_{len(self.created)}"
+        if self.bank is None:
+            layer = _TracedConv2D(filters, kernel_size, strides, padding, name)
+        else:
+            layer = SuperWeightConv2D(
+                filters,
+                kernel_size,
+                strides=strides,
+                padding=padding,
+                bank=self.bank,
+                layer_key=self._next_key(),
+                name=name,
+            )
+        self.created.append(("conv2d", name, layer))
+        return layer
+
+    def dense(
+        self,
+        units: int,
+        *,
+        activation=None,
+        use_bias: bool = True,
+        name: str | None = None,
+    ) -> keras.layers.Layer:
+        """A shared dense layer (its bias stays a plain per-layer weight)."""
+        name = name or f"dense_{len(self.created)}"
+        if self.bank is None:
+            layer = keras.layers.Dense(
+                units, activation=activation, use_bias=use_bias, name=name
+            )
+        else:
+            layer = SuperWeightDense(
+                units,
+                activation=activation,
+                use_bias=use_bias,
+                bank=self.bank,
+                layer_key=self._next_key(),
+                name=name,
+            )
+        self.created.append(("dense", name, layer))
+        return layer
+
+
+class _TracedConv2D(keras.layers.Layer):
+    """A stock convolution (with explicit padding) used to trace shapes."""
+
+    def __init__(self, filters, kernel_size, strides, padding, name):
+        super().__init__(name=name)
+        explicit = not isinstance(padding, str)
+        if explicit and isinstance(padding, int):
+            padding = ((padding, padding), (padding, padding))
+        self.pad = keras.layers.ZeroPadding2D(padding) if explicit else None
+        self.conv = keras.layers.Conv2D(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding="valid" if explicit else padding,
+            use_bias=False,
+        )
+
+    def call(self, x):
+        return self.conv(self.pad(x) if self.pad is not None else x)
+
+
+@swn_export
+class MemberBuilder:
+    """Base class of the architectures that can be members of an `SWNModel`.
+
+    To use your own architecture, subclass it and implement `__call__`:
+    build the member's graph from `inputs`, creating every layer whose
+    kernel should come from the shared templates through `layers` (a
+    `LayerFactory`: `layers.conv2d(...)`, `layers.dense(...)`), and any
+    other layer (normalisation, activations, a plain classifier) as usual.
+    Return the logits. Layer ids are the order of the `layers.*` calls.
+    Implement `get_config` if the constructor takes arguments. The shapes
+    of the shared layers are traced once with stock layers
+    (`layer_specs`); override `layer_specs` and `unshared_params` with
+    closed forms when the architecture is large (as `WideResNet` does).
+
+    Examples:
+        >>> class TinyNet(keras_swn.models.MemberBuilder):
+        ...     def __call__(self, inputs, layers, num_classes):
+        ...         x = layers.conv2d(8, 3, padding=1, name="conv")(inputs)
+        ...         x = keras.layers.GlobalAveragePooling2D()(x)
+        ...         return keras.layers.Dense(num_classes, name="head")(x)
+        >>> [s.shape for s in TinyNet().layer_specs((8, 8, 3))]
+        [(8, 3, 3, 3)]
+    """
+
+    def __call__(self, inputs, layers: LayerFactory, num_classes: int):
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement "
+            "`__call__(inputs, layers, num_classes)`."
+        )
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def _trace(self, input_shape, num_classes: int):
+        factory = LayerFactory(None, 0)
+        inputs = keras.Input(tuple(input_shape))
+        outputs = self(inputs, factory, num_classes)
+        model = keras.Model(inputs, outputs)
+        return factory, model
+
+    def layer_specs(
+        self, input_shape: Sequence[int], member: int = 0
+    ) -> list[LayerSpec]:
+        """The shared layers of this member, traced with stock layers."""
+        factory, _ = self._trace(input_shape, 2)
+        specs = []
+        for layer_id, (kind, name, layer) in enumerate(factory.created):
+            if kind == "conv2d":
+                kh, kw, i, o = layer.conv.kernel.shape
+                shape = (o, i, kh, kw)
+            else:
+                i, o = layer.kernel.shape
+                shape = (o, i, 1, 1)
+            specs.append(LayerSpec(member, layer_id, kind, shape, name))
+        return specs
+
+    def unshared_params(
+        self, input_shape: Sequence[int], num_classes: int
+    ) -> MemberBudget:
+        """Parameter counts of this member built without sharing."""
+        factory, model = self._trace(input_shape, num_classes)
+        shared = 0
+        for kind, _, layer in factory.created:
+            kernel = layer.conv.kernel if kind == "conv2d" else layer.kernel
+            shared += int(keras.ops.size(kernel))
+        trainable = sum(int(keras.ops.size(v)) for v in model.trainable_weights)
+        return MemberBudget(
+            name=self.name,
+            conv_params_unshared=shared,
+            params_unshared=trainable,
+            unshared_trainable=trainable - shared,
+        )
+
+    def build_member(
+        self,
+        bank: TemplateBank,
+        member: int,
+        input_shape: Sequence[int],
+        num_classes: int,
+        *,
+        name: str,
+        seed: int | None = None,
+    ) -> keras.Model:
+        """This member as a functional model reading `bank`."""
+        factory = LayerFactory(bank, member, seed)
+        inputs = keras.Input(tuple(input_shape), name=f"{name}_input")
+        outputs = self(inputs, factory, num_classes)
+        expected = sum(1 for k in bank.plan.layers if k[0] == member)
+        if len(factory.created) != expected:
+            raise ValueError(
+                f"Member {member} ({self.name}) created "
+                f"{len(factory.created)} shared layers, but its layer specs "
+                f"list {expected}."
+            )
+        return keras.Model(inputs, outputs, name=name)
+
+    def get_config(self) -> dict:
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "MemberBuilder":
+        return cls(**config)

@@ -1,0 +1,182 @@
+"""Initial bins: the coarse starting partition of the shared layers.
+
+Reproduces the reference's `all_nets_groupslim_depth` bins with separate
+kernel types (swn-algorithm.md §1.3). Pure Python: no Keras import.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from keras_swn.policy.layer_spec import LayerSpec
+
+
+def index_specs(
+    specs: Sequence[LayerSpec],
+) -> tuple[tuple[LayerSpec, ...], ...]:
+    """Check a list of layer specs and index it by member and layer id.
+
+    The specs must describe members `0 .. M-1`, each with layer ids
+    `0 .. n_m - 1`, every `(member, layer_id)` exactly once. Input order
+    does not matter.
+
+    Args:
+        specs: every shared layer of every member, in any order.
+
+    Returns:
+        `by_member[member][layer_id]`, the spec of that layer.
+
+    Raises:
+        ValueError: if `specs` is empty, has a duplicate layer, or leaves a
+            gap in the member indices or in a member's layer ids.
+    """
+    specs = list(specs)
+    if not specs:
+        raise ValueError(
+            "Invalid value for argument `specs`. Expected at least one "
+            "LayerSpec. Received: specs=[]"
+        )
+    seen: dict[tuple[int, int], LayerSpec] = {}
+    for spec in specs:
+        if not isinstance(spec, LayerSpec):
+            raise ValueError(
+                "Invalid value for argument `specs`. Expected LayerSpec "
+                f"objects. Received: {spec!r}"
+            )
+        if spec.key in seen:
+            raise ValueError(
+                "Invalid value for argument `specs`: layer "
+                f"(member={spec.member}, layer_id={spec.layer_id}) is listed "
+                f"twice. Received: {seen[spec.key]!r} and {spec!r}"
+            )
+        seen[spec.key] = spec
+    members = sorted({m for m, _ in seen})
+    if members != list(range(len(members))):
+        raise ValueError(
+            "Invalid value for argument `specs`. Expected members numbered "
+            f"0 .. M-1 without gaps. Received: members={members}"
+        )
+    by_member = []
+    for m in members:
+        ids = sorted(l for mm, l in seen if mm == m)
+        if ids != list(range(len(ids))):
+            missing = sorted(set(range(max(ids) + 1)) - set(ids))
+            raise ValueError(
+                "Invalid value for argument `specs`. Expected layer ids "
+                f"0 .. n-1 without gaps for every member; member {m} lacks "
+                f"layer ids {missing}. Received: layer_ids={ids}"
+            )
+        by_member.append(tuple(seen[(m, l)] for l in ids))
+    return tuple(by_member)
+
+
+def _deal(n_layers: int, n_bins: int) -> list[int]:
+    """Bin sizes: near-equal, the first bins take the extra layers."""
+    q, r = divmod(n_layers, n_bins)
+    return [q + 1 if i < r else q for i in range(n_bins)]
+
+
+def bins_per_kernel(
+    specs: Sequence[LayerSpec], num_bins: int
+) -> dict[str, int]:
+    """How many bins each kernel type gets (§1.3), in bin-id order.
+
+    Set by member 0 only: `max(1, round(B * n_kernel / n_layers_member0))`
+    with Python's `round` (half to even). Kernel keys are sorted as strings
+    (`"1 1"` before `"3 3"`; dense kernels have the key `"dense"`).
+
+    Args:
+        specs: every shared layer of every member.
+        num_bins: int, the reference's `param_group_bins` (B).
+
+    Returns:
+        An ordered dict `kernel_key -> number of bins`.
+
+    Raises:
+        ValueError: on bad `specs`, on `num_bins < 1`, when a member has a
+            kernel type that member 0 lacks, or when more than
+            `num_bins + 1` bins would be needed (§9, item 16).
+    """
+    if isinstance(num_bins, bool) or not isinstance(num_bins, int):
+        raise ValueError(
+            "Invalid value for argument `num_bins`. Expected a strictly "
+            f"positive integer. Received: num_bins={num_bins!r}"
+        )
+    if num_bins < 1:
+        raise ValueError(
+            "Invalid value for argument `num_bins`. Expected a strictly "
+            f"positive integer. Received: num_bins={num_bins}"
+        )
+    by_member = index_specs(specs)
+    teacher = by_member[0]
+    depth = len(teacher)
+    keys = sorted({s.kernel_key for s in teacher})
+    for m, layers in enumerate(by_member):
+        extra = sorted({s.kernel_key for s in layers} - set(keys))
+        if extra:
+            raise ValueError(
+                f"Invalid value for argument `specs`: member {m} has kernel "
+                f"types {extra} that member 0 lacks; bins per kernel type "
+                f"are set by member 0. Member 0 kernel types: {keys}"
+            )
+    counts: dict[str, int] = {}
+    for key in keys:
+        n = sum(1 for s in teacher if s.kernel_key == key)
+        counts[key] = max(1, round(num_bins * n / depth))
+    total = sum(counts.values())
+    if total > num_bins + 1:
+        raise ValueError(
+            f"The initial bins need {total} bins ({counts} per kernel type) "
+            f"but `num_bins` + 1 = {num_bins + 1} is the most the reference "
+            "visits (swn-algorithm.md §9, item 16); layers would be left "
+            "ungrouped. Use fewer kernel types or a larger `num_bins`. "
+            f"Received: num_bins={num_bins}"
+        )
+    return counts
+
+
+def initial_bins(
+    specs: Sequence[LayerSpec], num_bins: int
+) -> tuple[tuple[int, ...], ...]:
+    """The initial bins of every layer of every member (§1.3).
+
+    For every kernel type (keys sorted as strings), the number of bins is
+    set by member 0 (`bins_per_kernel`). Each member then deals its own
+    layers of that type, in ascending layer id, into that many consecutive
+    bins of near-equal size: the first bins take the extra layers, trailing
+    bins stay empty when there are fewer layers than bins. Bin ids run
+    consecutively over the kernel types.
+
+    Args:
+        specs: every shared layer of every member, in any order.
+        num_bins: int, the reference's `param_group_bins` (B), >= 1.
+
+    Returns:
+        `groups[member][layer_id]`, the bin id of every layer.
+
+    Raises:
+        ValueError: see `bins_per_kernel`.
+
+    Examples:
+        >>> from keras_swn.policy.wide_resnet_shapes import (
+        ...     wide_resnet_layer_specs)
+        >>> bins = initial_bins(wide_resnet_layer_specs(16, 4), 4)
+        >>> bins[0][:6]
+        (1, 1, 1, 0, 1, 1)
+    """
+    counts = bins_per_kernel(specs, num_bins)
+    by_member = index_specs(specs)
+    groups = []
+    for layers in by_member:
+        row = [-1] * len(layers)
+        offset = 0
+        for key, n_bins in counts.items():
+            ids = [s.layer_id for s in layers if s.kernel_key == key]
+            pos = 0
+            for b, size in enumerate(_deal(len(ids), n_bins)):
+                for layer_id in ids[pos : pos + size]:
+                    row[layer_id] = offset + b
+                pos += size
+            offset += n_bins
+        groups.append(tuple(row))
+    return tuple(groups)

@@ -1,0 +1,98 @@
+"""`LayerSpec`: one shared layer of one member network."""
+
+from __future__ import annotations
+
+import dataclasses
+
+KINDS = ("conv2d", "dense")
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class LayerSpec:
+    """One shared (composed) layer of one member network.
+
+    Kernel shapes are stored in the PyTorch OIHW order `(out, in, kh, kw)`
+    used throughout the algorithm specification; a dense kernel is
+    `(units, in_features, 1, 1)`. The Keras layout (HWIO for convolutions,
+    `(in, out)` for dense) is produced only when a kernel is composed.
+
+    Args:
+        member: int, index of the member network (0 is the deepest).
+        layer_id: int, 0-based construction order of the shared layers
+            within the member.
+        kind: str, `"conv2d"` or `"dense"`.
+        shape: tuple of 4 ints, the kernel shape `(out, in, kh, kw)`.
+        name: str, the Keras layer name inside the member.
+    """
+
+    member: int
+    layer_id: int
+    kind: str
+    shape: tuple[int, int, int, int]
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(
+                "Invalid value for argument `kind`. Expected one of "
+                f"{KINDS}. Received: kind={self.kind!r}"
+            )
+        shape = tuple(int(s) for s in self.shape)
+        if len(shape) != 4 or min(shape) < 1:
+            raise ValueError(
+                "Invalid value for argument `shape`. Expected 4 strictly "
+                f"positive ints (out, in, kh, kw). Received: shape={self.shape}"
+            )
+        if self.kind == "dense" and shape[2:] != (1, 1):
+            raise ValueError(
+                "Invalid value for argument `shape`. A dense kernel is "
+                f"(units, in_features, 1, 1). Received: shape={self.shape}"
+            )
+        object.__setattr__(self, "shape", shape)
+        if self.member < 0 or self.layer_id < 0:
+            raise ValueError(
+                "Invalid value for `member`/`layer_id`. Expected "
+                f"non-negative ints. Received: member={self.member}, "
+                f"layer_id={self.layer_id}"
+            )
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """`(member, layer_id)`, the identity of the layer."""
+        return (self.member, self.layer_id)
+
+    @property
+    def numel(self) -> int:
+        """Number of kernel parameters."""
+        out, inp, kh, kw = self.shape
+        return out * inp * kh * kw
+
+    @property
+    def kernel_key(self) -> str:
+        """The kernel-type key used to separate bins.
+
+        `"kh kw"` for convolutions (sorted as strings, as the reference
+        does) and `"dense"` for dense kernels, so the two never mix.
+        """
+        if self.kind == "dense":
+            return "dense"
+        return f"{self.shape[2]} {self.shape[3]}"
+
+    def to_dict(self) -> dict:
+        return {
+            "member": self.member,
+            "layer_id": self.layer_id,
+            "kind": self.kind,
+            "shape": list(self.shape),
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LayerSpec":
+        return cls(
+            member=int(d["member"]),
+            layer_id=int(d["layer_id"]),
+            kind=str(d["kind"]),
+            shape=tuple(int(s) for s in d["shape"]),
+            name=str(d.get("name", "")),
+        )

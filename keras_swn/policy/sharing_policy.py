@@ -1,0 +1,329 @@
+"""`SharingPolicy`: which layers share which templates and coefficients."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from typing import Mapping, Sequence
+
+from keras_swn.policy.layer_spec import LayerSpec
+
+Slot = tuple[int, int, int]  # (member, layer_id, width level)
+LayerKey = tuple[int, int]  # (member, layer_id)
+
+_FORMAT = "keras_swn.SharingPolicy"
+_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class SharingPolicy:
+    """Which templates and which coefficients every shared layer reads.
+
+    A policy has two levels (swn-algorithm.md §1.1):
+
+    - **Groups** (SuperWeight clusters): `groups[member][layer_id]` is the
+      group whose banks the layer draws its templates from. Layers of one
+      group are stacked into one chain of width levels (§1.4).
+    - **Coefficient slots**: every `(member, layer_id, width)` of a layer
+      that reaches that width level of its group reads one coefficient
+      vector. By default a slot owns its vector; `coefficient_owners` maps a
+      slot to the `(member, layer_id)` whose vector (at the same width) it
+      reads instead: that is *hard* sharing. Owners always own their own
+      slot. Keys are layer identities, never list positions (fix F2).
+
+    Policies come from initial bins (`from_bins`), from a search, from the
+    refine step, or by hand, and round-trip through JSON.
+
+    Args:
+        groups: per member, the group id of each shared layer, in layer-id
+            order.
+        coefficient_owners: mapping from a slot `(member, layer_id, width)`
+            to the owner `(member, layer_id)` whose vector it reads. Slots
+            not listed own their vector.
+
+    Examples:
+        >>> policy = keras_swn.SharingPolicy(groups=[[0, 0], [0, 0]],
+        ...     coefficient_owners={(1, 0, 0): (0, 0)})
+        >>> policy.owner((1, 0, 0)), policy.owner((1, 1, 0))
+        ((0, 0), (1, 1))
+    """
+
+    groups: tuple[tuple[int, ...], ...]
+    coefficient_owners: Mapping[Slot, LayerKey] = dataclasses.field(
+        default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        try:
+            groups = tuple(tuple(int(g) for g in row) for row in self.groups)
+        except (TypeError, ValueError):
+            raise ValueError(
+                "Invalid value for argument `groups`. Expected a list of "
+                f"lists of ints. Received: groups={self.groups!r}"
+            ) from None
+        if not groups or any(len(r) == 0 for r in groups):
+            raise ValueError(
+                "Invalid value for argument `groups`. Expected at least one "
+                f"member with at least one layer. Received: groups={groups}"
+            )
+        if min(min(r) for r in groups) < 0:
+            raise ValueError(
+                "Invalid value for argument `groups`. Group ids must be "
+                f"non-negative. Received: groups={groups}"
+            )
+        owners: dict[Slot, LayerKey] = {}
+        for slot, owner in dict(self.coefficient_owners).items():
+            slot = tuple(int(v) for v in slot)
+            owner = tuple(int(v) for v in owner)
+            if len(slot) != 3 or len(owner) != 2:
+                raise ValueError(
+                    "Invalid value for argument `coefficient_owners`. "
+                    "Expected (member, layer_id, width) -> (member, layer_id)."
+                    f" Received: {slot} -> {owner}"
+                )
+            for m, l in (slot[:2], owner):
+                if not (0 <= m < len(groups) and 0 <= l < len(groups[m])):
+                    raise ValueError(
+                        "Invalid value for argument `coefficient_owners`: "
+                        f"layer (member={m}, layer_id={l}) does not exist. "
+                        f"Received: {slot} -> {owner}"
+                    )
+            if groups[slot[0]][slot[1]] != groups[owner[0]][owner[1]]:
+                raise ValueError(
+                    "Invalid value for argument `coefficient_owners`: a slot "
+                    "can only share with a layer of the same group. "
+                    f"Received: {slot} -> {owner}"
+                )
+            if owner != slot[:2]:
+                owners[slot] = owner
+        for slot, owner in owners.items():
+            if (*owner, slot[2]) in owners:
+                raise ValueError(
+                    "Invalid value for argument `coefficient_owners`: owner "
+                    f"slot {(*owner, slot[2])} is itself shared. Point "
+                    f"{slot} at the final owner. Received: {slot} -> {owner}"
+                )
+        object.__setattr__(self, "groups", groups)
+        object.__setattr__(
+            self, "coefficient_owners", dict(sorted(owners.items()))
+        )
+
+    # ------------------------------------------------------------------
+    @property
+    def num_members(self) -> int:
+        return len(self.groups)
+
+    @property
+    def num_groups(self) -> int:
+        """Number of distinct group ids in use."""
+        return len({g for row in self.groups for g in row})
+
+    def group_of(self, member: int, layer_id: int) -> int:
+        return self.groups[member][layer_id]
+
+    def owner(self, slot: Slot) -> LayerKey:
+        """The `(member, layer_id)` whose coefficient vector `slot` reads."""
+        slot = tuple(slot)
+        return self.coefficient_owners.get(slot, slot[:2])
+
+    def layers_in_group(self, group: int) -> list[LayerKey]:
+        """All `(member, layer_id)` of a group, ascending."""
+        return [
+            (m, l)
+            for m, row in enumerate(self.groups)
+            for l, g in enumerate(row)
+            if g == group
+        ]
+
+    # ------------------------------------------------------------------
+    @classmethod
+    def from_bins(
+        cls,
+        specs: Sequence[LayerSpec],
+        num_bins: int,
+        *,
+        coefficients: str = "per_bank",
+        chain_sort: str = "stable",
+    ) -> "SharingPolicy":
+        """The search-phase policy: groups are the initial bins (§1.3).
+
+        Args:
+            specs: every shared layer of every member.
+            num_bins: the reference's `param_group_bins` (B).
+            coefficients: `"per_bank"` (the search-phase model of §2.1: one
+                coefficient vector per bank, read by every layer of every
+                member that uses the bank) or `"per_layer"` (every slot owns
+                its vector: pure soft sharing).
+            chain_sort: passed to the stacking chain (§1.4); it decides
+                which layers reach which width level.
+        """
+        from keras_swn.policy.bins import initial_bins
+
+        groups = initial_bins(specs, num_bins)
+        if coefficients == "per_layer":
+            return cls(groups=groups)
+        if coefficients != "per_bank":
+            raise ValueError(
+                "Invalid value for argument `coefficients`. Expected "
+                "'per_bank' or 'per_layer'. Received: "
+                f"coefficients={coefficients!r}"
+            )
+        return cls.one_vector_per_bank(specs, groups, chain_sort=chain_sort)
+
+    @classmethod
+    def one_vector_per_bank(
+        cls,
+        specs: Sequence[LayerSpec],
+        groups: Sequence[Sequence[int]],
+        *,
+        chain_sort: str = "stable",
+    ) -> "SharingPolicy":
+        """Every slot of a bank reads the vector of the bank's first user."""
+        from keras_swn.bank.plan import layer_levels
+
+        levels = layer_levels(specs, groups, chain_sort=chain_sort)
+        first: dict[tuple[int, int], LayerKey] = {}
+        owners: dict[Slot, LayerKey] = {}
+        for key in sorted(levels):
+            g = groups[key[0]][key[1]]
+            for w in range(levels[key]):
+                owner = first.setdefault((g, w), key)
+                owners[(*key, w)] = owner
+        return cls(groups=groups, coefficient_owners=owners)
+
+    @classmethod
+    def from_partners(
+        cls,
+        specs: Sequence[LayerSpec],
+        groups: Sequence[Sequence[int]],
+        partners: Mapping[LayerKey, LayerKey],
+        *,
+        chain_sort: str = "stable",
+    ) -> "SharingPolicy":
+        """Hard-share each layer's vectors with a partner layer (§3.1).
+
+        A layer listed in `partners` reads its partner's vector at every
+        width level the partner reaches too, and owns its vector at the
+        levels the partner lacks. Partners that are themselves mapped are
+        followed to their final owner.
+        """
+        from keras_swn.bank.plan import layer_levels
+
+        levels = layer_levels(specs, groups, chain_sort=chain_sort)
+
+        def final(key: LayerKey, w: int) -> LayerKey:
+            seen = set()
+            while key in partners and key not in seen:
+                seen.add(key)
+                nxt = tuple(partners[key])
+                if levels.get(nxt, 0) <= w:
+                    break
+                key = nxt
+            return key
+
+        owners = {}
+        for key in sorted(partners):
+            for w in range(levels[tuple(key)]):
+                owner = final(tuple(key), w)
+                if owner != tuple(key):
+                    owners[(*key, w)] = owner
+        return cls(groups=groups, coefficient_owners=owners)
+
+    # ------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "groups": [list(r) for r in self.groups],
+            "coefficient_owners": [
+                [*slot, *owner]
+                for slot, owner in self.coefficient_owners.items()
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "SharingPolicy":
+        if not isinstance(d, Mapping) or d.get("format") != _FORMAT:
+            raise ValueError(
+                "Invalid sharing policy: expected a JSON object with "
+                f'"format": "{_FORMAT}". Received: {str(d)[:200]}'
+            )
+        if d.get("version") != _VERSION:
+            raise ValueError(
+                "Unsupported sharing policy version. Expected "
+                f"{_VERSION}. Received: version={d.get('version')!r}"
+            )
+        try:
+            owners = {
+                (int(a), int(b), int(c)): (int(e), int(f))
+                for a, b, c, e, f in d.get("coefficient_owners", [])
+            }
+        except (TypeError, ValueError):
+            raise ValueError(
+                "Invalid sharing policy: `coefficient_owners` must be a list "
+                "of [member, layer_id, width, owner_member, owner_layer_id]."
+                f" Received: {str(d.get('coefficient_owners'))[:200]}"
+            ) from None
+        if "groups" not in d:
+            raise ValueError(
+                'Invalid sharing policy: missing "groups". '
+                f"Received keys: {sorted(d)}"
+            )
+        return cls(groups=d["groups"], coefficient_owners=owners)
+
+    def to_json(self, indent: int | None = None) -> str:
+        """The policy as a JSON string."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str) -> "SharingPolicy":
+        """Parse a policy from `to_json` output; raises `ValueError`."""
+        try:
+            d = json.loads(text)
+        except (TypeError, json.JSONDecodeError) as e:
+            raise ValueError(
+                f"Invalid sharing policy JSON ({e}). Received: "
+                f"text={str(text)[:200]!r}"
+            ) from None
+        return cls.from_dict(d)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the policy as JSON, atomically (no half-written file)."""
+        atomic_write_text(path, self.to_json(indent=1))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "SharingPolicy":
+        """Read a policy written by `save`."""
+        with open(path, encoding="utf-8") as f:
+            return cls.from_json(f.read())
+
+    def __hash__(self) -> int:
+        return hash((self.groups, tuple(self.coefficient_owners.items())))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SharingPolicy):
+            return NotImplemented
+        return (
+            self.groups == other.groups
+            and self.coefficient_owners == other.coefficient_owners
+        )
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+

@@ -1,0 +1,42 @@
+"""Seeds derived from a root seed and a variable's identity (§0.5).
+
+No global random state is read: every draw comes from a NumPy generator
+seeded from the root seed and the identity of what is drawn, so the order
+in which layers or members are built never changes initial values, and
+the same seed gives the same initial values on every backend.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+
+def resolve_seed(seed: int | None, name: str = "seed") -> int:
+    """Return an int seed; `None` draws one from OS entropy."""
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % (2**31))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(
+            f"Invalid value for argument `{name}`. Expected an int or None. "
+            f"Received: {name}={seed!r}"
+        )
+    return int(seed)
+
+
+def rng_for(seed: int, tag: str, *identity: int) -> np.random.Generator:
+    """A generator for the object named by `tag` and integer `identity`."""
+    words = [int(seed) % (2**32), zlib.crc32(tag.encode())]
+    words += [int(i) % (2**32) for i in identity]
+    return np.random.default_rng(np.random.SeedSequence(words))
+
+
+def orthogonal(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
+    """An orthogonal matrix (gain 1): orthonormal rows if rows <= cols,
+    orthonormal columns otherwise (the semantics of PyTorch's and Keras'
+    orthogonal initialisers)."""
+    flat = rng.standard_normal((max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(flat)
+    q = q * np.sign(np.diag(r))
+    return q if rows >= cols else q.T
