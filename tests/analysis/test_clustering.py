@@ -1,0 +1,476 @@
+"""Tests for `keras_swn.analysis.clustering` (swn-algorithm.md §2.4-§2.7)."""
+
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+
+from keras_swn.analysis.clustering import SearchResult
+from keras_swn.analysis.clustering import attach_members
+from keras_swn.analysis.clustering import cluster_bin
+from keras_swn.analysis.clustering import search_groups
+from keras_swn.policy.bins import initial_bins
+from keras_swn.policy.layer_spec import LayerSpec
+from keras_swn.policy.sharing_policy import SharingPolicy
+from keras_swn.policy.wide_resnet_shapes import wide_resnet_layer_specs
+
+DATA = os.path.join(os.path.dirname(__file__), os.pardir, "data")
+
+
+def _raises(message):
+    return pytest.raises(ValueError, match="^" + re.escape(message) + "$")
+
+
+def _load_appendix_b():
+    with open(os.path.join(DATA, "appendix_b.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+# ----------------------------------------------------------------------
+# Appendix B fixture: README members, hand-made gradients.
+
+
+def _readme_specs():
+    specs = []
+    for m, (depth, width) in enumerate([(28, 7), (28, 4), (16, 7), (16, 4)]):
+        specs += wide_resnet_layer_specs(depth, width, member=m)
+    return specs
+
+
+def _appendix_b_gradients(specs, bins, members=(0, 2)):
+    """Hand-made gradients of reference-values-readme.json, Appendix B.
+
+    Inside every bin and for every member, layers are paired in ascending
+    id order (1st with 2nd, 3rd with 4th, ...; an odd last layer stays
+    alone). Only the top-left `(16, 3)` corner, which every crop of the
+    bin contains, is non-zero. With orthonormal directions `e`, the j-th
+    layer (j in {0, 1}) of pair p is `e[3p] + a_p e[3p + 1 + j]`: the two
+    layers of a pair have cosine `c_p = 1 / (1 + a_p^2)` (0.92, 0.91, ...),
+    layers of different pairs have cosine 0. A student's layer gets the
+    vector of the member-0 layer at the same (pair, position): it is most
+    similar (cosine 1) to that layer and next (c_p) to its pair mate.
+    """
+    rng = np.random.default_rng(1234)
+    basis = {
+        k: np.linalg.qr(rng.standard_normal((16 * 3 * k * k, 12)))[0]
+        for k in (1, 3)
+    }
+    by_key = {s.key: s for s in specs}
+    grads = {}
+    for m in members:
+        row = bins[m]
+        for b in sorted(set(row)):
+            ids = [l for l in range(len(row)) if row[l] == b]
+            for idx, l in enumerate(ids):
+                spec = by_key[(m, l)]
+                k = spec.shape[2]
+                p, j = divmod(idx, 2)
+                c = 0.92 - 0.01 * p
+                a = np.sqrt(1.0 / c - 1.0)
+                v = basis[k][:, 3 * p] + a * basis[k][:, 3 * p + 1 + j]
+                g = np.zeros(spec.shape)
+                g[:16, :3] = v.reshape(16, 3, k, k)
+                grads[(m, l)] = g
+    return grads
+
+
+@pytest.fixture(scope="module")
+def readme():
+    specs = _readme_specs()
+    bins = initial_bins(specs, 4)
+    grads = _appendix_b_gradients(specs, bins)
+    return specs, bins, grads
+
+
+@pytest.fixture(scope="module")
+def appendix_b():
+    return _load_appendix_b()
+
+
+# ----------------------------------------------------------------------
+# §2.4
+
+
+class TestClusterBin:
+    def test_connected_components_and_numbering(self):
+        s = np.eye(5)
+        ids = [0, 1, 2, 4, 7]
+        for x, y in [(0, 1), (2, 3)]:  # {0, 1} and {2, 4}; 7 alone
+            s[x, y] = s[y, x] = 0.92
+        assert cluster_bin(ids, s, 0.1) == [(7,), (2, 4), (0, 1)]
+
+    def test_strict_threshold(self):
+        s = np.array([[1.0, 0.5], [0.5, 1.0]])
+        assert cluster_bin([3, 5], s, 0.5) == [(5,), (3,)]
+        assert cluster_bin([3, 5], s, 0.4999) == [(3, 5)]
+        assert cluster_bin([3, 5], s, 0.5, clustering="reference") == [
+            (5,),
+            (3,),
+        ]
+
+    @pytest.mark.parametrize("mode", ["connected_components", "reference"])
+    def test_independent_of_input_order(self, mode):
+        rng = np.random.default_rng(7)
+        n = 9
+        x = rng.standard_normal((n, 4))
+        s = np.corrcoef(x)
+        ids = list(rng.choice(40, size=n, replace=False))
+        expected = cluster_bin(ids, s, 0.3, clustering=mode)
+        for _ in range(5):
+            perm = rng.permutation(n)
+            shuffled = cluster_bin(
+                [ids[i] for i in perm],
+                s[np.ix_(perm, perm)],
+                0.3,
+                clustering=mode,
+            )
+            assert shuffled == expected
+
+    def test_monotone_merging(self):
+        rng = np.random.default_rng(8)
+        s = np.corrcoef(rng.standard_normal((12, 5)))
+        ids = list(range(12))
+        previous = None
+        for t in np.arange(1.0, -1.05, -0.05):
+            clusters = cluster_bin(ids, s, float(t))
+            assert sorted(l for c in clusters for l in c) == ids
+            if previous is not None:
+                # Every earlier cluster lies inside one later cluster.
+                for c in previous:
+                    assert any(set(c) <= set(d) for d in clusters)
+            previous = clusters
+        assert previous == [tuple(ids)]
+
+    def test_reference_label_propagation_differs(self):
+        # Hook order 21, 12, 3. Queue (stable, ascending):
+        # (21,3,0) (3,21,0) (12,3,.8) (3,12,.8) (21,12,.9) (12,21,.9).
+        # Popping: label[21]=label[12]; label[12]=label[21];
+        # label[12]=label[3]; label[3]=label[12]; stop at 0.
+        # 21 keeps label "12", {12, 3} share label "3": 21 is pulled out
+        # of the group it joined first, although sim(21, 12) = 0.9.
+        s = np.array(
+            [[1.0, 0.8, 0.0], [0.8, 1.0, 0.9], [0.0, 0.9, 1.0]]
+        )  # ids 3, 12, 21
+        ids = [3, 12, 21]
+        assert cluster_bin(ids, s, 0.5, clustering="reference") == [
+            (21,),
+            (3, 12),
+        ]
+        assert cluster_bin(ids, s, 0.5) == [(3, 12, 21)]
+
+    def test_reference_numbering_by_label(self):
+        s = np.eye(3)
+        s[0, 1] = s[1, 0] = 0.92  # {3, 12}
+        assert cluster_bin([3, 12, 21], s, 0.1, clustering="reference") == [
+            (21,),
+            (3, 12),
+        ]
+
+    def test_errors(self):
+        with _raises(
+            "Invalid value for argument `clustering`. Expected one of "
+            "('connected_components', 'reference'). Received: "
+            "clustering='kmeans'"
+        ):
+            cluster_bin([0], np.eye(1), 0.1, clustering="kmeans")
+        with _raises(
+            "Invalid value for argument `sim`. Expected a square matrix "
+            "matching `layer_ids`, shape (2, 2). Received: sim.shape=(1, 1)"
+        ):
+            cluster_bin([0, 1], np.eye(1), 0.1)
+        with _raises(
+            "Invalid value for argument `layer_ids`: ids must be unique. "
+            "Received: layer_ids=[1, 1]"
+        ):
+            cluster_bin([1, 1], np.eye(2), 0.1)
+
+
+# ----------------------------------------------------------------------
+# §2.5
+
+
+def _small_specs():
+    """Member 0: 4 layers; member 1: same depth, narrower; member 2: 2."""
+    specs = []
+    for m, widths, n in [(0, 8, 4), (1, 4, 4), (2, 6, 2)]:
+        for l in range(n):
+            specs.append(LayerSpec(m, l, "conv2d", (widths, widths, 3, 3)))
+    return specs
+
+
+class TestAttachMembers:
+    def test_same_depth_and_cross_depth(self):
+        specs = _small_specs()
+        bins = [[0, 0, 1, 1], [0, 0, 1, 1], [0, 1]]
+        rng = np.random.default_rng(9)
+        base = {l: rng.standard_normal((8, 8, 3, 3)) for l in range(4)}
+        grads = {(0, l): base[l] for l in range(4)}
+        grads[(2, 0)] = base[1][:6, :6]  # most similar to (0, 1)
+        grads[(2, 1)] = base[2][:6, :6]  # most similar to (0, 2)
+        att = attach_members(specs, bins, [10, 11, 12, 13], grads)
+        assert att.groups == (
+            (10, 11, 12, 13),
+            (10, 11, 12, 13),
+            (11, 12),
+        )
+        assert att.partners == {
+            (1, 0): (0, 0),
+            (1, 1): (0, 1),
+            (1, 2): (0, 2),
+            (1, 3): (0, 3),
+            (2, 0): (0, 1),
+            (2, 1): (0, 2),
+        }
+
+    def test_first_maximum_in_ascending_order_wins(self):
+        specs = _small_specs()
+        bins = [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0]]
+        g = np.ones((8, 8, 3, 3))
+        grads = {(0, l): g for l in range(4)}
+        grads[(2, 0)] = g[:6, :6]
+        grads[(2, 1)] = -g[:6, :6]  # ties everywhere
+        att = attach_members(specs, bins, [0, 0, 1, 1], grads)
+        assert att.partners[(2, 0)] == (0, 0)
+        assert att.partners[(2, 1)] == (0, 0)
+
+    def test_coefficient_threshold_gates_sharing(self):
+        specs = _small_specs()
+        bins = [[0, 0, 1, 1], [0, 0, 1, 1], [0, 1]]
+        rng = np.random.default_rng(10)
+        grads = {(0, l): rng.standard_normal((8, 8, 3, 3)) for l in range(4)}
+        for l in range(4):  # member 1 agrees on layers 0, 1 only
+            g = grads[(0, l)][:4, :4]
+            grads[(1, l)] = g if l < 2 else -g
+        grads[(2, 0)] = grads[(0, 0)][:6, :6]
+        grads[(2, 1)] = rng.standard_normal((6, 6, 3, 3))  # weak match
+        att = attach_members(
+            specs, bins, [0, 0, 1, 1], grads, coefficient_threshold=0.5
+        )
+        assert att.groups[1] == (0, 0, 1, 1)
+        assert att.partners == {(1, 0): (0, 0), (1, 1): (0, 1), (2, 0): (0, 0)}
+
+    def test_member0_must_be_deepest(self):
+        specs = [LayerSpec(0, 0, "conv2d", (4, 4, 3, 3))] + [
+            LayerSpec(1, l, "conv2d", (4, 4, 3, 3)) for l in range(2)
+        ]
+        with _raises(
+            "Invalid value for argument `specs`: member 0 must be the "
+            "deepest member (§1.1). Member(s) [1] have more shared layers "
+            "than member 0. Received: layers per member=[1, 2]"
+        ):
+            attach_members(specs, [[0], [0, 0]], [0], {})
+
+    def test_callable_similarity(self):
+        specs = _small_specs()
+        bins = [[0, 0, 1, 1], [0, 0, 1, 1], [0, 1]]
+        table = {((2, 0), (0, 0)): 0.1, ((2, 0), (0, 1)): 0.7,
+                 ((2, 1), (0, 2)): 0.7, ((2, 1), (0, 3)): 0.9}
+        att = attach_members(
+            specs, bins, {0: 0, 1: 1, 2: 2, 3: 2}, lambda a, b: table[(a, b)]
+        )
+        assert att.partners[(2, 0)] == (0, 1)
+        assert att.partners[(2, 1)] == (0, 3)
+        assert att.groups[2] == (1, 2)
+
+
+# ----------------------------------------------------------------------
+# §2.6 and Appendix B
+
+
+class TestSearchGroupsAppendixB:
+    @pytest.mark.parametrize("mode", ["connected_components", "reference"])
+    def test_appendix_b_grouping(self, readme, appendix_b, mode):
+        specs, bins, grads = readme
+        result = search_groups(
+            specs, bins, grads, appendix_b["max_params"], clustering=mode
+        )
+        assert result.threshold == appendix_b["threshold"] == 0.1
+        assert result.iterations == appendix_b["iterations"] == 1
+        assert result.need == appendix_b["need"] == 10_189_312
+        assert result.num_groups == appendix_b["num_groups"] == 15
+        assert [list(r) for r in result.groups] == appendix_b["layer2group"]
+        assert result.history == ((0.1, 10_189_312),)
+
+    def test_appendix_b_partners_f2(self, readme, appendix_b):
+        specs, bins, grads = readme
+        result = search_groups(specs, bins, grads, 18_000_000)
+        expected = {
+            (a, b): (c, d) for a, b, c, d in appendix_b["partners_f2"]
+        }
+        assert result.partners == expected
+        # The student shares with the member-0 layer it was matched to:
+        # layer 6 of WRN-16-7 (2nd of its bin-2 pair) matches layer 9
+        # (2nd of member 0's first bin-2 pair), not the mirror position.
+        assert result.partners[(2, 6)] == (0, 9)
+        assert result.partners[(2, 5)] == (0, 8)
+        assert result.partners[(2, 13)] == (0, 21)
+        # Same depth: positional, with the exact layer of the large member.
+        assert result.partners[(1, 12)] == (0, 12)
+        assert result.partners[(3, 8)] == (2, 8)
+        for (m, l), (pm, pl) in result.partners.items():
+            assert result.groups[m][l] == result.groups[pm][pl]
+
+    def test_appendix_b_bank_total(self, readme, appendix_b):
+        from keras_swn.bank.plan import BankPlan
+
+        specs, bins, grads = readme
+        result = search_groups(specs, bins, grads, 18_000_000)
+        policy = result.to_policy(specs)
+        plan = BankPlan.create(specs, policy, appendix_b["max_params"])
+        assert plan.bank_total == appendix_b["bank_total"] == 17_999_792
+        assert plan.max_width == appendix_b["max_width"]
+        assert plan.coefficient_vectors == appendix_b["coefficient_vectors_f2"]
+        assert SharingPolicy.from_json(policy.to_json()) == policy
+
+    def test_exact_budget_check(self, readme):
+        from keras_swn.bank.plan import one_template_total
+
+        specs, bins, grads = readme
+        result = search_groups(
+            specs, bins, grads, 18_000_000, budget_check="exact"
+        )
+        assert result.need == one_template_total(specs, result.groups)
+        assert result.need <= 18_000_000
+        assert result.budget_check == "exact"
+
+    def test_gradient_dict_order_does_not_matter(self, readme):
+        specs, bins, grads = readme
+        keys = list(grads)
+        rng = np.random.default_rng(11)
+        shuffled = {keys[i]: grads[keys[i]] for i in rng.permutation(len(keys))}
+        a = search_groups(specs, bins, grads, 18_000_000)
+        b = search_groups(list(reversed(specs)), bins, shuffled, 18_000_000)
+        assert a == b
+
+    def test_result_round_trip(self, readme):
+        specs, bins, grads = readme
+        result = search_groups(specs, bins, grads, 18_000_000)
+        text = json.dumps(result.to_dict())
+        again = SearchResult.from_dict(json.loads(text))
+        assert again == result
+        assert again.to_policy(specs) == result.to_policy(specs)
+        ids, matrix = result.similarity[2]
+        assert ids == (8, 9, 10, 11, 13, 14)
+        assert matrix.shape == (6, 6)
+        assert matrix[0, 1] == pytest.approx(0.92)
+        assert not matrix.flags.writeable
+
+    def test_missing_gradients(self, readme):
+        specs, bins, grads = readme
+        partial = {k: v for k, v in grads.items() if k != (2, 7)}
+        with pytest.raises(
+            ValueError,
+            match=re.escape(
+                "Invalid value for argument `gradients`: no entry for "
+                "layers [(2, 7)] (signal='gradient')."
+            ),
+        ):
+            search_groups(specs, bins, partial, 18_000_000)
+
+
+class TestSearchGroupsSchedule:
+    def _setup(self):
+        specs = wide_resnet_layer_specs(16, 2, member=0) + (
+            wide_resnet_layer_specs(10, 2, member=1)
+        )
+        bins = initial_bins(specs, 2)
+        rng = np.random.default_rng(12)
+        grads = {s.key: rng.standard_normal(s.shape) for s in specs}
+        return specs, bins, grads
+
+    def test_threshold_goes_down_until_budget(self):
+        from keras_swn.bank.plan import need_proxy
+
+        specs, bins, grads = self._setup()
+        top = search_groups(specs, bins, grads, 10**9)
+        assert top.iterations == 1
+        budget = top.need - 1
+        result = search_groups(specs, bins, grads, budget)
+        assert result.iterations > 1
+        assert result.need <= budget
+        ts = [t for t, _ in result.history]
+        needs = [n for _, n in result.history]
+        assert ts[0] == 0.1
+        assert all(b < a for a, b in zip(ts, ts[1:]))
+        assert all(b <= a for a, b in zip(needs, needs[1:]))
+        assert result.threshold == ts[-1]
+        assert result.need == need_proxy(specs, result.groups)
+
+    def test_unreachable_budget_raises(self):
+        specs, bins, grads = self._setup()
+        fully = search_groups(specs, bins, grads, 10**9, threshold_start=-2.0)
+        smallest = fully.need
+        with pytest.raises(ValueError) as info:
+            search_groups(specs, bins, grads, 1000)
+        message = str(info.value)
+        assert message.startswith(
+            "The parameter budget cannot be met: the smallest `need` "
+            f"reached is {smallest:,} parameters, above budget=1,000, and no "
+            "lower threshold can change the grouping (every bin is fully "
+            "merged; "
+        )
+        assert message.endswith(
+            "Raise `budget` or use more initial bins. Received: budget=1000"
+        )
+
+    def test_unreachable_budget_raises_reference_mode(self):
+        specs, bins, grads = self._setup()
+        with pytest.raises(ValueError) as info:
+            search_groups(specs, bins, grads, 1000, clustering="reference")
+        message = str(info.value)
+        assert "above budget=1,000" in message
+        assert "the threshold is below -1, where every pair passes" in message
+        assert "23 thresholds tried" in message
+
+    @pytest.mark.parametrize("budget", [0, -5])
+    def test_non_positive_budget(self, budget):
+        specs, bins, grads = self._setup()
+        with _raises(
+            "Invalid value for argument `budget`. Expected a strictly "
+            f"positive integer. Received: budget={budget}"
+        ):
+            search_groups(specs, bins, grads, budget)
+
+    def test_bad_options(self):
+        specs, bins, grads = self._setup()
+        with _raises(
+            "Invalid value for argument `threshold_decrement`. Expected a "
+            "strictly positive number (thresholds only go down). Received: "
+            "threshold_decrement=0.0"
+        ):
+            search_groups(specs, bins, grads, 10**9, threshold_decrement=0.0)
+        with _raises(
+            "Invalid value for argument `budget_check`. Expected one of "
+            "('proxy', 'exact'). Received: budget_check='loose'"
+        ):
+            search_groups(specs, bins, grads, 10**9, budget_check="loose")
+        with _raises(
+            "Invalid value for argument `signal`. Expected one of "
+            "('gradient', 'gradient+weight', 'parameter'). Received: "
+            "signal='hessian'"
+        ):
+            search_groups(specs, bins, grads, 10**9, signal="hessian")
+
+    def test_wrong_gradient_shape(self):
+        specs, bins, grads = self._setup()
+        grads = dict(grads)
+        grads[(0, 1)] = np.zeros((3, 3, 16, 32))  # HWIO by mistake
+        with _raises(
+            "Invalid value for argument `gradients`: the entry for layer "
+            "(0, 1) has shape (3, 3, 16, 32) but the layer kernel is OIHW "
+            "(32, 16, 3, 3). Convert Keras kernels with `to_oihw`. Received: "
+            "gradients[(0, 1)].shape=(3, 3, 16, 32)"
+        ):
+            search_groups(specs, bins, grads, 10**9)
+
+    def test_bins_as_policy_and_parameter_signal(self):
+        specs, _, grads = self._setup()
+        policy = SharingPolicy.from_bins(specs, 2, coefficients="per_layer")
+        a = search_groups(specs, policy, grads, 10**9)
+        assert a.iterations == 1
+        b = search_groups(
+            specs, policy, None, 10**9, signal="parameter", weights=grads
+        )
+        assert a.groups == b.groups and a.partners == b.partners
