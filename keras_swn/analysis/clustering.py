@@ -274,7 +274,7 @@ class _Plan(NamedTuple):
 
     # member -> None (cross-depth) or the large member of its depth
     large: dict[int, int | None]
-    # (m, l) -> list of candidate keys: positional partner (same depth) or
+    # (m, lid) -> list of candidate keys: positional partner (same depth) or
     # the member-0 layers of the bin, ascending (cross depth)
     candidates: dict[LayerKey, list[LayerKey]]
     order: list[int]
@@ -308,8 +308,8 @@ def _attachment_plan(
                         f"Received: bins[{m}]={bins[m]}, bins[{big}]="
                         f"{bins[big]}"
                     )
-                for l, lb in zip(ids, big_ids):
-                    candidates[(m, l)] = [(big, lb)]
+                for lid, lb in zip(ids, big_ids):
+                    candidates[(m, lid)] = [(big, lb)]
             continue
         first_of_depth[d] = m
         large[m] = None
@@ -319,14 +319,14 @@ def _attachment_plan(
             teacher = per_bin[0].get(b, [])
             if not teacher:
                 raise ValueError(
-                    f"Layers {[(m, l) for l in ids]} are in bin {b}, which "
+                    f"Layers {[(m, lid) for lid in ids]} are in bin {b}, which "
                     "holds no layer of member 0. Every group is seeded by "
                     "member 0 (§2.5); use initial bins from "
                     "`keras_swn.policy.bins.initial_bins`. Received: "
                     f"bins[{m}]={bins[m]}"
                 )
-            for l in ids:
-                candidates[(m, l)] = [(0, t) for t in teacher]
+            for lid in ids:
+                candidates[(m, lid)] = [(0, t) for t in teacher]
     return _Plan(large, candidates, order)
 
 
@@ -354,8 +354,8 @@ def _attach(
     for m in plan.order:
         if m == 0:
             continue
-        for l in range(len(by_member[m])):
-            key = (m, l)
+        for lid in range(len(by_member[m])):
+            key = (m, lid)
             cands = plan.candidates[key]
             if plan.large[m] is not None:
                 partner = cands[0]
@@ -368,7 +368,7 @@ def _attach(
                     value = float(similarity(key, cand))
                     if value > best:
                         partner, best = cand, value
-            groups[m][l] = groups[partner[0]][partner[1]]
+            groups[m][lid] = groups[partner[0]][partner[1]]
             if coefficient_threshold is None or (
                 best is not None and best > coefficient_threshold
             ):
@@ -437,7 +437,7 @@ def attach_members(
     by_member = _index_specs(specs)
     rows = _check_bins(by_member, bins)
     if isinstance(member0_groups, Mapping):
-        m0 = [int(member0_groups[l]) for l in range(len(by_member[0]))]
+        m0 = [int(member0_groups[lid]) for lid in range(len(by_member[0]))]
     else:
         m0 = [int(g) for g in member0_groups]
     if len(m0) != len(by_member[0]):
@@ -747,7 +747,7 @@ def search_groups(
     pair = PairSimilarity(gradients, signal=signal, weights=weights)
     shapes = {s.key: s.shape for s in specs}
     needed = sorted(
-        set([(0, l) for l in range(len(by_member[0]))])
+        set([(0, lid) for lid in range(len(by_member[0]))])
         | set(_needed_keys(plan, gate is not None))
     )
     pair.check_keys(needed, shapes)
@@ -755,7 +755,7 @@ def search_groups(
 
     teacher_bins = _bin_layers(rows[0])
     similarity = {
-        b: (tuple(ids), pair.matrix([(0, l) for l in ids]))
+        b: (tuple(ids), pair.matrix([(0, lid) for lid in ids]))
         for b, ids in teacher_bins.items()
     }
 
@@ -777,8 +777,8 @@ def search_groups(
             clusters = cluster_bin(ids, mat, t, clustering=clustering)
             merged = merged and len(clusters) == 1
             for cluster in clusters:
-                for l in cluster:
-                    member0[l] = next_id
+                for lid in cluster:
+                    member0[lid] = next_id
                 next_id += 1
         signature = tuple(member0)
         if signature not in cache:

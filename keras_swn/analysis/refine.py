@@ -189,9 +189,11 @@ def refine_partition(
             f"Received: policy={policy!r}"
         )
     _check_choice("clustering", clustering, CLUSTERINGS)
-    if isinstance(threshold, bool) or not isinstance(
-        threshold, (int, float, np.integer, np.floating)
-    ) or not math.isfinite(float(threshold)):
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float, np.integer, np.floating))
+        or not math.isfinite(float(threshold))
+    ):
         raise ValueError(
             "Invalid value for argument `threshold`. Expected a finite real "
             f"number. Received: threshold={threshold!r}"
@@ -211,8 +213,8 @@ def refine_partition(
     # Every known slot, sorted.
     if levels is not None:
         slots = sorted(
-            (int(m), int(l), w)
-            for (m, l), n in levels.items()
+            (int(m), int(lid), w)
+            for (m, lid), n in levels.items()
             for w in range(int(n))
         )
         known = set(slots)

@@ -179,9 +179,7 @@ class BudgetReport:
     def trainable_total(self) -> int:
         """Banks + coefficients + every member's BatchNorm and head."""
         return (
-            self.bank_total
-            + self.coefficient_scalars
-            + self.unshared_trainable
+            self.bank_total + self.coefficient_scalars + self.unshared_trainable
         )
 
     @property

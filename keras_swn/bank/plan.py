@@ -145,13 +145,9 @@ def _group_members(
     return dict(sorted(out.items()))
 
 
-def _sort_members(
-    members: list[LayerSpec], chain_sort: str
-) -> list[LayerSpec]:
+def _sort_members(members: list[LayerSpec], chain_sort: str) -> list[LayerSpec]:
     if chain_sort == "stable":
-        return sorted(
-            members, key=lambda s: (s.numel, s.shape[0], s.shape[1])
-        )
+        return sorted(members, key=lambda s: (s.numel, s.shape[0], s.shape[1]))
     order = np.argsort(np.array([s.numel for s in members], dtype=np.int64))
     return [members[int(i)] for i in order]
 
@@ -425,7 +421,8 @@ def assemble(
 
     Examples:
         >>> import numpy as np
-        >>> lv = [Level(2, 2, ((2, 2, 1, 1),), 4), Level(3, 2, ((1, 2, 1, 1),), 2)]
+        >>> lv = [Level(2, 2, ((2, 2, 1, 1),), 4),
+        ...       Level(3, 2, ((1, 2, 1, 1),), 2)]
         >>> w = assemble(lv, [np.arange(4.0), np.arange(4.0, 6.0)],
         ...              concatenate=np.concatenate, reshape=np.reshape)
         >>> w[:, :, 0, 0].tolist()
@@ -468,9 +465,7 @@ def assemble(
             cols = reshape(v[:n_cols] if d_out > 0 else v, colshape)
             if d_out > 0:
                 rows = reshape(v[n_cols:], rowshape)
-                W = concatenate(
-                    [concatenate([W, cols], axis=1), rows], axis=0
-                )
+                W = concatenate([concatenate([W, cols], axis=1), rows], axis=0)
             elif d_out < 0:
                 W = concatenate([W[:d_out], cols], axis=1)
             else:
@@ -676,26 +671,26 @@ class BankPlan:
 
         # Coefficient slots and owners.
         for slot, owner in policy.coefficient_owners.items():
-            m, l, w = slot
-            if w >= num_levels[(m, l)]:
+            m, lid, w = slot
+            if w >= num_levels[(m, lid)]:
                 raise ValueError(
                     "Invalid value for argument `policy`: coefficient slot "
-                    f"(member={m}, layer_id={l}, width={w}) does not exist; "
-                    f"that layer uses {num_levels[(m, l)]} width level(s)."
+                    f"(member={m}, layer_id={lid}, width={w}) does not exist; "
+                    f"that layer uses {num_levels[(m, lid)]} width level(s)."
                 )
             if w >= num_levels[owner]:
                 raise ValueError(
                     "Invalid value for argument `policy`: slot "
-                    f"(member={m}, layer_id={l}, width={w}) reads the "
+                    f"(member={m}, layer_id={lid}, width={w}) reads the "
                     f"coefficients of layer (member={owner[0]}, "
                     f"layer_id={owner[1]}) at width {w}, but that layer "
                     f"uses only {num_levels[owner]} width level(s)."
                 )
         owner_slots = tuple(
-            (m, l, w)
-            for (m, l), n in num_levels.items()
+            (m, lid, w)
+            for (m, lid), n in num_levels.items()
             for w in range(n)
-            if policy.owner((m, l, w)) == (m, l)
+            if policy.owner((m, lid, w)) == (m, lid)
         )
 
         # Banks.
@@ -748,8 +743,8 @@ class BankPlan:
 
         bank_total = sum(b.size for b in banks.values())
         coefficient_scalars = sum(
-            banks[(policy.groups[m][l], w)].templates
-            for m, l, w in owner_slots
+            banks[(policy.groups[m][lid], w)].templates
+            for m, lid, w in owner_slots
         )
         over = max(0, bank_total - budget)
         if over:
@@ -829,7 +824,5 @@ class BankPlan:
         out = []
         for w in range(recipe.num_levels):
             bank = self.banks[(recipe.group, w)]
-            out.append(
-                (bank.key, recipe.offsets[w], bank.templates, bank.seg)
-            )
+            out.append((bank.key, recipe.offsets[w], bank.templates, bank.seg))
         return tuple(out)

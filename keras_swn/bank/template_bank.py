@@ -13,10 +13,16 @@ from keras_swn import seeding
 from keras_swn.api_export import swn_export
 from keras_swn.bank.plan import BankPlan
 from keras_swn.bank.plan import assemble
+from keras_swn.probe import active_probe
 from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.policy.sharing_policy import SharingPolicy
 
 LayerKey = tuple[int, int]
+
+
+def coefficient_probe_key(bank, key: LayerKey, width: int) -> tuple:
+    """The probe-scope key of the coefficient use of one slot."""
+    return ("coefficients", id(bank), int(key[0]), int(key[1]), int(width))
 
 
 @swn_export
@@ -186,6 +192,9 @@ class TemplateBank(keras.layers.Layer):
         owner = self.policy.owner((key[0], key[1], width))
         row = self._rows[(g, width)][owner]
         coefficients = self.coefficients[(g, width)][row : row + 1]
+        probe = active_probe(coefficient_probe_key(self, key, width))
+        if probe is not None:
+            coefficients = coefficients + ops.reshape(probe, (1, k))
         return ops.reshape(ops.matmul(coefficients, templates), (seg,))
 
     def kernel_oihw(self, key: LayerKey):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from typing import Any
 from typing import Sequence
 
@@ -173,24 +172,28 @@ def member_flops(
         ...     members=[keras_swn.models.WideResNet(10, 1)],
         ...     input_shape=(8, 8, 3), num_classes=10, budget=20_000, seed=0)
         >>> keras_swn.ensembles.member_flops(model, 0).inference_macs
-        634888
+        781952
     """
     _check_member(model, member)
+    member = int(member)
     net = model.members[member]
     counted = [
         layer for layer in net.layers if isinstance(layer, _CONV + _DENSE)
     ]
-    if input_shape is None:
-        input_shape = tuple(int(d) for d in net.inputs[0].shape[1:])
+    own_shape = tuple(int(d) for d in net.inputs[0].shape[1:])
+    input_shape = own_shape if input_shape is None else tuple(
+        int(d) for d in input_shape
+    )
+    if input_shape == own_shape:
         outputs = [layer.output for layer in counted]
     else:
-        input_shape = tuple(int(d) for d in input_shape)
-        probe = keras.Model(net.inputs, [layer.output for layer in counted])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            outputs = probe.compute_output_spec(
-                keras.KerasTensor((1, *input_shape), dtype=net.inputs[0].dtype)
-            )
+        # Re-trace the graph on the new input with fresh layers (the
+        # shared layers keep reading the same bank; nothing runs).
+        clone = keras.models.clone_model(
+            net,
+            input_tensors=keras.Input(input_shape, dtype=net.inputs[0].dtype),
+        )
+        outputs = [clone.get_layer(layer.name).output for layer in counted]
     layers = []
     for layer, out in zip(counted, outputs):
         out_shape = _shape(out)

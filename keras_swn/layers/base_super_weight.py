@@ -7,7 +7,7 @@ from typing import Mapping
 import keras
 
 from keras_swn.bank.template_bank import TemplateBank
-from keras_swn.layers.probe import active_probe
+from keras_swn.probe import active_probe
 from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.policy.sharing_policy import SharingPolicy
 

@@ -11,7 +11,9 @@ from keras_swn import seeding
 from keras_swn.api_export import swn_export
 from keras_swn.bank.budget_report import BudgetReport
 from keras_swn.bank.template_bank import TemplateBank
+from keras_swn.bank.template_bank import coefficient_probe_key
 from keras_swn.models.member_builder import MemberBuilder
+from keras_swn.models.trainers import CaptureTrainer
 from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.policy.sharing_policy import SharingPolicy
 
@@ -19,7 +21,7 @@ _SHARING = ("per_layer", "per_bank")
 
 
 @swn_export
-class SWNModel(keras.Model):
+class SWNModel(CaptureTrainer, keras.Model):
     """An ensemble of member networks whose kernels share one template bank.
 
     The model owns the `TemplateBank` (so `.keras` files keep one set of
@@ -50,6 +52,11 @@ class SWNModel(keras.Model):
         chain_sort: `"stable"` or `"reference"` (§1.4).
         on_over_budget: `"raise"` or `"report"` (F6).
         seed: int or None, the root seed of every initial value.
+        capture_kernel_gradients: bool, create one non-trainable
+            accumulator per shared layer so that `fit` can add dL/dkernel
+            into it (see `start_kernel_gradient_capture` and
+            `keras_swn.callbacks.KernelGradientCapture`). The step stays
+            compiled and works under `tf.distribute` strategies.
 
     Examples:
         >>> model = keras_swn.SWNModel(
@@ -74,6 +81,7 @@ class SWNModel(keras.Model):
         chain_sort: str = "stable",
         on_over_budget: str = "raise",
         seed: int | None = None,
+        capture_kernel_gradients: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -168,6 +176,21 @@ class SWNModel(keras.Model):
         self.member_loss = keras.losses.SparseCategoricalCrossentropy(
             from_logits=True
         )
+        self.capture_kernel_gradients = bool(capture_kernel_gradients)
+        self._capture_on = False
+        self._kernel_accumulators = []
+        if self.capture_kernel_gradients:
+            for layer in self.shared_layers():
+                m, l = layer.layer_key
+                self._kernel_accumulators.append(
+                    self.add_weight(
+                        name=f"kernel_gradient_m{m}_l{l}",
+                        shape=self.bank.kernel_shape(layer.layer_key),
+                        initializer="zeros",
+                        trainable=False,
+                        aggregation="sum",
+                    )
+                )
         self.built = True
 
     # ------------------------------------------------------------------
@@ -207,6 +230,148 @@ class SWNModel(keras.Model):
                 ):
                     found.append(layer)
         return sorted(found, key=lambda layer: layer.layer_key)
+
+    # ------------------------------------------------------------------
+    # Gradient capture (swn-algorithm.md §2.3, §3.2; keras3-notes §3)
+    def _capture_active(self) -> bool:
+        return self._capture_on
+
+    def _capture_probes(self) -> list:
+        return [
+            (id(layer), self.bank.kernel_shape(layer.layer_key))
+            for layer in self.shared_layers()
+        ]
+
+    def start_kernel_gradient_capture(self) -> None:
+        """Zero the accumulators; from now on every `fit` step adds each
+        shared layer's dL/dkernel into its accumulator."""
+        if not self.capture_kernel_gradients:
+            raise ValueError(
+                "This model has no gradient accumulators. Build it with "
+                "`capture_kernel_gradients=True`."
+            )
+        for acc in self._kernel_accumulators:
+            acc.assign(ops.zeros(acc.shape))
+        self._capture_on = True
+        self.make_train_function(force=True)
+
+    def stop_kernel_gradient_capture(self) -> None:
+        """Stop accumulating (the accumulators keep their values)."""
+        self._capture_on = False
+        if self.compiled:
+            self.make_train_function(force=True)
+
+    def accumulated_kernel_gradients(self) -> list[dict]:
+        """The accumulators, per member: layer name -> NumPy array (Keras
+        layout). On JAX, call this after `fit` or after `jax_state_sync()`.
+        """
+        if hasattr(self, "jax_state_sync"):
+            self.jax_state_sync()
+        result = [{} for _ in self.members]
+        for layer, acc in zip(self.shared_layers(), self._kernel_accumulators):
+            result[layer.layer_key[0]][layer.name] = ops.convert_to_numpy(acc)
+        return result
+
+    def _batches(self, x, y, batch_size, batches):
+        from keras_swn.models.data_batches import iterate_batches
+
+        return iterate_batches(x, y, batch_size=batch_size, batches=batches)
+
+    def collect_kernel_gradients(
+        self,
+        x,
+        y=None,
+        *,
+        batches: int | None = 1,
+        batch_size: int = 128,
+        training: bool = False,
+    ) -> list[dict]:
+        """dL/dkernel of every shared layer, as the reference's search does.
+
+        BatchNorm runs in inference mode (`training=False`), no optimizer
+        step is taken, and each member's gradient is the gradient of its own
+        loss (members share no kernel, so one backward pass of the summed
+        loss gives every member's gradient). Gradients are summed over
+        `batches` batches (None: the whole data).
+
+        Args:
+            x: inputs (array) or a dataset of `(x, y)` batches.
+            y: labels when `x` is an array.
+            batches: int or None, how many batches to use (§2.3: one).
+            batch_size: int, the batch size for arrays.
+            training: bool, BatchNorm mode (default inference).
+
+        Returns:
+            Per member, a dict from shared-layer name to dL/dkernel as a
+            NumPy array in the kernel's Keras layout.
+        """
+        layers = self.shared_layers()
+        probes = [
+            (id(l), self.bank.kernel_shape(l.layer_key)) for l in layers
+        ]
+        sums = None
+        for bx, by, bw in self._batches(x, y, batch_size, batches):
+            grads = self.compiled_probe_gradients(bx, by, bw, probes, training)
+            grads = [ops.convert_to_numpy(g).astype("float64") for g in grads]
+            sums = grads if sums is None else [a + b for a, b in zip(sums, grads)]
+        if sums is None:
+            raise ValueError("Received no data: `x` yielded no batch.")
+        result = [{} for _ in self.members]
+        for layer, g in zip(layers, sums):
+            result[layer.layer_key[0]][layer.name] = g
+        return result
+
+    def collect_coefficient_gradients(
+        self,
+        x,
+        y=None,
+        *,
+        batches: int | None = None,
+        batch_size: int = 128,
+        training: bool = False,
+    ) -> dict:
+        """Per-slot coefficient gradients for refine (§3.2).
+
+        For every slot `(member, layer_id, width)`, the gradient of that
+        member's loss on the coefficient vector the slot reads, summed over
+        the data (default: one full pass) with BatchNorm in inference mode.
+        As in the reference, gradients on a shared vector are kept per
+        member: a member's entry is the sum over all of its layers that
+        read the same vector (a zero probe at each use site gives each use
+        separately; they are summed per member and owner).
+
+        Returns:
+            dict from slot `(member, layer_id, width)` to a float64 NumPy
+            vector of length `K` of its bank.
+        """
+        slots = [
+            (m, l, w)
+            for (m, l), recipe in sorted(self.plan.layers.items())
+            for w in range(recipe.num_levels)
+        ]
+        probes = [
+            (
+                coefficient_probe_key(self.bank, (m, l), w),
+                (self.plan.banks[(self.plan.layers[(m, l)].group, w)].templates,),
+            )
+            for m, l, w in slots
+        ]
+        sums = None
+        for bx, by, bw in self._batches(x, y, batch_size, batches):
+            grads = self.compiled_probe_gradients(bx, by, bw, probes, training)
+            grads = [ops.convert_to_numpy(g).astype("float64") for g in grads]
+            sums = grads if sums is None else [a + b for a, b in zip(sums, grads)]
+        if sums is None:
+            raise ValueError("Received no data: `x` yielded no batch.")
+        per_use = dict(zip(slots, sums))
+        per_member: dict = {}
+        for (m, l, w), g in per_use.items():
+            key = (m, self.policy.owner((m, l, w)), w)
+            per_member[key] = per_member.get(key, 0) + g
+        return {
+            (m, l, w): per_member[(m, self.policy.owner((m, l, w)), w)]
+            for (m, l, w) in slots
+        }
 
     # ------------------------------------------------------------------
     def call(self, inputs, training=None):
@@ -308,6 +473,7 @@ class SWNModel(keras.Model):
             "chain_sort": self.chain_sort,
             "on_over_budget": self.on_over_budget,
             "seed": self.seed,
+            "capture_kernel_gradients": self.capture_kernel_gradients,
         }
 
     @classmethod

@@ -58,7 +58,7 @@ def index_specs(
         )
     by_member = []
     for m in members:
-        ids = sorted(l for mm, l in seen if mm == m)
+        ids = sorted(lid for mm, lid in seen if mm == m)
         if ids != list(range(len(ids))):
             missing = sorted(set(range(max(ids) + 1)) - set(ids))
             raise ValueError(
@@ -66,7 +66,7 @@ def index_specs(
                 f"0 .. n-1 without gaps for every member; member {m} lacks "
                 f"layer ids {missing}. Received: layer_ids={ids}"
             )
-        by_member.append(tuple(seen[(m, l)] for l in ids))
+        by_member.append(tuple(seen[(m, lid)] for lid in ids))
     return tuple(by_member)
 
 

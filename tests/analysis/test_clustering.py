@@ -62,9 +62,9 @@ def _appendix_b_gradients(specs, bins, members=(0, 2)):
     for m in members:
         row = bins[m]
         for b in sorted(set(row)):
-            ids = [l for l in range(len(row)) if row[l] == b]
-            for idx, l in enumerate(ids):
-                spec = by_key[(m, l)]
+            ids = [lid for lid in range(len(row)) if row[lid] == b]
+            for idx, lid in enumerate(ids):
+                spec = by_key[(m, lid)]
                 k = spec.shape[2]
                 p, j = divmod(idx, 2)
                 c = 0.92 - 0.01 * p
@@ -72,7 +72,7 @@ def _appendix_b_gradients(specs, bins, members=(0, 2)):
                 v = basis[k][:, 3 * p] + a * basis[k][:, 3 * p + 1 + j]
                 g = np.zeros(spec.shape)
                 g[:16, :3] = v.reshape(16, 3, k, k)
-                grads[(m, l)] = g
+                grads[(m, lid)] = g
     return grads
 
 
@@ -87,6 +87,13 @@ def readme():
 @pytest.fixture(scope="module")
 def appendix_b():
     return _load_appendix_b()
+
+
+@pytest.fixture(scope="module")
+def searched(readme):
+    """The default-mode search on the Appendix B input (run once)."""
+    specs, bins, grads = readme
+    return search_groups(specs, bins, grads, 18_000_000)
 
 
 # ----------------------------------------------------------------------
@@ -135,7 +142,7 @@ class TestClusterBin:
         previous = None
         for t in np.arange(1.0, -1.05, -0.05):
             clusters = cluster_bin(ids, s, float(t))
-            assert sorted(l for c in clusters for l in c) == ids
+            assert sorted(lid for c in clusters for lid in c) == ids
             if previous is not None:
                 # Every earlier cluster lies inside one later cluster.
                 for c in previous:
@@ -195,8 +202,8 @@ def _small_specs():
     """Member 0: 4 layers; member 1: same depth, narrower; member 2: 2."""
     specs = []
     for m, widths, n in [(0, 8, 4), (1, 4, 4), (2, 6, 2)]:
-        for l in range(n):
-            specs.append(LayerSpec(m, l, "conv2d", (widths, widths, 3, 3)))
+        for lid in range(n):
+            specs.append(LayerSpec(m, lid, "conv2d", (widths, widths, 3, 3)))
     return specs
 
 
@@ -205,8 +212,8 @@ class TestAttachMembers:
         specs = _small_specs()
         bins = [[0, 0, 1, 1], [0, 0, 1, 1], [0, 1]]
         rng = np.random.default_rng(9)
-        base = {l: rng.standard_normal((8, 8, 3, 3)) for l in range(4)}
-        grads = {(0, l): base[l] for l in range(4)}
+        base = {lid: rng.standard_normal((8, 8, 3, 3)) for lid in range(4)}
+        grads = {(0, lid): base[lid] for lid in range(4)}
         grads[(2, 0)] = base[1][:6, :6]  # most similar to (0, 1)
         grads[(2, 1)] = base[2][:6, :6]  # most similar to (0, 2)
         att = attach_members(specs, bins, [10, 11, 12, 13], grads)
@@ -228,7 +235,7 @@ class TestAttachMembers:
         specs = _small_specs()
         bins = [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0]]
         g = np.ones((8, 8, 3, 3))
-        grads = {(0, l): g for l in range(4)}
+        grads = {(0, lid): g for lid in range(4)}
         grads[(2, 0)] = g[:6, :6]
         grads[(2, 1)] = -g[:6, :6]  # ties everywhere
         att = attach_members(specs, bins, [0, 0, 1, 1], grads)
@@ -239,10 +246,12 @@ class TestAttachMembers:
         specs = _small_specs()
         bins = [[0, 0, 1, 1], [0, 0, 1, 1], [0, 1]]
         rng = np.random.default_rng(10)
-        grads = {(0, l): rng.standard_normal((8, 8, 3, 3)) for l in range(4)}
-        for l in range(4):  # member 1 agrees on layers 0, 1 only
-            g = grads[(0, l)][:4, :4]
-            grads[(1, l)] = g if l < 2 else -g
+        grads = {
+            (0, lid): rng.standard_normal((8, 8, 3, 3)) for lid in range(4)
+        }
+        for lid in range(4):  # member 1 agrees on layers 0, 1 only
+            g = grads[(0, lid)][:4, :4]
+            grads[(1, lid)] = g if lid < 2 else -g
         grads[(2, 0)] = grads[(0, 0)][:6, :6]
         grads[(2, 1)] = rng.standard_normal((6, 6, 3, 3))  # weak match
         att = attach_members(
@@ -253,7 +262,7 @@ class TestAttachMembers:
 
     def test_member0_must_be_deepest(self):
         specs = [LayerSpec(0, 0, "conv2d", (4, 4, 3, 3))] + [
-            LayerSpec(1, l, "conv2d", (4, 4, 3, 3)) for l in range(2)
+            LayerSpec(1, lid, "conv2d", (4, 4, 3, 3)) for lid in range(2)
         ]
         with _raises(
             "Invalid value for argument `specs`: member 0 must be the "
@@ -265,8 +274,12 @@ class TestAttachMembers:
     def test_callable_similarity(self):
         specs = _small_specs()
         bins = [[0, 0, 1, 1], [0, 0, 1, 1], [0, 1]]
-        table = {((2, 0), (0, 0)): 0.1, ((2, 0), (0, 1)): 0.7,
-                 ((2, 1), (0, 2)): 0.7, ((2, 1), (0, 3)): 0.9}
+        table = {
+            ((2, 0), (0, 0)): 0.1,
+            ((2, 0), (0, 1)): 0.7,
+            ((2, 1), (0, 2)): 0.7,
+            ((2, 1), (0, 3)): 0.9,
+        }
         att = attach_members(
             specs, bins, {0: 0, 1: 1, 2: 2, 3: 2}, lambda a, b: table[(a, b)]
         )
@@ -281,11 +294,15 @@ class TestAttachMembers:
 
 class TestSearchGroupsAppendixB:
     @pytest.mark.parametrize("mode", ["connected_components", "reference"])
-    def test_appendix_b_grouping(self, readme, appendix_b, mode):
+    def test_appendix_b_grouping(self, readme, appendix_b, searched, mode):
         specs, bins, grads = readme
-        result = search_groups(
-            specs, bins, grads, appendix_b["max_params"], clustering=mode
-        )
+        if mode == "connected_components":
+            result = searched
+        else:
+            result = search_groups(
+                specs, bins, grads, appendix_b["max_params"], clustering=mode
+            )
+        assert result.clustering == mode
         assert result.threshold == appendix_b["threshold"] == 0.1
         assert result.iterations == appendix_b["iterations"] == 1
         assert result.need == appendix_b["need"] == 10_189_312
@@ -293,12 +310,10 @@ class TestSearchGroupsAppendixB:
         assert [list(r) for r in result.groups] == appendix_b["layer2group"]
         assert result.history == ((0.1, 10_189_312),)
 
-    def test_appendix_b_partners_f2(self, readme, appendix_b):
+    def test_appendix_b_partners_f2(self, readme, appendix_b, searched):
         specs, bins, grads = readme
-        result = search_groups(specs, bins, grads, 18_000_000)
-        expected = {
-            (a, b): (c, d) for a, b, c, d in appendix_b["partners_f2"]
-        }
+        result = searched
+        expected = {(a, b): (c, d) for a, b, c, d in appendix_b["partners_f2"]}
         assert result.partners == expected
         # The student shares with the member-0 layer it was matched to:
         # layer 6 of WRN-16-7 (2nd of its bin-2 pair) matches layer 9
@@ -309,14 +324,14 @@ class TestSearchGroupsAppendixB:
         # Same depth: positional, with the exact layer of the large member.
         assert result.partners[(1, 12)] == (0, 12)
         assert result.partners[(3, 8)] == (2, 8)
-        for (m, l), (pm, pl) in result.partners.items():
-            assert result.groups[m][l] == result.groups[pm][pl]
+        for (m, lid), (pm, pl) in result.partners.items():
+            assert result.groups[m][lid] == result.groups[pm][pl]
 
-    def test_appendix_b_bank_total(self, readme, appendix_b):
+    def test_appendix_b_bank_total(self, readme, appendix_b, searched):
         from keras_swn.bank.plan import BankPlan
 
         specs, bins, grads = readme
-        result = search_groups(specs, bins, grads, 18_000_000)
+        result = searched
         policy = result.to_policy(specs)
         plan = BankPlan.create(specs, policy, appendix_b["max_params"])
         assert plan.bank_total == appendix_b["bank_total"] == 17_999_792
@@ -335,18 +350,17 @@ class TestSearchGroupsAppendixB:
         assert result.need <= 18_000_000
         assert result.budget_check == "exact"
 
-    def test_gradient_dict_order_does_not_matter(self, readme):
+    def test_gradient_dict_order_does_not_matter(self, readme, searched):
         specs, bins, grads = readme
         keys = list(grads)
         rng = np.random.default_rng(11)
         shuffled = {keys[i]: grads[keys[i]] for i in rng.permutation(len(keys))}
-        a = search_groups(specs, bins, grads, 18_000_000)
         b = search_groups(list(reversed(specs)), bins, shuffled, 18_000_000)
-        assert a == b
+        assert b == searched
 
-    def test_result_round_trip(self, readme):
+    def test_result_round_trip(self, readme, searched):
         specs, bins, grads = readme
-        result = search_groups(specs, bins, grads, 18_000_000)
+        result = searched
         text = json.dumps(result.to_dict())
         again = SearchResult.from_dict(json.loads(text))
         assert again == result

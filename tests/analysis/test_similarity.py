@@ -57,8 +57,10 @@ class TestCroppedCosine:
         a = np.ones((4, 4, 3, 3))
         assert cropped_cosine(a, np.zeros((4, 4, 3, 3))) == 0.0
         assert cropped_cosine(np.zeros((2, 2, 3, 3)), a) == 0.0
-        assert cropped_cosine(np.zeros((2, 2, 1, 1)),
-                              np.zeros((2, 2, 1, 1))) == 0.0
+        assert (
+            cropped_cosine(np.zeros((2, 2, 1, 1)), np.zeros((2, 2, 1, 1)))
+            == 0.0
+        )
 
     def test_zero_crop_gives_zero(self):
         # Non-zero only outside the common corner: the crop is zero.
@@ -104,8 +106,12 @@ class TestCroppedCosine:
 class TestSimilarityMatrix:
     def _grads(self):
         rng = np.random.default_rng(3)
-        shapes = {(0, 0): (16, 3, 3, 3), (0, 1): (32, 16, 3, 3),
-                  (0, 2): (32, 32, 3, 3), (1, 0): (8, 3, 3, 3)}
+        shapes = {
+            (0, 0): (16, 3, 3, 3),
+            (0, 1): (32, 16, 3, 3),
+            (0, 2): (32, 32, 3, 3),
+            (1, 0): (8, 3, 3, 3),
+        }
         return {k: rng.standard_normal(s) for k, s in shapes.items()}
 
     def test_symmetric_and_matches_pairs(self):
@@ -130,19 +136,25 @@ class TestSimilarityMatrix:
 
     def test_gradient_plus_weight_each_side_own_norm(self):
         rng = np.random.default_rng(4)
-        g = {0: rng.standard_normal((6, 4, 3, 3)),
-             1: rng.standard_normal((5, 6, 3, 3))}
-        w = {0: rng.standard_normal((6, 4, 3, 3)),
-             1: rng.standard_normal((5, 6, 3, 3))}
+        g = {
+            0: rng.standard_normal((6, 4, 3, 3)),
+            1: rng.standard_normal((5, 6, 3, 3)),
+        }
+        w = {
+            0: rng.standard_normal((6, 4, 3, 3)),
+            1: rng.standard_normal((5, 6, 3, 3)),
+        }
         cg = cropped_cosine(g[0], g[1])
         cw = cropped_cosine(w[0], w[1])
         m = similarity_matrix([0, 1], g, signal="gradient+weight", weights=w)
         assert m[0, 1] == pytest.approx((cg + cw) / 2, abs=1e-12)
+
         # Explicit concatenation over the common crop, each side divided
         # by its own norm.
         def side(d, k):
             v = d[k][:5, :4].ravel()
             return v / np.linalg.norm(v)
+
         u0 = np.concatenate([side(g, 0), side(w, 0)])
         u1 = np.concatenate([side(g, 1), side(w, 1)])
         expected = u0 @ u1 / np.linalg.norm(u0) / np.linalg.norm(u1)
@@ -158,8 +170,10 @@ class TestSimilarityMatrix:
 
     def test_gradient_plus_weight_zero_side(self):
         rng = np.random.default_rng(5)
-        g = {0: rng.standard_normal((4, 4, 1, 1)),
-             1: rng.standard_normal((4, 4, 1, 1))}
+        g = {
+            0: rng.standard_normal((4, 4, 1, 1)),
+            1: rng.standard_normal((4, 4, 1, 1)),
+        }
         w = {0: np.zeros((4, 4, 1, 1)), 1: rng.standard_normal((4, 4, 1, 1))}
         m = similarity_matrix([0, 1], g, signal="gradient+weight", weights=w)
         cg = cropped_cosine(g[0], g[1])
@@ -167,8 +181,10 @@ class TestSimilarityMatrix:
 
     def test_parameter_signal(self):
         rng = np.random.default_rng(6)
-        w = {0: rng.standard_normal((6, 4, 3, 3)),
-             1: rng.standard_normal((5, 6, 3, 3))}
+        w = {
+            0: rng.standard_normal((6, 4, 3, 3)),
+            1: rng.standard_normal((5, 6, 3, 3)),
+        }
         m = similarity_matrix([0, 1], None, signal="parameter", weights=w)
         assert m[0, 1] == pytest.approx(cropped_cosine(w[0], w[1]), abs=1e-12)
 
@@ -178,8 +194,7 @@ class TestSimilarityMatrix:
             "('gradient', 'gradient+weight', 'parameter'). Received: "
             "signal='weights'"
         ):
-            similarity_matrix([0], {0: np.ones((1, 1, 1, 1))},
-                              signal="weights")
+            similarity_matrix([0], {0: np.ones((1, 1, 1, 1))}, signal="weights")
 
     def test_missing_keys(self):
         grads = {(0, 0): np.ones((2, 2, 1, 1))}
@@ -195,8 +210,9 @@ class TestSimilarityMatrix:
             "layer key to kernel for signal='gradient+weight'. Received: "
             "weights=None"
         ):
-            similarity_matrix([0], {0: np.ones((1, 1, 1, 1))},
-                              signal="gradient+weight")
+            similarity_matrix(
+                [0], {0: np.ones((1, 1, 1, 1))}, signal="gradient+weight"
+            )
 
     def test_pair_similarity_checks_shapes(self):
         pair = PairSimilarity({(0, 0): np.ones((2, 3, 3, 3))})

@@ -33,7 +33,8 @@ def readme_specs():
 def readme_members():
     return [
         MemberBudget.from_counts(
-            f"WRN-{d}-{w}", wide_resnet_param_counts(d, w, num_classes=100))
+            f"WRN-{d}-{w}", wide_resnet_param_counts(d, w, num_classes=100)
+        )
         for d, w in README_MEMBERS
     ]
 
@@ -54,7 +55,8 @@ class TestBudgetReport:
         assert r.coefficient_vectors == 25
         assert r.unshared_trainable == (
             ref["trainable_breakdown"]["bn"]
-            + ref["trainable_breakdown"]["classifier"])
+            + ref["trainable_breakdown"]["classifier"]
+        )
         assert r.trainable_total == ref["trainable_total"] == 18_168_607
         assert r.over_budget == 0
         assert r.conv_params_unshared == 34_835_648
@@ -72,35 +74,65 @@ class TestBudgetReport:
     def test_to_dict(self):
         d = self.report.to_dict()
         json.dumps(d)  # plain data
-        for key in ("budget", "bank_total", "coefficient_scalars",
-                    "coefficient_vectors", "trainable_total", "over_budget",
-                    "banks", "members"):
+        for key in (
+            "budget",
+            "bank_total",
+            "coefficient_scalars",
+            "coefficient_vectors",
+            "trainable_total",
+            "over_budget",
+            "banks",
+            "members",
+        ):
             assert key in d
         assert d["trainable_total"] == 18_168_607
         assert len(d["banks"]) == 25
         assert d["banks"][0] == {
-            "group": 0, "width": 0, "seg": 1024, "templates": 8,
-            "params": 8192, "users": 12,
+            "group": 0,
+            "width": 0,
+            "seg": 1024,
+            "templates": 8,
+            "params": 8192,
+            "users": 12,
         }
         assert d["banks"][-1] == {
-            "group": 4, "width": 1, "seg": 1_216_512, "templates": 5,
-            "params": 6_082_560, "users": 9,
+            "group": 4,
+            "width": 1,
+            "seg": 1_216_512,
+            "templates": 5,
+            "params": 6_082_560,
+            "users": 9,
         }
-        for m, (name, expected) in zip(d["members"],
-                                       self.ref["unshared"].items()):
+        for m, (name, expected) in zip(
+            d["members"], self.ref["unshared"].items()
+        ):
             assert m["name"] == name
             assert m["conv_params_unshared"] == expected["conv"]
             assert m["params_unshared"] == expected["total"]
 
     def test_str(self):
         text = str(self.report)
-        for needle in ("17,997,568", "18,168,607", "18,000,000",
-                       "WRN-28-7", "17,868,464", "6,082,560",
-                       "coefficients (25 vectors)"):
+        for needle in (
+            "17,997,568",
+            "18,168,607",
+            "18,000,000",
+            "WRN-28-7",
+            "17,868,464",
+            "6,082,560",
+            "coefficients (25 vectors)",
+        ):
             assert needle in text
         # One row per bank and per member.
-        assert len([ln for ln in text.splitlines()
-                    if ln.strip().startswith("4     1")]) == 1
+        assert (
+            len(
+                [
+                    ln
+                    for ln in text.splitlines()
+                    if ln.strip().startswith("4     1")
+                ]
+            )
+            == 1
+        )
 
     def test_members_must_match_plan(self):
         with pytest.raises(ValueError, match=r"`members`.*Received: 2"):
@@ -113,10 +145,10 @@ def test_appendix_b_trainable_total():
     groups = ref["layer2group"]
     partners = {}
     for m, entries in ref["coeff_share_map"].items():
-        for l, e in entries.items():
-            g = groups[int(m)][int(l)]
+        for lid, e in entries.items():
+            g = groups[int(m)][int(lid)]
             lst = [x for x, gg in enumerate(groups[e["net"]]) if gg == g]
-            partners[(int(m), int(l))] = (e["net"], lst[e["layer"]])
+            partners[(int(m), int(lid))] = (e["net"], lst[e["layer"]])
     policy = SharingPolicy.from_partners(specs, groups, partners)
     plan = BankPlan.create(specs, policy, BUDGET)
     report = BudgetReport.create(plan, readme_members())
@@ -130,8 +162,9 @@ def test_over_budget_report():
     specs = readme_specs()
     policy = SharingPolicy.from_bins(specs, 4)
     with pytest.warns(UserWarning):
-        plan = BankPlan.create(specs, policy, 4_000_000,
-                               on_over_budget="report")
+        plan = BankPlan.create(
+            specs, policy, 4_000_000, on_over_budget="report"
+        )
     report = BudgetReport.create(plan, readme_members())
     assert report.over_budget == 422_656
     assert report.to_dict()["over_budget"] == 422_656

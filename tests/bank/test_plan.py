@@ -76,7 +76,7 @@ def check_against_reference(plan, ref):
         assert bank.unit == bank.seg == ref["unit"][key], key
         assert bank.users == ref["users"][key], key
     for m, row in ref["levels_per_layer"].items():
-        got = [plan.layers[(int(m), l)].num_levels for l in range(len(row))]
+        got = [plan.layers[(int(m), lid)].num_levels for lid in range(len(row))]
         assert got == row
     assert len(plan.banks) == ref["n_banks"]
     assert plan.max_width == ref["max_width"]
@@ -105,20 +105,22 @@ class TestReadmeSearchPhase:
     def test_layer_levels_function(self):
         levels = layer_levels(self.specs, self.policy.groups)
         for m, row in self.ref["levels_per_layer"].items():
-            assert [levels[(int(m), l)] for l in range(len(row))] == row
+            assert [levels[(int(m), lid)] for lid in range(len(row))] == row
 
     def test_one_vector_per_bank(self):
         assert len(self.plan.owner_slots) == len(self.plan.banks) == 25
         assert self.plan.num_slots == sum(
-            sum(r) for r in self.ref["levels_per_layer"].values())
+            sum(r) for r in self.ref["levels_per_layer"].values()
+        )
         # Every owner is the first user of its bank.
-        for m, l, w in self.plan.owner_slots:
-            g = self.policy.groups[m][l]
+        for m, lid, w in self.plan.owner_slots:
+            g = self.policy.groups[m][lid]
             first = min(
-                k for k, r in self.plan.layers.items()
+                k
+                for k, r in self.plan.layers.items()
                 if r.group == g and r.num_levels > w
             )
-            assert (m, l) == first
+            assert (m, lid) == first
 
     def test_windows_never_slide_with_bank_size_8(self):
         for key in self.plan.layers:
@@ -131,7 +133,8 @@ class TestReadmeSearchPhase:
         # No distinct shapes with equal parameter counts in this config.
         policy = SharingPolicy.from_bins(self.specs, 4, chain_sort="reference")
         plan = BankPlan.create(
-            self.specs, policy, BUDGET, chain_sort="reference")
+            self.specs, policy, BUDGET, chain_sort="reference"
+        )
         assert plan.chains == self.plan.chains
         assert plan.banks == self.plan.banks
         assert plan.layers == self.plan.layers
@@ -152,12 +155,14 @@ class TestReadmeSearchPhase:
     def test_proxies(self):
         groups = self.policy.groups
         assert one_template_total(self.specs, groups) == sum(
-            b.unit for b in self.plan.banks.values())
+            b.unit for b in self.plan.banks.values()
+        )
         assert one_template_total(self.specs, groups) == 4_422_656
         # need ignores the stacking waste, so it is never larger.
         assert need_proxy(self.specs, groups) == 4_277_504
         assert need_proxy(self.specs, groups) <= one_template_total(
-            self.specs, groups)
+            self.specs, groups
+        )
 
     def test_independent_of_spec_order(self):
         shuffled = list(self.specs)
@@ -190,13 +195,13 @@ def appendix_b_partners(ref, groups, *, mirror_fix=False):
     partners = {}
     for m, entries in ref["coeff_share_map"].items():
         m = int(m)
-        for l, entry in entries.items():
-            l = int(l)
-            pm, g = entry["net"], groups[m][l]
+        for lid, entry in entries.items():
+            lid = int(lid)
+            pm, g = entry["net"], groups[m][lid]
             candidates = [x for x, gg in enumerate(groups[pm]) if gg == g]
             if mirror_fix and m == 2:
                 candidates = candidates[::-1]
-            partners[(m, l)] = (pm, candidates[entry["layer"]])
+            partners[(m, lid)] = (pm, candidates[entry["layer"]])
     return partners
 
 
@@ -208,8 +213,8 @@ class TestAppendixB:
 
     def test_partners_of_same_depth_members_are_the_same_layer(self):
         partners = appendix_b_partners(self.ref, self.groups)
-        assert all(partners[(1, l)] == (0, l) for l in range(28))
-        assert all(partners[(3, l)] == (2, l) for l in range(16))
+        assert all(partners[(1, lid)] == (0, lid) for lid in range(28))
+        assert all(partners[(3, lid)] == (2, lid) for lid in range(16))
         assert sorted({pm for pm, _ in partners.values()}) == [0, 2]
 
     def test_need(self):
@@ -225,7 +230,9 @@ class TestAppendixB:
         assert plan.coefficient_scalars == 169
         assert plan.coefficient_vectors == 75
         assert plan.num_slots == 164
-        assert plan.num_slots == self.ref["coefficient_slots_member_layer_width"]
+        assert (
+            plan.num_slots == self.ref["coefficient_slots_member_layer_width"]
+        )
 
     def test_correct_partners_change_only_the_coefficients(self):
         # F2: sharing with the matched layer instead of its mirror changes
@@ -241,9 +248,9 @@ class TestAppendixB:
         partners = appendix_b_partners(self.ref, self.groups)
         policy = SharingPolicy.from_partners(self.specs, self.groups, partners)
         plan = BankPlan.create(self.specs, policy, BUDGET)
-        for (m, l), recipe in plan.layers.items():
+        for (m, lid), recipe in plan.layers.items():
             for w in range(recipe.num_levels):
-                assert (*policy.owner((m, l, w)), w) in plan.owner_slots
+                assert (*policy.owner((m, lid, w)), w) in plan.owner_slots
 
 
 # ----------------------------------------------------------------------
@@ -261,8 +268,11 @@ class TestMultiWidth:
         assert plan.bank_total <= BUDGET
         assert plan.coefficient_vectors == len(plan.banks)
         for (g, w), bank in plan.banks.items():
-            users = [r for r in plan.layers.values()
-                     if r.group == g and r.num_levels > w]
+            users = [
+                r
+                for r in plan.layers.values()
+                if r.group == g and r.num_levels > w
+            ]
             assert bank.users == len(users) > 0
             assert bank.size % bank.unit == 0
             assert 1 <= bank.size // bank.unit <= 8
@@ -273,8 +283,8 @@ class TestMultiWidth:
             assert w.shape == spec.shape
         # The three widths of one position stack in one chain: the widest
         # member uses the most levels.
-        for l in range(28):
-            n = [plan.layers[(m, l)].num_levels for m in range(3)]
+        for lid in range(28):
+            n = [plan.layers[(m, lid)].num_levels for m in range(3)]
             assert n[0] >= n[1] >= n[2] >= 1
 
 
@@ -284,7 +294,7 @@ class TestMultiWidth:
 
 def small_chain_specs():
     shapes = [(2, 2), (4, 2), (3, 4), (5, 3), (5, 5), (7, 6)]
-    specs = [conv1x1(0, l, o, i) for l, (o, i) in enumerate(shapes)]
+    specs = [conv1x1(0, lid, o, i) for lid, (o, i) in enumerate(shapes)]
     # Member 1 repeats (4, 2): a duplicate adds no level.
     specs.append(conv1x1(1, 0, 4, 2))
     return specs
@@ -311,25 +321,34 @@ class TestHandCheckedChain:
         )
         levels = layer_levels(specs, [[0] * 6, [0]])
         assert levels == {
-            (0, 0): 1, (0, 1): 2, (0, 2): 3, (0, 3): 4, (0, 4): 5,
-            (0, 5): 6, (1, 0): 2,
+            (0, 0): 1,
+            (0, 1): 2,
+            (0, 2): 3,
+            (0, 3): 4,
+            (0, 4): 5,
+            (0, 5): 6,
+            (1, 0): 2,
         }
 
     def test_assemble_matches_hand_built_blocks(self):
         specs = small_chain_specs()
         chain = stacking_chains(specs, [[0] * 6, [0]])[0]
-        v = [np.arange(level.seg, dtype=np.float64) + 100 * (w + 1)
-             for w, level in enumerate(chain.levels)]
+        v = [
+            np.arange(level.seg, dtype=np.float64) + 100 * (w + 1)
+            for w, level in enumerate(chain.levels)
+        ]
         # Hand-built 2-D blocks (kernel 1x1), level by level.
         b0 = v[0].reshape(2, 2)
         b1 = np.vstack([b0, v[1].reshape(2, 2)])
         b2 = np.hstack([b1[:3], v[2].reshape(3, 2)])  # crop a row, add cols
         b3 = np.vstack([b2[:, :3], v[3].reshape(2, 3)])  # crop a col, add rows
         b4 = np.hstack([b3, v[4].reshape(5, 2)])  # columns only
-        b5 = np.vstack([
-            np.hstack([b4, v[5][:5].reshape(5, 1)]),  # columns come first
-            v[5][5:].reshape(2, 6),  # then the new rows
-        ])
+        b5 = np.vstack(
+            [
+                np.hstack([b4, v[5][:5].reshape(5, 1)]),  # columns come first
+                v[5][5:].reshape(2, 6),  # then the new rows
+            ]
+        )
         expected = [b0, b1, b2, b3, b4, b5]
         for n in range(1, 7):
             w = np_assemble(chain.levels[:n], v[:n])
@@ -357,8 +376,8 @@ class TestHandCheckedChain:
         w = np_assemble(levels, v, shape=(64, 64, 3, 3))
         e = np.zeros((64, 64, 3, 3))
         e[:16, :3] = v[0].reshape(16, 3, 3, 3)
-        e[:16, 3:16] = v[1][:16 * 13 * 9].reshape(16, 13, 3, 3)
-        e[16:64, :16] = v[1][16 * 13 * 9:].reshape(48, 16, 3, 3)
+        e[:16, 3:16] = v[1][: 16 * 13 * 9].reshape(16, 13, 3, 3)
+        e[16:64, :16] = v[1][16 * 13 * 9 :].reshape(48, 16, 3, 3)
         # level 2 rows (64:112) are dropped again by level 3
         e[:, 16:64] = v[3].reshape(64, 48, 3, 3)
         np.testing.assert_array_equal(w, e)
@@ -390,8 +409,10 @@ class TestHandCheckedChain:
             plan = BankPlan.create(specs, policy, 1000, chain_sort=sort)
             for spec in specs:
                 levels = plan.levels_of(*spec.key)
-                assert np_assemble(
-                    levels, random_vectors(levels)).shape == spec.shape
+                assert (
+                    np_assemble(levels, random_vectors(levels)).shape
+                    == spec.shape
+                )
 
     def test_group_mixing_kernel_sizes(self):
         specs = member_specs([(16, 4)])
@@ -445,9 +466,9 @@ class TestAllocate:
 
 def same_shape_specs(n_members, n_layers):
     return [
-        LayerSpec(m, l, "conv2d", (4, 4, 3, 3))
+        LayerSpec(m, lid, "conv2d", (4, 4, 3, 3))
         for m in range(n_members)
-        for l in range(n_layers)
+        for lid in range(n_layers)
     ]
 
 
@@ -507,7 +528,8 @@ class TestBudgetChecks:
     def test_over_budget_report(self):
         with pytest.warns(OverBudgetWarning, match=r"4,422,656"):
             plan = BankPlan.create(
-                self.specs, self.policy, 4_000_000, on_over_budget="report")
+                self.specs, self.policy, 4_000_000, on_over_budget="report"
+            )
         assert plan.bank_total == 4_422_656
         assert plan.over_budget == 422_656
         assert all(b.size == b.unit for b in plan.banks.values())
@@ -526,13 +548,15 @@ class TestBudgetChecks:
     @pytest.mark.parametrize("bank_size", [0, 9, 4.0])
     def test_bad_bank_size(self, bank_size):
         with pytest.raises(ValueError, match=r"`bank_size`.*bank_size="):
-            BankPlan.create(self.specs, self.policy, BUDGET,
-                            bank_size=bank_size)
+            BankPlan.create(
+                self.specs, self.policy, BUDGET, bank_size=bank_size
+            )
 
     def test_bad_options(self):
         with pytest.raises(ValueError, match=r"on_over_budget='ignore'"):
-            BankPlan.create(self.specs, self.policy, BUDGET,
-                            on_over_budget="ignore")
+            BankPlan.create(
+                self.specs, self.policy, BUDGET, on_over_budget="ignore"
+            )
         with pytest.raises(ValueError, match=r"chain_sort='x'"):
             BankPlan.create(self.specs, self.policy, BUDGET, chain_sort="x")
 

@@ -34,8 +34,10 @@ def conv(member, layer_id, out, inp, k=3):
 
 
 def members_of(groups, g):
-    return {m: [l for l, x in enumerate(row) if x == g] for m, row in
-            enumerate(groups)}
+    return {
+        m: [lid for lid, x in enumerate(row) if x == g]
+        for m, row in enumerate(groups)
+    }
 
 
 class TestInitialBins:
@@ -61,7 +63,9 @@ class TestInitialBins:
     def test_round_half_to_even(self):
         # Member 0: one 1x1 and nine 3x3 layers; B = 5.
         # 1x1: max(1, round(0.5)) = 1; 3x3: round(4.5) = 4 (half to even).
-        specs = [conv(0, 0, 8, 8, k=1)] + [conv(0, i, 8, 8) for i in range(1, 10)]
+        specs = [conv(0, 0, 8, 8, k=1)] + [
+            conv(0, i, 8, 8) for i in range(1, 10)
+        ]
         assert bins_per_kernel(specs, 5) == {"1 1": 1, "3 3": 4}
         groups = initial_bins(specs, 5)
         # 9 layers into 4 bins: the first bin takes the extra layer.
@@ -115,7 +119,9 @@ class TestInitialBinsErrors:
 
     @pytest.mark.parametrize("num_bins", [2.0, "4", True, None])
     def test_num_bins_not_int(self, num_bins):
-        with pytest.raises(ValueError, match=r"`num_bins`.*Received: num_bins="):
+        with pytest.raises(
+            ValueError, match=r"`num_bins`.*Received: num_bins="
+        ):
             initial_bins(readme_specs(), num_bins)
 
     def test_too_many_bins(self):
@@ -156,5 +162,8 @@ class TestInitialBinsErrors:
     def test_index_specs(self):
         by_member = index_specs(list(reversed(readme_specs())))
         assert [len(r) for r in by_member] == [28, 28, 16, 16]
-        assert all(s.key == (m, l) for m, row in enumerate(by_member)
-                   for l, s in enumerate(row))
+        assert all(
+            s.key == (m, lid)
+            for m, row in enumerate(by_member)
+            for lid, s in enumerate(row)
+        )

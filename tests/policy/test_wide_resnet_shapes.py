@@ -26,7 +26,11 @@ class TestLayerSpecs:
         specs = wide_resnet_layer_specs(28, 7)
         assert len(specs) == 28
         assert [s.layer_id for s in specs] == list(range(28))
-        assert [s.layer_id for s in specs if s.kernel_key == "1 1"] == [3, 12, 21]
+        assert [s.layer_id for s in specs if s.kernel_key == "1 1"] == [
+            3,
+            12,
+            21,
+        ]
         assert specs[0].shape == (16, 3, 3, 3) and specs[0].name == "stem"
         assert specs[1].shape == (112, 16, 3, 3)
         assert specs[3].shape == (112, 16, 1, 1)
@@ -38,7 +42,11 @@ class TestLayerSpecs:
         specs = wide_resnet_layer_specs(16, 4, member=3)
         assert len(specs) == 16
         assert all(s.member == 3 for s in specs)
-        assert [s.layer_id for s in specs if s.kernel_key == "1 1"] == [3, 8, 13]
+        assert [s.layer_id for s in specs if s.kernel_key == "1 1"] == [
+            3,
+            8,
+            13,
+        ]
 
     def test_names(self):
         names = [s.name for s in wide_resnet_layer_specs(16, 4)]
@@ -62,7 +70,11 @@ class TestLayerSpecs:
 
     def test_in_channels(self):
         assert wide_resnet_layer_specs(10, 2, in_channels=1)[0].shape == (
-            16, 1, 3, 3)
+            16,
+            1,
+            3,
+            3,
+        )
 
     @pytest.mark.parametrize("depth", [27, 4, 9, 12])
     def test_bad_depth(self, depth):
@@ -87,7 +99,8 @@ class TestParamCounts:
         assert counts["total"] == total
         assert counts["total"] == counts["conv"] + counts["bn"] + counts["head"]
         assert counts["conv"] == sum(
-            s.numel for s in wide_resnet_layer_specs(depth, width))
+            s.numel for s in wide_resnet_layer_specs(depth, width)
+        )
 
     def test_reference_values_readme(self):
         with open(DATA / "reference_values_readme.json", encoding="utf-8") as f:
@@ -109,8 +122,14 @@ class TestParamCounts:
         assert counts["head"] == 256 * 10 + 10
         # bn1 + bn2 per block plus the head BN, gamma and beta each.
         assert counts["bn"] == 2 * (
-            (16 + 64) + (64 + 64) + (64 + 128) + (128 + 128)
-            + (128 + 256) + (256 + 256) + 256)
+            (16 + 64)
+            + (64 + 64)
+            + (64 + 128)
+            + (128 + 128)
+            + (128 + 256)
+            + (256 + 256)
+            + 256
+        )
 
     def test_bad_num_classes(self):
         with pytest.raises(ValueError, match=r"`num_classes`.*num_classes=0"):

@@ -32,9 +32,14 @@ def probe_scope(probes: Mapping[int, object]) -> Iterator[None]:
         _stack().pop()
 
 
-def active_probe(layer: object):
-    """The probe for `layer` in the innermost scope, or None."""
+def active_probe(key: object):
+    """The probe for `key` in the innermost scope, or None.
+
+    Kernel probes are keyed by `id(layer)`; coefficient probes by the tuple
+    of `keras_swn.bank.template_bank.coefficient_probe_key`. Any other object
+    is looked up by its `id`.
+    """
     stack = _stack()
     if not stack:
         return None
-    return stack[-1].get(id(layer))
+    return stack[-1].get(key if isinstance(key, tuple) else id(key))

@@ -1,0 +1,326 @@
+"""Ensemble evaluation: accuracy, NLL, calibration and diversity."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+from typing import Sequence
+
+import numpy as np
+
+ECE_BINS = 15
+"""The number of equal-width confidence bins of the expected calibration
+error."""
+
+_EPS = 1e-12
+
+
+@dataclasses.dataclass(frozen=True)
+class Metrics:
+    """The metrics of one predictor (a member or the ensemble).
+
+    Attributes:
+        top1: float, top-1 accuracy in [0, 1].
+        top5: float or None, top-5 accuracy (None with fewer than 5
+            classes).
+        nll: float, the mean negative log-likelihood of the true class
+            (probabilities clipped below at 1e-12).
+        ece: float, the expected calibration error over 15 equal-width
+            confidence bins.
+    """
+
+    top1: float
+    top5: float | None
+    nll: float
+    ece: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class EnsembleEvaluation:
+    """The evaluation of every member and of their ensemble.
+
+    The ensemble prediction is the mean of the member softmax
+    probabilities (the reference sums them, swn-algorithm.md §4.3: same
+    argmax; the mean keeps NLL and ECE meaningful).
+
+    Attributes:
+        names: tuple of str, one name per member.
+        members: tuple of `Metrics`, one per member.
+        ensemble: `Metrics` of the mean of the member probabilities.
+        disagreement: `(M, M)` tuple of tuples, the fraction of examples on
+            which the top-1 predictions of members `i` and `j` differ.
+        mean_disagreement: float, the mean over pairs `i < j` (NaN with one
+            member).
+        diversity: float, `mean_disagreement / (1 - ensemble.top1)` (the
+            reference's "diversity"); NaN with one member or when the
+            ensemble makes no error.
+        num_examples: int.
+        num_classes: int.
+    """
+
+    names: tuple[str, ...]
+    members: tuple[Metrics, ...]
+    ensemble: Metrics
+    disagreement: tuple[tuple[float, ...], ...]
+    mean_disagreement: float
+    diversity: float
+    num_examples: int
+    num_classes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "names": list(self.names),
+            "members": [m.to_dict() for m in self.members],
+            "ensemble": self.ensemble.to_dict(),
+            "disagreement": [list(r) for r in self.disagreement],
+            "mean_disagreement": self.mean_disagreement,
+            "diversity": self.diversity,
+            "num_examples": self.num_examples,
+            "num_classes": self.num_classes,
+            "ece_bins": ECE_BINS,
+        }
+
+    def __str__(self) -> str:
+        def pct(v: float | None) -> str:
+            return "-" if v is None else f"{100 * v:.2f}"
+
+        rows = [("", "top-1 %", "top-5 %", "NLL", f"ECE({ECE_BINS}) %")]
+        labelled = [
+            (f"member {i} ({n})", m)
+            for i, (n, m) in enumerate(zip(self.names, self.members))
+        ] + [("ensemble", self.ensemble)]
+        for label, m in labelled:
+            rows.append(
+                (label, pct(m.top1), pct(m.top5), f"{m.nll:.4f}", pct(m.ece))
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        lines = []
+        for j, r in enumerate(rows):
+            lines.append(
+                "  ".join(
+                    c.ljust(w) if i == 0 else c.rjust(w)
+                    for i, (c, w) in enumerate(zip(r, widths))
+                )
+            )
+            if j == 0:
+                lines.append("-" * (sum(widths) + 8))
+        lines.append(
+            f"mean pairwise disagreement: {self.mean_disagreement:.4f}, "
+            f"diversity (disagreement / ensemble error): "
+            f"{self.diversity:.4f}"
+        )
+        lines.append(
+            f"{self.num_examples} examples, {self.num_classes} classes"
+        )
+        return "\n".join(lines)
+
+
+def _check_probs(probs_per_member, y) -> tuple[np.ndarray, np.ndarray]:
+    probs = np.asarray(probs_per_member, dtype=np.float64)
+    if probs.ndim != 3 or probs.shape[0] < 1 or probs.shape[2] < 2:
+        raise ValueError(
+            "Invalid value for argument `probs_per_member`. Expected one "
+            "`(num_examples, num_classes)` probability array per member "
+            "(at least 1 member, 2 classes). Received: probs_per_member "
+            f"with shape {probs.shape}"
+        )
+    labels = np.asarray(y)
+    if labels.ndim == 2 and labels.shape[1] == probs.shape[2]:
+        labels = np.argmax(labels, axis=-1)  # one-hot
+    elif labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if (
+        labels.ndim != 1
+        or labels.shape[0] != probs.shape[1]
+        or not np.issubdtype(labels.dtype, np.integer)
+        and not np.all(np.mod(labels, 1) == 0)
+    ):
+        raise ValueError(
+            "Invalid value for argument `y`. Expected integer class labels "
+            f"of shape ({probs.shape[1]},) (or one-hot). Received: y with "
+            f"shape {labels.shape} and dtype {labels.dtype}"
+        )
+    labels = labels.astype(np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= probs.shape[2]):
+        raise ValueError(
+            "Invalid value for argument `y`. Expected labels in "
+            f"[0, {probs.shape[2]}). Received: y with values in "
+            f"[{labels.min()}, {labels.max()}]"
+        )
+    return probs, labels
+
+
+def expected_calibration_error(
+    probs: np.ndarray, y: np.ndarray, *, num_bins: int = ECE_BINS
+) -> float:
+    """The expected calibration error of one probability array.
+
+    Confidence is the largest probability; examples fall into `num_bins`
+    equal-width bins `(lo, hi]` of [0, 1]; the ECE is
+    `sum_b |B_b| / n * |accuracy(B_b) - mean confidence(B_b)|`
+    (Guo et al., 2017).
+
+    Args:
+        probs: `(n, num_classes)` probabilities.
+        y: `(n,)` integer labels.
+        num_bins: int, the number of bins (default 15).
+
+    Returns:
+        float in [0, 1].
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(y)
+    confidence = probs.max(axis=-1)
+    correct = (np.argmax(probs, axis=-1) == y).astype(np.float64)
+    # Bin b holds confidences in (b / num_bins, (b + 1) / num_bins].
+    bins = np.clip(
+        np.ceil(confidence * num_bins).astype(np.int64) - 1, 0, num_bins - 1
+    )
+    ece = 0.0
+    n = len(y)
+    for b in range(num_bins):
+        mask = bins == b
+        if mask.any():
+            ece += mask.sum() / n * abs(
+                correct[mask].mean() - confidence[mask].mean()
+            )
+    return float(ece)
+
+
+def _metrics(probs: np.ndarray, y: np.ndarray) -> Metrics:
+    n, num_classes = probs.shape
+    top1 = float(np.mean(np.argmax(probs, axis=-1) == y))
+    top5 = None
+    if num_classes >= 5:
+        # Stable sort on -p: among tied probabilities the lower class wins.
+        order = np.argsort(-probs, axis=-1, kind="stable")[:, :5]
+        top5 = float(np.mean(np.any(order == y[:, None], axis=-1)))
+    p_true = probs[np.arange(n), y]
+    nll = float(np.mean(-np.log(np.maximum(p_true, _EPS))))
+    return Metrics(top1, top5, nll, expected_calibration_error(probs, y))
+
+
+def ensemble_metrics(
+    probs_per_member: Sequence[np.ndarray] | np.ndarray,
+    y: np.ndarray,
+    *,
+    names: Sequence[str] | None = None,
+) -> EnsembleEvaluation:
+    """Member and ensemble metrics from probability arrays (pure NumPy).
+
+    Args:
+        probs_per_member: one `(num_examples, num_classes)` array of class
+            probabilities per member (or an `(M, n, C)` array).
+        y: `(num_examples,)` integer labels (or one-hot).
+        names: optional member names (default `"member_i"`).
+
+    Returns:
+        An `EnsembleEvaluation`.
+
+    Raises:
+        ValueError: on arrays of the wrong shape or labels out of range.
+
+    Examples:
+        >>> p0 = np.array([[0.9, 0.1], [0.2, 0.8]])
+        >>> p1 = np.array([[0.6, 0.4], [0.7, 0.3]])
+        >>> result = keras_swn.ensembles.ensemble_metrics([p0, p1], [0, 1])
+        >>> result.members[0].top1, result.ensemble.top1
+        (1.0, 1.0)
+        >>> result.mean_disagreement
+        0.5
+    """
+    probs, labels = _check_probs(probs_per_member, y)
+    m, n, c = probs.shape
+    if names is None:
+        names = [f"member_{i}" for i in range(m)]
+    names = tuple(str(s) for s in names)
+    if len(names) != m:
+        raise ValueError(
+            f"Invalid value for argument `names`. Expected {m} names. "
+            f"Received: names={names!r}"
+        )
+    members = tuple(_metrics(p, labels) for p in probs)
+    ensemble = _metrics(probs.mean(axis=0), labels)
+    preds = np.argmax(probs, axis=-1)
+    dis = np.zeros((m, m))
+    for i in range(m):
+        for j in range(m):
+            dis[i, j] = np.mean(preds[i] != preds[j]) if n else 0.0
+    if m > 1:
+        mean_dis = float(dis[np.triu_indices(m, 1)].mean())
+    else:
+        mean_dis = math.nan
+    error = 1.0 - ensemble.top1
+    diversity = mean_dis / error if m > 1 and error > 0 else math.nan
+    return EnsembleEvaluation(
+        names=names,
+        members=members,
+        ensemble=ensemble,
+        disagreement=tuple(tuple(float(v) for v in r) for r in dis),
+        mean_disagreement=mean_dis,
+        diversity=diversity,
+        num_examples=n,
+        num_classes=c,
+    )
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """A numerically stable softmax over the last axis, in NumPy."""
+    logits = np.asarray(logits, dtype=np.float64)
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def member_probabilities(
+    model, x, *, members: Sequence[int] | None = None, batch_size: int = 128
+) -> list[np.ndarray]:
+    """The softmax probabilities of some members (only those are run).
+
+    Args:
+        model: an `SWNModel`.
+        x: inputs accepted by `keras.Model.predict`.
+        members: member indices to run (default: all).
+        batch_size: int, the prediction batch size.
+
+    Returns:
+        A list of `(n, num_classes)` float64 arrays, in `members` order.
+    """
+    if members is None:
+        members = range(len(model.members))
+    return [
+        softmax(
+            model.members[i].predict(x, batch_size=batch_size, verbose=0)
+        )
+        for i in members
+    ]
+
+
+def evaluate_ensemble(
+    model, x, y, *, batch_size: int = 128
+) -> EnsembleEvaluation:
+    """Evaluate every member of an `SWNModel` and their ensemble.
+
+    Reports per member and for the ensemble (the mean of the member
+    softmaxes): top-1, top-5 (with at least 5 classes), NLL, ECE over 15
+    equal-width bins, and the pairwise top-1 disagreement and "diversity"
+    (mean disagreement / ensemble error, swn-algorithm.md §4.3).
+
+    Args:
+        model: an `SWNModel`.
+        x: input array.
+        y: integer labels (or one-hot).
+        batch_size: int, the prediction batch size.
+
+    Returns:
+        An `EnsembleEvaluation` (print it for a table).
+    """
+    probs = member_probabilities(model, x, batch_size=batch_size)
+    names = [
+        getattr(b, "name", type(b).__name__) for b in model.member_builders
+    ]
+    return ensemble_metrics(probs, y, names=names)

@@ -1,0 +1,193 @@
+"""Tests for the `keras-swn` command line (`keras_swn.cli`)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_swn import cli
+from keras_swn.data import load_digits_dataset
+from keras_swn.policy.sharing_policy import SharingPolicy
+from keras_swn.policy.wide_resnet_shapes import wide_resnet_param_counts
+
+README_FLAGS = [
+    "--members=28-7,28-4,16-7,16-4",
+    "--budget=18000000",
+    "--bins=4",
+    "--num_classes=100",
+]
+
+
+def run_cli(*args):
+    return cli.execute(["keras-swn", *args])
+
+
+def plan_json(capsys, *args):
+    assert run_cli("plan", "--json", *args) == 0
+    out = capsys.readouterr().out
+    assert len(out.strip().splitlines()) == 1, out  # one JSON object
+    return json.loads(out)
+
+
+class TestPlan:
+    def test_readme_configuration(self, capsys):
+        report = plan_json(capsys, *README_FLAGS)
+        assert report["bank_total"] == 17_997_568
+        assert report["coefficient_scalars"] == 143
+        assert report["trainable_total"] == 18_168_607
+        members = {
+            m["name"]: (m["conv_params_unshared"], m["params_unshared"])
+            for m in report["members"]
+        }
+        assert members == {
+            "WRN-28-7": (17_868_464, 17_925_940),
+            "WRN-28-4": (5_839_280, 5_872_180),
+            "WRN-16-7": (8_385_200, 8_436_404),
+            "WRN-16-4": (2_742_704, 2_772_020),
+        }
+        for bank in report["banks"]:
+            assert {"group", "width", "seg", "templates", "params"} <= set(
+                bank
+            )
+        assert sum(b["params"] for b in report["banks"]) == 17_997_568
+
+    def test_other_configuration_is_self_consistent(self, capsys):
+        members = [(16, 2), (10, 1)]
+        report = plan_json(
+            capsys,
+            "--members=16-2,10-1",
+            "--budget=150000",
+            "--bins=3",
+            "--num_classes=10",
+            "--input_shape=28,28,1",
+        )
+        assert report["bank_total"] <= 150_000
+        assert report["bank_total"] == sum(b["params"] for b in report["banks"])
+        counts = [
+            wide_resnet_param_counts(d, w, in_channels=1, num_classes=10)
+            for d, w in members
+        ]
+        bn_and_heads = sum(c["bn"] + c["head"] for c in counts)
+        assert report["trainable_total"] == (
+            report["bank_total"] + report["coefficient_scalars"] + bn_and_heads
+        )
+        assert [m["params_unshared"] for m in report["members"]] == [
+            c["total"] for c in counts
+        ]
+        assert report["config"]["bins"] == 3
+
+    def test_default_budget_is_largest_member(self, capsys):
+        report = plan_json(capsys, "--members=16-2,10-1")
+        largest = wide_resnet_param_counts(16, 2, num_classes=100)["conv"]
+        assert report["budget"] == largest
+        assert report["bank_total"] <= largest
+
+    def test_table(self, capsys):
+        assert run_cli("plan", *README_FLAGS) == 0
+        out = capsys.readouterr().out
+        assert "Template banks" in out
+        assert "17,997,568" in out
+        assert "18,168,607" in out
+
+
+class TestErrors:
+    @pytest.mark.parametrize(
+        "args, rc, text",
+        [
+            (["plan", "--members=16x4"], 1, "--members=16x4"),
+            (["plan", "--members=15-4"], 2, "--members=15-4"),
+            (["plan", "--budget=-5"], 1, "--budget=-5"),
+            (["plan", "--budget=1000"], 2, "--budget=1000"),
+            (["train", "--members=16x4"], 1, "--members=16x4"),
+            (["train", "--learning_rate=0"], 2, "--learning_rate=0"),
+            (["frobnicate"], 2, "unknown command 'frobnicate'"),
+            ([], 2, "no command given"),
+        ],
+    )
+    def test_bad_flags(self, capsys, args, rc, text):
+        assert run_cli(*args) == rc
+        err = capsys.readouterr().err
+        assert text in err
+        assert "Traceback" not in err
+
+    def test_missing_data_writes_nothing(self, capsys, tmp_path):
+        out = tmp_path / "run"
+        missing = tmp_path / "missing.npz"
+        rc = run_cli("train", f"--data={missing}", f"--output_dir={out}")
+        assert rc == 2
+        err = capsys.readouterr().err
+        assert f"--data={missing}" in err
+        assert not out.exists()
+
+    def test_missing_policy(self, capsys, tmp_path):
+        rc = run_cli("plan", f"--policy={tmp_path / 'nope.json'}")
+        assert rc == 2
+        assert "--policy=" in capsys.readouterr().err
+
+    def test_console_entry_point(self):
+        # One real process: flag errors exit non-zero without a traceback.
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        proc = subprocess.run(
+            [sys.executable, "-m", "keras_swn.cli", "plan", "--members=16x4"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert proc.returncode != 0
+        assert "--members=16x4" in proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+class TestTrain:
+    def test_train_writes_files_and_reloads(self, capsys, tmp_path):
+        out = tmp_path / "run"
+        rc = run_cli(
+            "train",
+            "--members=10-1",
+            "--budget=40000",
+            "--epochs=1",
+            "--batch_size=128",
+            "--progress=none",
+            f"--output_dir={out}",
+        )
+        stdout = capsys.readouterr().out
+        assert rc == 0
+        assert "Template banks" in stdout
+        assert "ensemble" in stdout
+        assert f"Output folder: {out.resolve()}" in stdout
+        names = sorted(os.listdir(out))
+        assert names == [
+            "budget_report.json",
+            "history.json",
+            "model.keras",
+            "policy.json",
+            "results.json",
+        ]
+        results = json.loads((out / "results.json").read_text())
+        history = json.loads((out / "history.json").read_text())
+        report = json.loads((out / "budget_report.json").read_text())
+        policy = SharingPolicy.load(out / "policy.json")
+        assert results["members"] == ["WRN-10-1"]
+        assert results["budget"] == 40_000
+        assert report["bank_total"] <= 40_000
+        assert len(history["loss"]) == 1
+        assert "val_ensemble_accuracy" in history
+
+        model = keras.models.load_model(out / "model.keras")
+        assert model.policy == policy
+        model.compile()
+        _, (x_val, y_val) = load_digits_dataset(seed=0)
+        evaluation = model.evaluate(x_val, y_val, verbose=0, return_dict=True)
+        np.testing.assert_allclose(
+            evaluation["ensemble_accuracy"],
+            results["val_ensemble_accuracy"],
+            atol=1e-6,
+        )
+        np.testing.assert_allclose(
+            evaluation["loss"], results["val_loss"], rtol=1e-4
+        )
