@@ -104,8 +104,9 @@ flags.DEFINE_integer(
     "if that is larger.",
     lower_bound=1,
 )
-flags.DEFINE_integer("bins", 4, "Initial bins B (swn-algorithm.md §1.3).",
-                     lower_bound=1)
+flags.DEFINE_integer(
+    "bins", 4, "Initial bins B (swn-algorithm.md §1.3).", lower_bound=1
+)
 flags.DEFINE_integer(
     "num_classes",
     None,
@@ -409,8 +410,8 @@ def _cmd_train() -> int:
     (x_train, y_train), (x_val, y_val) = arrays
     input_shape = tuple(int(d) for d in x_train.shape[1:])
     classes = int(max(y_train.max(), y_val.max())) + 1
-    num_classes = max(classes, 2) if FLAGS.num_classes is None else (
-        FLAGS.num_classes
+    num_classes = (
+        max(classes, 2) if FLAGS.num_classes is None else (FLAGS.num_classes)
     )
     if num_classes < classes:
         raise _flag_error(

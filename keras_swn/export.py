@@ -20,6 +20,9 @@ def _stock_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
             strides=layer.strides,
             padding=padding,
             use_bias=layer.use_bias,
+            # Overwritten by the composed kernel; "zeros" skips drawing
+            # random values for a kernel that is thrown away.
+            kernel_initializer="zeros",
             name=layer.name,
             dtype=layer.dtype_policy,
         )
@@ -27,6 +30,7 @@ def _stock_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
         layer.units,
         activation=layer.activation,
         use_bias=layer.use_bias,
+        kernel_initializer="zeros",
         name=layer.name,
         dtype=layer.dtype_policy,
     )
@@ -62,7 +66,7 @@ def to_keras(model, member: int = 0, *, name: str | None = None) -> keras.Model:
     Examples:
         >>> model = keras_swn.SWNModel(
         ...     members=[keras_swn.models.WideResNet(10, 1)],
-        ...     input_shape=(8, 8, 3), num_classes=10, budget=20_000, seed=0)
+        ...     input_shape=(8, 8, 3), num_classes=10, budget=60_000, seed=0)
         >>> plain = keras_swn.export.to_keras(model, member=0)
         >>> type(plain.get_layer("stem")).__name__
         'Conv2D'

@@ -50,9 +50,7 @@ class TestPlan:
             "WRN-16-4": (2_742_704, 2_772_020),
         }
         for bank in report["banks"]:
-            assert {"group", "width", "seg", "templates", "params"} <= set(
-                bank
-            )
+            assert {"group", "width", "seg", "templates", "params"} <= set(bank)
         assert sum(b["params"] for b in report["banks"]) == 17_997_568
 
     def test_other_configuration_is_self_consistent(self, capsys):
@@ -60,12 +58,12 @@ class TestPlan:
         report = plan_json(
             capsys,
             "--members=16-2,10-1",
-            "--budget=150000",
+            "--budget=250000",
             "--bins=3",
             "--num_classes=10",
             "--input_shape=28,28,1",
         )
-        assert report["bank_total"] <= 150_000
+        assert report["bank_total"] <= 250_000
         assert report["bank_total"] == sum(b["params"] for b in report["banks"])
         counts = [
             wide_resnet_param_counts(d, w, in_channels=1, num_classes=10)
@@ -149,7 +147,7 @@ class TestTrain:
         rc = run_cli(
             "train",
             "--members=10-1",
-            "--budget=40000",
+            "--budget=60000",
             "--epochs=1",
             "--batch_size=128",
             "--progress=none",
@@ -173,8 +171,8 @@ class TestTrain:
         report = json.loads((out / "budget_report.json").read_text())
         policy = SharingPolicy.load(out / "policy.json")
         assert results["members"] == ["WRN-10-1"]
-        assert results["budget"] == 40_000
-        assert report["bank_total"] <= 40_000
+        assert results["budget"] == 60_000
+        assert report["bank_total"] <= 60_000
         assert len(history["loss"]) == 1
         assert "val_ensemble_accuracy" in history
 

@@ -96,9 +96,10 @@ def _as_images(x: np.ndarray, name: str, where: str) -> np.ndarray:
         )
     if x.dtype == np.uint8:
         return x.astype(np.float32) / np.float32(255.0)
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(
-        x.dtype, np.integer
-    )):
+    if not (
+        np.issubdtype(x.dtype, np.floating)
+        or np.issubdtype(x.dtype, np.integer)
+    ):
         raise ValueError(
             f"Invalid array `{name}` in {where}. Expected a numeric dtype. "
             f"Received: {name}.dtype={x.dtype}"

@@ -170,7 +170,7 @@ def member_flops(
     Examples:
         >>> model = keras_swn.SWNModel(
         ...     members=[keras_swn.models.WideResNet(10, 1)],
-        ...     input_shape=(8, 8, 3), num_classes=10, budget=20_000, seed=0)
+        ...     input_shape=(8, 8, 3), num_classes=10, budget=60_000, seed=0)
         >>> keras_swn.ensembles.member_flops(model, 0).inference_macs
         781952
     """

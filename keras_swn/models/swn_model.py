@@ -188,7 +188,7 @@ class SWNModel(CaptureTrainer, keras.Model):
                         shape=self.bank.kernel_shape(layer.layer_key),
                         initializer="zeros",
                         trainable=False,
-                        aggregation="sum",
+                        aggregation="mean",
                     )
                 )
         self.built = True

@@ -68,6 +68,10 @@ class CaptureTrainer:
                 loss = self.optimizer.scale_loss(loss)
         grads = tape.gradient(loss, list(weights) + zeros)
         self.optimizer.apply_gradients(zip(grads[: len(weights)], weights))
+        # Each replica's loss is its share of the global-batch mean, so the
+        # global gradient is the sum over replicas. The accumulators use
+        # "mean" aggregation (a replica-context `assign_add` on a mirrored
+        # variable aggregates the new *values*), hence the factor.
         for acc, grad in zip(self._kernel_accumulators, grads[len(weights) :]):
-            acc.assign_add(grad)
+            acc.assign_add(grad * replicas)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)

@@ -1,0 +1,228 @@
+"""Fit-step time and peak memory: SWN WRN vs the plain Keras WRN.
+
+Builds, on the TensorFlow backend, (a) an `SWNModel` with one
+`WideResNet(depth, width)` member whose kernels are composed from a bank
+of `--budget` template parameters, and (b) the same architecture with
+ordinary `Conv2D` kernels (the same `WideResNet` builder, handed a
+`LayerFactory` without a bank, which returns stock layers). Both train with
+SGD (Nesterov momentum 0.9) by `train_on_batch` on one fixed batch, after
+warm-up steps, and the median step time over `--steps` timed steps is
+reported with the ratio SWN / plain.
+
+Memory: each model runs in its own fresh subprocess (same flags, one after
+the other), which reports its peak resident set size (`ru_maxrss`) after
+building the model and after training. The figure compared is the growth
+of the peak during compile + training (`after - built`), which is what the
+training step itself costs; the absolute peaks are printed too (they
+include the ~0.5-1 GB of TensorFlow itself). `tracemalloc` is not used: it
+sees only Python allocations, not TensorFlow's buffers.
+
+Usage:
+    python benchmarks/step_time.py [--depth 16] [--width 4]
+        [--budget 1000000] [--steps 8] [--warmup 2] [--batch_size 128]
+        [--data ../shared/data/cifar10_train_10k.npz] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+
+def _maxrss_mib() -> float:
+    # Linux reports KiB, macOS bytes.
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def _batch(args):
+    import numpy as np
+
+    n = args.batch_size
+    if args.data:
+        from keras_swn.data import load_npz
+
+        (x, y), _ = load_npz(args.data, seed=0)
+        if len(x) < n:
+            raise SystemExit(f"--data has {len(x)} examples, fewer than {n}")
+        return x[:n], y[:n], int(y.max()) + 1
+    rng = np.random.default_rng(0)
+    x = rng.random((n, 32, 32, 3), dtype=np.float32)
+    y = rng.integers(0, 10, size=(n,)).astype(np.int32)
+    return x, y, 10
+
+
+def _build(kind: str, args, input_shape, num_classes):
+    import keras
+
+    from keras_swn.models.member_builder import LayerFactory
+    from keras_swn.models.swn_model import SWNModel
+    from keras_swn.models.wide_resnet import WideResNet
+
+    wrn = WideResNet(args.depth, args.width)
+    if kind == "swn":
+        model = SWNModel(
+            members=[wrn],
+            input_shape=input_shape,
+            num_classes=num_classes,
+            budget=args.budget,
+            seed=0,
+        )
+        loss = None  # SWNModel's own: sum of member cross-entropies
+    else:
+        inputs = keras.Input(input_shape)
+        outputs = wrn(inputs, LayerFactory(None, 0, seed=0), num_classes)
+        model = keras.Model(inputs, outputs, name="plain_wrn")
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    optimizer = keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True)
+    return model, optimizer, loss
+
+
+def _child(args) -> None:
+    """Run one model; print one JSON line."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    keras.utils.set_random_seed(0)
+    x, y, num_classes = _batch(args)
+    model, optimizer, loss = _build(args.child, args, x.shape[1:], num_classes)
+    trainable = sum(int(v.numpy().size) for v in model.trainable_variables)
+    rss_built = _maxrss_mib()
+    model.compile(optimizer=optimizer, loss=loss)
+    first = time.perf_counter()
+    model.train_on_batch(x, y)  # trace
+    first = time.perf_counter() - first
+    for _ in range(max(0, args.warmup - 1)):
+        model.train_on_batch(x, y)
+    times = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        model.train_on_batch(x, y)  # returns NumPy logs: synchronous
+        times.append(time.perf_counter() - start)
+    print(
+        json.dumps(
+            {
+                "model": args.child,
+                "backend": keras.backend.backend(),
+                "trainable": trainable,
+                "first_step_s": first,
+                "step_s": times,
+                "rss_built_mib": rss_built,
+                "rss_peak_mib": _maxrss_mib(),
+            }
+        )
+    )
+
+
+def _run_child(kind: str, argv) -> dict:
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    proc = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), *argv, "--child", kind],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr[-4000:])
+        raise SystemExit(f"the {kind} run failed (exit {proc.returncode})")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--depth", type=int, default=16)
+    parser.add_argument("--width", type=int, default=4)
+    parser.add_argument("--budget", type=int, default=1_000_000)
+    parser.add_argument("--steps", type=int, default=8, help="timed steps")
+    parser.add_argument("--warmup", type=int, default=2, help="incl. trace")
+    parser.add_argument("--batch_size", type=int, default=128)
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="an .npz file (x/y uint8) for a real batch; default random",
+    )
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--child", choices=["plain", "swn"], help="internal")
+    args = parser.parse_args(argv)
+    if args.steps < 1 or args.warmup < 1:
+        parser.error("--steps and --warmup must be >= 1")
+    if args.child:
+        _child(args)
+        return
+
+    passthrough = [
+        f"--depth={args.depth}",
+        f"--width={args.width}",
+        f"--budget={args.budget}",
+        f"--steps={args.steps}",
+        f"--warmup={args.warmup}",
+        f"--batch_size={args.batch_size}",
+    ] + ([f"--data={args.data}"] if args.data else [])
+    print(
+        f"WRN-{args.depth}-{args.width}, batch {args.batch_size}, "
+        f"{'data ' + args.data if args.data else 'random 32x32x3'}, "
+        f"TensorFlow, {args.warmup} warm-up + {args.steps} timed "
+        "train_on_batch steps per model, each model in its own process."
+    )
+    results = {kind: _run_child(kind, passthrough) for kind in ("plain", "swn")}
+    plain, swn = results["plain"], results["swn"]
+    med = {k: statistics.median(r["step_s"]) for k, r in results.items()}
+    grow = {
+        k: r["rss_peak_mib"] - r["rss_built_mib"] for k, r in results.items()
+    }
+
+    def row(name, r):
+        return (
+            f"{name:<22} {r['trainable']:>11,} {r['first_step_s']:>9.2f} "
+            f"{med[r['model']]:>9.3f} {min(r['step_s']):>8.3f} "
+            f"{max(r['step_s']):>8.3f} {r['rss_peak_mib']:>9.0f} "
+            f"{grow[r['model']]:>9.0f}"
+        )
+
+    head = (
+        f"{'model':<22} {'trainable':>11} {'first s':>9} {'median s':>9} "
+        f"{'min s':>8} {'max s':>8} {'peak MiB':>9} {'train MiB':>9}"
+    )
+    print(head)
+    print("-" * len(head))
+    print(row(f"plain WRN-{args.depth}-{args.width}", plain))
+    print(row(f"SWN (budget {args.budget:,})", swn))
+    ratio_t = med["swn"] / med["plain"]
+    ratio_m = grow["swn"] / grow["plain"] if grow["plain"] > 0 else float("nan")
+    print()
+    print(f"step time  SWN / plain (median): {ratio_t:.3f}")
+    print(
+        f"peak RSS growth during compile+training, SWN / plain: {ratio_m:.3f}"
+    )
+    print(
+        f"absolute peak RSS, SWN / plain: "
+        f"{swn['rss_peak_mib'] / plain['rss_peak_mib']:.3f}"
+    )
+    print(
+        "(train MiB = peak RSS after training minus peak RSS once the model "
+        "was built, per process; first s = the first step, incl. tracing.)"
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "config": vars(args),
+                    "results": results,
+                    "median_step_s": med,
+                    "step_time_ratio": ratio_t,
+                    "rss_growth_mib": grow,
+                    "rss_growth_ratio": ratio_m,
+                }
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""Captured kernel gradients equal dL/dW computed by a stock Keras model."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+import keras_swn
+from keras_swn.models import WideResNet
+
+pytestmark = pytest.mark.backend_sensitive
+
+
+def _model(**kwargs):
+    return keras_swn.SWNModel(
+        members=[WideResNet(10, 2), WideResNet(10, 1)],
+        input_shape=(8, 8, 3),
+        num_classes=5,
+        budget=250_000,
+        seed=0,
+        **kwargs,
+    )
+
+
+def _data(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 8, 8, 3)).astype("float32"), rng.integers(
+        0, 5, n
+    )
+
+
+def _stock_member(model, member):
+    """Member `member` rebuilt from stock Keras layers, weights copied."""
+    builder = model.member_builders[member]
+    # float64, so that one SGD step resolves the gradient to ~1e-10.
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float64")
+    try:
+        _, stock = builder._trace(model.input_shape_, model.num_classes)
+    finally:
+        keras.config.set_dtype_policy(policy)
+    swn = model.members[member]
+    for layer in swn.layers:
+        if getattr(layer, "layer_key", None) is not None:
+            target = stock.get_layer(layer.name).conv
+            target.set_weights([keras.ops.convert_to_numpy(layer.kernel)])
+        elif layer.weights:
+            stock.get_layer(layer.name).set_weights(layer.get_weights())
+    return stock
+
+
+def _stock_kernel_gradients(model, member, x, y, lr=1e-6):
+    """dL/dW of the stock member, read off one plain SGD step."""
+    stock = _stock_member(model, member)
+    stock.compile(
+        keras.optimizers.SGD(lr),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    convs = {
+        l.name: l.conv for l in stock.layers if hasattr(l, "conv")
+    }
+    before = {n: keras.ops.convert_to_numpy(c.kernel) for n, c in convs.items()}
+    stock.train_on_batch(x, y)
+    return {
+        n: (before[n] - keras.ops.convert_to_numpy(c.kernel)) / lr
+        for n, c in convs.items()
+    }
+
+
+def _assert_grads_close(got, want, rtol=1e-4):
+    assert set(got) == set(want)
+    for name in want:
+        scale = np.abs(want[name]).max() + 1e-12
+        err = np.abs(got[name] - want[name]).max() / scale
+        assert err < rtol, (name, err)
+
+
+@pytest.fixture
+def float64_enabled():
+    """JAX computes in float32 unless x64 is switched on."""
+    if keras.backend.backend() != "jax":
+        yield
+        return
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", False)
+
+
+class TestCollectKernelGradients:
+    def test_equals_stock_dl_dw(self, float64_enabled):
+        model = _model()
+        x, y = _data()
+        # training=True so that BatchNorm matches a stock train step.
+        got = model.collect_kernel_gradients(
+            x, y, batch_size=16, training=True
+        )
+        for member in range(2):
+            want = _stock_kernel_gradients(model, member, x, y)
+            _assert_grads_close(got[member], want)
+
+    def test_sums_over_batches(self):
+        model = _model()
+        x, y = _data(32)
+        both = model.collect_kernel_gradients(x, y, batch_size=16, batches=2)
+        one = model.collect_kernel_gradients(x[:16], y[:16], batch_size=16)
+        two = model.collect_kernel_gradients(x[16:], y[16:], batch_size=16)
+        for name, g in both[0].items():
+            np.testing.assert_allclose(g, one[0][name] + two[0][name],
+                                       rtol=1e-4, atol=1e-6)
+
+    def test_coefficient_gradients_are_per_member(self):
+        model = _model(coefficient_sharing="per_bank")
+        x, y = _data()
+        grads = model.collect_coefficient_gradients(x, y, batch_size=16)
+        assert set(grads) == {
+            (m, l, w)
+            for (m, l), r in model.plan.layers.items()
+            for w in range(r.num_levels)
+        }
+        # Member 1 hard-shares member 0's vectors but keeps its own entry.
+        m0 = grads[(0, 0, 0)]
+        m1 = grads[(1, 0, 0)]
+        assert m0.shape == m1.shape == (
+            model.plan.banks[(model.plan.layers[(0, 0)].group, 0)].templates,
+        )
+        assert not np.allclose(m0, m1)
+        # A member's entry is the sum over its layers reading the vector,
+        # so two layers of member 0 in one bank carry the same entry.
+        g = model.plan.layers[(0, 1)].group
+        same = [l for (m, l), r in model.plan.layers.items()
+                if m == 0 and r.group == g]
+        assert len(same) > 1
+        np.testing.assert_allclose(grads[(0, same[0], 0)],
+                                   grads[(0, same[1], 0)])
+
+
+class TestAccumulationDuringFit:
+    @pytest.mark.parametrize("jit_compile", [False, True])
+    def test_accumulators_equal_captured_gradients(self, jit_compile):
+        if jit_compile and keras.backend.backend() == "torch":
+            pytest.skip("torch.compile is not the XLA path")
+        model = _model(capture_kernel_gradients=True)
+        x, y = _data(32)
+        model.compile(keras.optimizers.SGD(0.0), jit_compile=jit_compile)
+        model.start_kernel_gradient_capture()
+        model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+        model.stop_kernel_gradient_capture()
+        got = model.accumulated_kernel_gradients()
+        want = model.collect_kernel_gradients(
+            x, y, batch_size=16, batches=None, training=True
+        )
+        for member in range(2):
+            _assert_grads_close(got[member], want[member], rtol=1e-4)
+
+    def test_callback_captures_chosen_epochs_only(self):
+        from keras_swn.callbacks import KernelGradientCapture
+
+        model = _model(capture_kernel_gradients=True)
+        x, y = _data(32)
+        model.compile(keras.optimizers.SGD(0.01))
+        capture = KernelGradientCapture(epochs=[1])
+        model.fit(x, y, batch_size=16, epochs=3, verbose=0,
+                  callbacks=[capture])
+        assert sorted(capture.gradients) == [1]
+        assert np.abs(capture.gradients[1][0]["stem"]).sum() > 0
+        assert not model._capture_on
+
+    def test_without_accumulators_raises(self):
+        with pytest.raises(ValueError, match="capture_kernel_gradients=True"):
+            _model().start_kernel_gradient_capture()
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="tf.distribute"
+)
+def test_mirrored_strategy_gives_single_device_sums():
+    script = textwrap.dedent(
+        """
+        import numpy as np, tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        import keras, keras_swn
+        from keras_swn.models import WideResNet
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(32, 8, 8, 3)).astype("float32")
+        y = rng.integers(0, 5, 32)
+        def run(strategy, batch_size):
+            with strategy.scope():
+                m = keras_swn.SWNModel(
+                    members=[WideResNet(10, 1)], input_shape=(8, 8, 3),
+                    num_classes=5, budget=100_000, seed=0,
+                    capture_kernel_gradients=True)
+                m.compile(keras.optimizers.SGD(0.0))
+            m.start_kernel_gradient_capture()
+            m.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False,
+                  verbose=0)
+            return m.accumulated_kernel_gradients()[0]
+        # BatchNorm statistics are per replica, so 2 replicas x 8 images
+        # match one device on batches of 8; each replica's loss is scaled
+        # by 1/2 (the global-batch mean), hence the factor 2.
+        two = run(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), 16)
+        two = {k: 2 * v for k, v in two.items()}
+        one = run(tf.distribute.get_strategy(), 8)
+        err = max(np.abs(two[k] - one[k]).max() / np.abs(one[k]).max()
+                  for k in one)
+        print("MAXERR", err)
+        """
+    )
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True,
+        env=env, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    err = float(out.stdout.split("MAXERR")[-1])
+    assert err < 1e-4
