@@ -480,6 +480,29 @@ class SWNModel(CaptureTrainer, keras.Model):
     def from_config(cls, config):
         return cls(**config)
 
+    def refined(
+        self, policy: SharingPolicy, *, copies=None, compile: bool = True
+    ) -> "SWNModel":
+        """This model rebuilt for `policy`, with its trained values.
+
+        Used after the refine step (§3.2): `policy` and `copies` come from
+        `keras_swn.analysis.refine_partition`. Each new owner's coefficient
+        vector starts from its former owner's value; templates, BatchNorm
+        and heads are copied. If this model is compiled, the new one is
+        compiled the same way and keeps the optimizer state of every
+        unchanged variable (fresh state for the rewired coefficients).
+        """
+        from keras_swn.models.rebuild import transfer_optimizer_state
+        from keras_swn.models.rebuild import transfer_weights
+
+        new = self.with_policy(policy)
+        transfer_weights(self, new, copies=copies)
+        if compile and self.compiled and self.optimizer is not None:
+            config = self.get_compile_config()
+            new.compile_from_config(config)
+            transfer_optimizer_state(self, new)
+        return new
+
     def with_policy(self, policy: SharingPolicy, **overrides) -> "SWNModel":
         """A new, freshly initialised model of the same members and options
         with another sharing policy (the model's own is not changed)."""
