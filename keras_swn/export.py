@@ -90,8 +90,7 @@ def to_keras(model, member: int = 0, *, name: str | None = None) -> keras.Model:
     def call_function(layer, *args, **kwargs):
         padding = padding_of.get(id(layer))
         if padding is not None:
-            (t, b), (l, r) = padding
-            if t or b or l or r:
+            if any(p for side in padding for p in side):
                 pad = keras.layers.ZeroPadding2D(
                     padding,
                     name=f"{layer.name}_pad",

@@ -35,9 +35,7 @@ def model():
                     ]
                 )
         head = member.get_layer("head")
-        head.set_weights(
-            [head.get_weights()[0], rng.normal(0, 0.1, (10,))]
-        )
+        head.set_weights([head.get_weights()[0], rng.normal(0, 0.1, (10,))])
     return model
 
 
@@ -106,9 +104,10 @@ class TestToKerasStructure:
             assert pads == [f"{n}_pad" for n in padded]
             conv = exported.get_layer("stage2_block1_conv1")
             assert conv.padding == "valid" and conv.strides == (2, 2)
-            assert exported.get_layer(
-                "stage2_block1_conv1_pad"
-            ).padding == ((1, 1), (1, 1))
+            assert exported.get_layer("stage2_block1_conv1_pad").padding == (
+                (1, 1),
+                (1, 1),
+            )
             shortcut = exported.get_layer("stage2_block1_shortcut")
             assert shortcut.padding == "valid"
 

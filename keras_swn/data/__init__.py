@@ -3,15 +3,34 @@
 `load_digits_dataset` reads the real 8x8 digits that ship inside
 scikit-learn's wheel; `load_npz` reads arrays a user provides. Both return
 NumPy arrays `((x_train, y_train), (x_val, y_val))` ready for `model.fit`.
-TFDS pipelines (CIFAR-10/100 with the augmentation of swn-algorithm.md §5)
-live in their own modules of this package.
+`load_cifar` (CIFAR-10/100 through TFDS) and `make_dataset` (in-memory
+arrays) build `tf.data` pipelines with the augmentation of
+swn-algorithm.md §5 (pad-and-crop, flip, normalisation, Cutout).
 """
 
+from keras_swn.data.cifar import CIFAR10_MEAN
+from keras_swn.data.cifar import CIFAR10_STD
+from keras_swn.data.cifar import CIFAR100_MEAN
+from keras_swn.data.cifar import CIFAR100_STD
+from keras_swn.data.cifar import NORMALIZATION
+from keras_swn.data.cifar import augment_image
+from keras_swn.data.cifar import load_cifar
+from keras_swn.data.cifar import make_dataset
+from keras_swn.data.cifar import normalize_image
 from keras_swn.data.embedded import load_digits_dataset
 from keras_swn.data.embedded import load_npz
 from keras_swn.data.embedded import stratified_split
 
 __all__ = [
+    "CIFAR100_MEAN",
+    "CIFAR100_STD",
+    "CIFAR10_MEAN",
+    "CIFAR10_STD",
+    "NORMALIZATION",
+    "augment_image",
+    "load_cifar",
+    "make_dataset",
+    "normalize_image",
     "load_digits_dataset",
     "load_npz",
     "stratified_split",

@@ -410,8 +410,10 @@ def best_subset(
             continue
         key = (-score, cost, rank)
         if best is None or key < best[0]:
-            best = (key, SubsetChoice(s, cost, None if accuracies is None
-                                      else score))
+            best = (
+                key,
+                SubsetChoice(s, cost, None if accuracies is None else score),
+            )
     if best is None:
         cheapest = int(np.argmin(member_costs))
         raise ValueError(

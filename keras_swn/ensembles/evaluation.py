@@ -185,8 +185,10 @@ def expected_calibration_error(
     for b in range(num_bins):
         mask = bins == b
         if mask.any():
-            ece += mask.sum() / n * abs(
-                correct[mask].mean() - confidence[mask].mean()
+            ece += (
+                mask.sum()
+                / n
+                * abs(correct[mask].mean() - confidence[mask].mean())
             )
     return float(ece)
 
@@ -293,9 +295,7 @@ def member_probabilities(
     if members is None:
         members = range(len(model.members))
     return [
-        softmax(
-            model.members[i].predict(x, batch_size=batch_size, verbose=0)
-        )
+        softmax(model.members[i].predict(x, batch_size=batch_size, verbose=0))
         for i in members
     ]
 

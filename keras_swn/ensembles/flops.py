@@ -118,7 +118,9 @@ class FlopsReport:
             for f in self.layers
         ]
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        lines = [f"Member {self.member} ({self.name}), input {self.input_shape}"]
+        lines = [
+            f"Member {self.member} ({self.name}), input {self.input_shape}"
+        ]
         for j, r in enumerate(rows):
             lines.append(
                 "  ".join(
@@ -181,8 +183,8 @@ def member_flops(
         layer for layer in net.layers if isinstance(layer, _CONV + _DENSE)
     ]
     own_shape = tuple(int(d) for d in net.inputs[0].shape[1:])
-    input_shape = own_shape if input_shape is None else tuple(
-        int(d) for d in input_shape
+    input_shape = (
+        own_shape if input_shape is None else tuple(int(d) for d in input_shape)
     )
     if input_shape == own_shape:
         outputs = [layer.output for layer in counted]

@@ -204,7 +204,10 @@ class MemberBuilder:
         """This member as a functional model reading `bank`."""
         factory = LayerFactory(bank, member, seed)
         inputs = keras.Input(tuple(input_shape), name=f"{name}_input")
-        outputs = self(inputs, factory, num_classes)
+        # Variable paths `member_i/<layer>/<weight>`: unique across members
+        # (optimizer slots and checkpoints are keyed by path).
+        with keras.name_scope(name):
+            outputs = self(inputs, factory, num_classes)
         expected = sum(1 for k in bank.plan.layers if k[0] == member)
         if len(factory.created) != expected:
             raise ValueError(

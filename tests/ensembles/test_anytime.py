@@ -78,9 +78,7 @@ class TestRanking:
             return p
 
         # Member accuracies 0.2, 0.6, 0.4 with FLOPs 1, 2, 3.
-        curve = anytime_curve(
-            [member(2), member(6), member(4)], y, [1, 2, 3]
-        )
+        curve = anytime_curve([member(2), member(6), member(4)], y, [1, 2, 3])
         on_front = {s for s, p in zip(curve.subsets, curve.pareto) if p}
         assert (0,) in on_front and (1,) in on_front
         assert (2,) not in on_front  # costlier than (1,), less accurate
@@ -203,6 +201,7 @@ def _spy(monkeypatch, model, allowed):
     return called
 
 
+@pytest.mark.backend_sensitive
 class TestPredictWithinBudget:
     def test_runs_only_chosen_members(self, model, monkeypatch):
         x = np.random.default_rng(0).random((6, 8, 8, 3), dtype=np.float32)
@@ -242,13 +241,16 @@ class TestPredictWithinBudget:
             match=rf"the cheapest member \(member 1\) costs {cheapest:,} "
             r"FLOPs\. Received: flops_budget=10",
         ):
-            predict_within_budget(model, np.zeros((1, 8, 8, 3)), flops_budget=10)
+            predict_within_budget(
+                model, np.zeros((1, 8, 8, 3)), flops_budget=10
+            )
 
     def test_bad_curve(self, model):
         curve = anytime_curve([np.eye(2)], [0, 1], [1.0])
         with pytest.raises(ValueError, match="argument `curve`"):
-            predict_within_budget(model, np.zeros((1, 8, 8, 3)),
-                                  flops_budget=10, curve=curve)
+            predict_within_budget(
+                model, np.zeros((1, 8, 8, 3)), flops_budget=10, curve=curve
+            )
 
 
 def test_heterogeneous_ensemble_end_to_end(tmp_path):

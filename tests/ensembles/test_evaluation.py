@@ -42,9 +42,7 @@ class TestEnsembleMetrics:
             (0.1 + 0.8 + 0.6) / 3,
             (0.6 + 0.9 + 0.3) / 3,
         ]
-        assert result.ensemble.nll == pytest.approx(
-            -np.mean(np.log(mean_true))
-        )
+        assert result.ensemble.nll == pytest.approx(-np.mean(np.log(mean_true)))
 
     def test_ece(self):
         result = ensemble_metrics([P0, P1, P2], Y)
@@ -59,9 +57,7 @@ class TestEnsembleMetrics:
         # 0.90 and 0.92 share the bin (14/15, 1]; one right, one wrong:
         # |0.5 - 0.91| * 2/2.
         probs = np.array([[0.9, 0.1], [0.08, 0.92]])
-        assert expected_calibration_error(probs, [0, 0]) == pytest.approx(
-            0.41
-        )
+        assert expected_calibration_error(probs, [0, 0]) == pytest.approx(0.41)
 
     def test_ece_bin_edges(self):
         # 0.6 = 9/15 is the upper edge of bin 8; 0.6 + 1e-9 is in bin 9.
@@ -121,9 +117,7 @@ class TestEnsembleMetrics:
             ensemble_metrics(P0, Y)
         with pytest.raises(ValueError, match="Invalid value for argument `y`"):
             ensemble_metrics([P0], Y[:3])
-        with pytest.raises(
-            ValueError, match=r"Expected labels in \[0, 3\)"
-        ):
+        with pytest.raises(ValueError, match=r"Expected labels in \[0, 3\)"):
             ensemble_metrics([P0], [0, 1, 2, 3])
         with pytest.raises(ValueError, match="argument `names`"):
             ensemble_metrics([P0], Y, names=["a", "b"])

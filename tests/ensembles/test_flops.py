@@ -87,9 +87,7 @@ class TestMemberFlops:
         report = member_flops(model, 1)
         assert report.compose_macs == expected > 0
         assert report.compose_reference == expected / 2
-        assert report.reference_total == (
-            report.inference_macs + expected / 2
-        )
+        assert report.reference_total == (report.inference_macs + expected / 2)
 
     def test_report_prints_and_dicts(self, model):
         report = member_flops(model, 1)

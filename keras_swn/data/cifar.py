@@ -1,0 +1,516 @@
+"""CIFAR-10/100 as `tf.data` pipelines with the reference augmentation.
+
+The training recipe of swn-algorithm.md §5: a random 32x32 crop of the
+image zero-padded by 4 pixels, a random horizontal flip, per-channel
+normalisation with the dataset's mean and standard deviation, then
+Cutout (one 16x16 square, clipped at the border, set to 0 in normalised
+space). Test data is normalised only. The pipelines are `tf.data`
+datasets of `(images, labels)` batches, which `model.fit` accepts on
+every Keras backend (TensorFlow, JAX and PyTorch).
+
+`load_cifar` reads CIFAR through TensorFlow Datasets (`tfds.load`), by
+default without downloading; `make_dataset` applies the same pipeline to
+in-memory arrays (e.g. from `keras_swn.data.load_npz`). TensorFlow is
+imported when a function is called, not when this module is imported.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from typing import Sequence
+
+import numpy as np
+
+CIFAR10_MEAN = (125.3 / 255, 123.0 / 255, 113.9 / 255)
+"""Per-channel mean of CIFAR-10 in `[0, 1]` pixel scale (§5)."""
+
+CIFAR10_STD = (63.0 / 255, 62.1 / 255, 66.7 / 255)
+"""Per-channel standard deviation of CIFAR-10 in `[0, 1]` scale (§5)."""
+
+CIFAR100_MEAN = (129.3 / 255, 124.1 / 255, 112.4 / 255)
+"""Per-channel mean of CIFAR-100 in `[0, 1]` pixel scale (§5)."""
+
+CIFAR100_STD = (68.2 / 255, 65.4 / 255, 70.4 / 255)
+"""Per-channel standard deviation of CIFAR-100 in `[0, 1]` scale (§5)."""
+
+NORMALIZATION = {
+    "cifar10": (CIFAR10_MEAN, CIFAR10_STD),
+    "cifar100": (CIFAR100_MEAN, CIFAR100_STD),
+}
+"""Dataset name -> `(mean, std)`, the constants `load_cifar` uses."""
+
+_NAMES = tuple(NORMALIZATION)
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def _check_int(value: Any, name: str, minimum: int) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < minimum
+    ):
+        raise ValueError(
+            f"Invalid value for argument `{name}`. Expected an int >= "
+            f"{minimum}. Received: {name}={value!r}"
+        )
+    return int(value)
+
+
+def _check_optional_size(value: Any, name: str) -> int:
+    """`None` or 0 switch a step off; otherwise a positive int."""
+    if value is None:
+        return 0
+    return _check_int(value, name, 0)
+
+
+def _stats(normalization: Any) -> tuple[tuple, tuple] | None:
+    """`"cifar10"`, `"cifar100"`, `(mean, std)` or None -> stats."""
+    if normalization is None:
+        return None
+    if isinstance(normalization, str):
+        if normalization not in NORMALIZATION:
+            raise ValueError(
+                "Invalid value for argument `normalization`. Expected one "
+                f"of {list(_NAMES)}, a `(mean, std)` pair, or None. "
+                f"Received: normalization={normalization!r}"
+            )
+        return NORMALIZATION[normalization]
+    try:
+        mean, std = normalization
+        mean = tuple(float(m) for m in np.atleast_1d(mean))
+        std = tuple(float(s) for s in np.atleast_1d(std))
+    except (TypeError, ValueError):
+        mean, std = (), ()
+    if not mean or len(mean) != len(std) or min(std) <= 0:
+        raise ValueError(
+            "Invalid value for argument `normalization`. Expected one of "
+            f"{list(_NAMES)}, a `(mean, std)` pair of per-channel sequences "
+            "of equal length with std > 0, or None. Received: "
+            f"normalization={normalization!r}"
+        )
+    return mean, std
+
+
+def normalize_image(image, *, mean: Sequence[float], std: Sequence[float]):
+    """Scale an image to `[0, 1]` (if `uint8`) and standardise each channel.
+
+    Args:
+        image: `(..., H, W, C)` tensor or array, `uint8` in `[0, 255]` or
+            floating point in `[0, 1]`.
+        mean: per-channel means, in `[0, 1]` scale.
+        std: per-channel standard deviations, in `[0, 1]` scale.
+
+    Returns:
+        A `float32` `tf.Tensor` `(image - mean) / std`.
+
+    Examples:
+        >>> import keras_swn.data.cifar as cifar
+        >>> image = np.full((32, 32, 3), 255, np.uint8)
+        >>> out = cifar.normalize_image(image, mean=cifar.CIFAR10_MEAN,
+        ...                             std=cifar.CIFAR10_STD)
+        >>> out.shape, out.dtype.name
+        (TensorShape([32, 32, 3]), 'float32')
+    """
+    tf = _tf()
+    image = tf.convert_to_tensor(image)
+    if image.dtype == tf.uint8:
+        image = tf.cast(image, tf.float32) / 255.0
+    else:
+        image = tf.cast(image, tf.float32)
+    mean = tf.constant(mean, tf.float32)
+    std = tf.constant(std, tf.float32)
+    return (image - mean) / std
+
+
+def augment_image(
+    image,
+    seed,
+    *,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    padding: int = 4,
+    cutout: int = 16,
+):
+    """The §5 training augmentation of one image, seeded and stateless.
+
+    Steps, in order: zero-pad `padding` pixels on each side and take a
+    random crop of the original size (an offset in `[0, 2 * padding]` per
+    axis); flip left-right with probability 1/2; normalise per channel
+    (when `mean` and `std` are given); Cutout: draw a centre `(cy, cx)`
+    uniformly over the image and set the rows `[cy - cutout // 2,
+    cy + cutout // 2)` and the same columns, clipped at the border, to 0
+    (in normalised space, as the reference's `Cutout` after `Normalize`).
+    The same `seed` gives the same result on every run.
+
+    Args:
+        image: `(H, W, C)` tensor, `uint8` in `[0, 255]` or floating point
+            in `[0, 1]`.
+        seed: shape `(2,)` integer tensor, the seed of the stateless
+            random ops (`tf.random.stateless_*`).
+        mean: per-channel means in `[0, 1]` scale, or None to skip the
+            normalisation.
+        std: per-channel standard deviations, or None.
+        padding: int, the zero padding before the random crop (0: no
+            crop).
+        cutout: int, the side of the Cutout square (0: no Cutout).
+
+    Returns:
+        A `float32` `(H, W, C)` `tf.Tensor`.
+
+    Examples:
+        >>> import keras_swn.data.cifar as cifar
+        >>> image = np.ones((32, 32, 3), np.float32)
+        >>> out = cifar.augment_image(image, [1, 2], mean=None, std=None,
+        ...                           padding=0, cutout=16)
+        >>> int((out.numpy() == 0).all(axis=-1).sum()) <= 16 * 16
+        True
+    """
+    tf = _tf()
+    image = tf.convert_to_tensor(image)
+    if image.dtype == tf.uint8:
+        image = tf.cast(image, tf.float32) / 255.0
+    else:
+        image = tf.cast(image, tf.float32)
+    seeds = tf.random.experimental.stateless_split(
+        tf.cast(tf.convert_to_tensor(seed), tf.int64), num=4
+    )
+    height, width = image.shape[0], image.shape[1]
+    if height is None or width is None:
+        shape = tf.shape(image)
+        height, width = shape[0], shape[1]
+    if padding:
+        padded = tf.pad(
+            image, [[padding, padding], [padding, padding], [0, 0]]
+        )
+        offsets = tf.random.stateless_uniform(
+            (2,), seeds[0], minval=0, maxval=2 * padding + 1, dtype=tf.int32
+        )
+        image = tf.slice(
+            padded,
+            tf.stack([offsets[0], offsets[1], 0]),
+            tf.stack([height, width, tf.shape(image)[-1]]),
+        )
+    flip = tf.random.stateless_uniform((), seeds[1]) < 0.5
+    image = tf.where(flip, tf.reverse(image, axis=[1]), image)
+    if mean is not None and std is not None:
+        image = normalize_image(image, mean=mean, std=std)
+    if cutout:
+        cy = tf.random.stateless_uniform(
+            (), seeds[2], minval=0, maxval=height, dtype=tf.int32
+        )
+        cx = tf.random.stateless_uniform(
+            (), seeds[3], minval=0, maxval=width, dtype=tf.int32
+        )
+        half = cutout // 2
+        rows = tf.range(height)
+        cols = tf.range(width)
+        in_rows = (rows >= cy - half) & (rows < cy + half)
+        in_cols = (cols >= cx - half) & (cols < cx + half)
+        square = in_rows[:, None] & in_cols[None, :]
+        image = tf.where(square[:, :, None], tf.zeros_like(image), image)
+    return image
+
+
+def _pipeline(
+    ds,
+    *,
+    training: bool,
+    batch_size: int,
+    stats: tuple | None,
+    padding: int,
+    cutout: int,
+    seed: int,
+    shuffle: bool,
+    shuffle_buffer: int,
+    drop_remainder: bool,
+):
+    """`(image, label)` examples -> batched, prefetched `tf.data` pipeline."""
+    tf = _tf()
+    autotune = tf.data.AUTOTUNE
+    mean, std = stats if stats is not None else (None, None)
+
+    def label(y):
+        return tf.cast(tf.reshape(y, ()), tf.int32)
+
+    if shuffle:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if training:
+        # One fresh random integer per example and epoch, from a seeded
+        # stream; the augmentation itself is stateless, so parallel
+        # `map` calls stay deterministic.
+        randoms = tf.data.Dataset.random(
+            seed=seed, rerandomize_each_iteration=True
+        )
+
+        def train_map(example, r):
+            x, y = example
+            image = augment_image(
+                x,
+                tf.stack([r, tf.constant(seed, tf.int64)]),
+                mean=mean,
+                std=std,
+                padding=padding,
+                cutout=cutout,
+            )
+            return image, label(y)
+
+        ds = tf.data.Dataset.zip((ds, randoms)).map(
+            train_map, num_parallel_calls=autotune
+        )
+    else:
+
+        def test_map(x, y):
+            if mean is None:
+                image = tf.convert_to_tensor(x)
+                image = (
+                    tf.cast(image, tf.float32) / 255.0
+                    if image.dtype == tf.uint8
+                    else tf.cast(image, tf.float32)
+                )
+            else:
+                image = normalize_image(x, mean=mean, std=std)
+            return image, label(y)
+
+        ds = ds.map(test_map, num_parallel_calls=autotune)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    return ds.prefetch(autotune)
+
+
+def make_dataset(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    batch_size: int = 128,
+    training: bool = True,
+    normalization: str | tuple | None = "cifar10",
+    padding: int = 4,
+    cutout: int | None = 16,
+    seed: int = 0,
+    shuffle: bool | None = None,
+    shuffle_buffer: int | None = None,
+    drop_remainder: bool = False,
+):
+    """A `tf.data` pipeline with the §5 augmentation over in-memory arrays.
+
+    For images already in memory, e.g. the CIFAR subset read by
+    `keras_swn.data.load_npz`. With `training=True` each example is
+    randomly cropped after zero padding, flipped, normalised and cut out
+    (see `augment_image`), with fresh random draws every epoch that are
+    fixed by `seed`; with `training=False` it is normalised only and the
+    order is kept.
+
+    Args:
+        x: `(N, H, W, C)` images, `uint8` in `[0, 255]` or floating point
+            in `[0, 1]` (what `load_npz` returns).
+        y: `(N,)` integer labels.
+        batch_size: int, the batch size.
+        training: bool, augment (True) or normalise only (False).
+        normalization: `"cifar10"`, `"cifar100"` (the §5 constants), a
+            `(mean, std)` pair of per-channel sequences in `[0, 1]` scale,
+            or None (no normalisation).
+        padding: int, the zero padding before the random crop (0: none).
+        cutout: int or None, the side of the Cutout square (0 or None:
+            none).
+        seed: int, the seed of the shuffle and the augmentation.
+        shuffle: bool or None, shuffle every epoch (None: when
+            `training`).
+        shuffle_buffer: int or None, the shuffle buffer (None: all `N`).
+        drop_remainder: bool, drop the last partial batch (the reference
+            keeps it).
+
+    Returns:
+        A `tf.data.Dataset` of `(float32 images, int32 labels)` batches.
+
+    Raises:
+        ValueError: on arrays of the wrong shape or bad arguments.
+
+    Examples:
+        >>> x = np.zeros((10, 32, 32, 3), np.uint8)
+        >>> y = np.arange(10) % 2
+        >>> ds = keras_swn.data.make_dataset(x, y, batch_size=4, seed=0)
+        >>> [tuple(b[0].shape) for b in ds]
+        [(4, 32, 32, 3), (4, 32, 32, 3), (2, 32, 32, 3)]
+    """
+    tf = _tf()
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise ValueError(
+            "Invalid value for argument `x`. Expected images of shape "
+            f"(N, H, W, C). Received: x.shape={x.shape}"
+        )
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or len(y) != len(x):
+        raise ValueError(
+            "Invalid value for argument `y`. Expected one integer label per "
+            f"image, shape ({len(x)},). Received: y.shape={y.shape}"
+        )
+    if x.dtype != np.uint8:
+        x = x.astype(np.float32)
+    stats = _stats(normalization)
+    if stats is not None and len(stats[0]) != x.shape[-1]:
+        raise ValueError(
+            "Invalid value for argument `normalization`: it has "
+            f"{len(stats[0])} channels but the images have {x.shape[-1]}. "
+            f"Received: normalization={normalization!r}"
+        )
+    if shuffle is None:
+        shuffle = training
+    buffer = len(x) if shuffle_buffer is None else shuffle_buffer
+    ds = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))
+    return _pipeline(
+        ds,
+        training=bool(training),
+        batch_size=_check_int(batch_size, "batch_size", 1),
+        stats=stats,
+        padding=_check_optional_size(padding, "padding"),
+        cutout=_check_optional_size(cutout, "cutout"),
+        seed=_check_int(seed, "seed", 0),
+        shuffle=bool(shuffle),
+        shuffle_buffer=_check_int(max(buffer, 1), "shuffle_buffer", 1),
+        drop_remainder=bool(drop_remainder),
+    )
+
+
+def load_cifar(
+    name: str = "cifar10",
+    *,
+    split: str = "train",
+    batch_size: int = 128,
+    training: bool | None = None,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = False,
+    padding: int = 4,
+    cutout: int | None = 16,
+    seed: int = 0,
+    shuffle: bool | None = None,
+    shuffle_buffer: int = 50_000,
+    cache: bool = True,
+    drop_remainder: bool = False,
+):
+    """CIFAR-10 or CIFAR-100 from TensorFlow Datasets, as in §5.
+
+    Calls `tfds.load(name, split=split, data_dir=data_dir,
+    download=download, as_supervised=True)` and builds the pipeline of
+    `make_dataset` over it: on a training split, shuffle, pad-and-crop,
+    flip, normalise with the dataset's constants (`NORMALIZATION`),
+    Cutout; on a test split, normalise only. By default nothing is
+    downloaded: prepare the data once with `download=True` (or
+    `tfds.builder(name, data_dir=...).download_and_prepare()`) on a
+    machine with network access, then point `data_dir` at it.
+
+    Args:
+        name: `"cifar10"` or `"cifar100"`.
+        split: a TFDS split string (`"train"`, `"test"`, `"train[:90%]"`).
+        batch_size: int, the batch size.
+        training: bool or None, augment (True) or normalise only (False);
+            None: True when `split` starts with `"train"`.
+        data_dir: the TFDS data directory (None: TFDS's default,
+            `~/tensorflow_datasets`).
+        download: bool, let TFDS download and prepare the data if absent.
+        padding: int, the zero padding before the random crop (0: none).
+        cutout: int or None, the side of the Cutout square (0 or None:
+            none).
+        seed: int, the seed of the file order, the shuffle and the
+            augmentation.
+        shuffle: bool or None, shuffle every epoch (None: when
+            `training`).
+        shuffle_buffer: int, the shuffle buffer (50,000: all of CIFAR's
+            training set).
+        cache: bool, keep the decoded `uint8` images in memory after the
+            first epoch (about 150 MB for 50,000 images).
+        drop_remainder: bool, drop the last partial batch (the reference
+            keeps it).
+
+    Returns:
+        A `tf.data.Dataset` of `(float32 images (B, 32, 32, 3), int32
+        labels (B,))` batches, for `model.fit` on any backend.
+
+    Raises:
+        ValueError: on an unknown `name` or bad arguments.
+        FileNotFoundError: when the data is not in `data_dir` and
+            `download=False`.
+        ImportError: when `tensorflow_datasets` is not installed.
+
+    Examples:
+        >>> import tensorflow_datasets as tfds
+        >>> with tfds.testing.mock_data(num_examples=6):
+        ...     ds = keras_swn.data.load_cifar("cifar10", batch_size=4)
+        >>> [tuple(b[0].shape) for b in ds]
+        [(4, 32, 32, 3), (2, 32, 32, 3)]
+    """
+    if name not in NORMALIZATION:
+        raise ValueError(
+            f"Invalid value for argument `name`. Expected one of "
+            f"{list(_NAMES)}. Received: name={name!r}"
+        )
+    if not isinstance(split, str) or not split:
+        raise ValueError(
+            "Invalid value for argument `split`. Expected a TFDS split "
+            f"string such as 'train' or 'test'. Received: split={split!r}"
+        )
+    seed = _check_int(seed, "seed", 0)
+    batch_size = _check_int(batch_size, "batch_size", 1)
+    padding = _check_optional_size(padding, "padding")
+    cutout = _check_optional_size(cutout, "cutout")
+    shuffle_buffer = _check_int(shuffle_buffer, "shuffle_buffer", 1)
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as e:
+        raise ImportError(
+            "`keras_swn.data.load_cifar` reads CIFAR through TensorFlow "
+            "Datasets, which is not installed. Install it with `pip "
+            "install tensorflow-datasets`, or load arrays yourself and use "
+            "`keras_swn.data.make_dataset(x, y)`."
+        ) from e
+    if training is None:
+        training = split.startswith("train")
+    if shuffle is None:
+        shuffle = bool(training)
+    data_dir = None if data_dir is None else os.fspath(data_dir)
+    try:
+        ds = tfds.load(
+            name,
+            split=split,
+            data_dir=data_dir,
+            download=bool(download),
+            as_supervised=True,
+            shuffle_files=bool(shuffle),
+            read_config=tfds.ReadConfig(shuffle_seed=seed),
+        )
+    except AssertionError as e:
+        if download:
+            raise
+        where = data_dir if data_dir is not None else "TFDS's default data_dir"
+        raise FileNotFoundError(
+            f"{name} was not found in {where} and `download=False`. Prepare "
+            f"it once with `keras_swn.data.load_cifar({name!r}, "
+            "download=True, data_dir=...)` on a machine with network "
+            "access (or `tfds.builder(name, data_dir=...)"
+            ".download_and_prepare()`) and pass that `data_dir`; or read "
+            "images into arrays and use `keras_swn.data.make_dataset(x, "
+            f"y)`. Received: data_dir={data_dir!r}. TFDS said: {e}"
+        ) from None
+    if cache:
+        ds = ds.cache()
+    return _pipeline(
+        ds,
+        training=bool(training),
+        batch_size=batch_size,
+        stats=NORMALIZATION[name],
+        padding=padding,
+        cutout=cutout,
+        seed=seed,
+        shuffle=bool(shuffle),
+        shuffle_buffer=shuffle_buffer,
+        drop_remainder=bool(drop_remainder),
+    )
