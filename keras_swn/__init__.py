@@ -6,6 +6,11 @@ step from a shared budget of trainable templates (Teterwak et al.,
 WACV 2024).
 """
 
+from keras_swn import analysis
+from keras_swn import callbacks
+from keras_swn import data
+from keras_swn import ensembles
+from keras_swn import export
 from keras_swn import layers
 from keras_swn import models
 from keras_swn.bank.budget_report import BudgetReport
@@ -27,7 +32,12 @@ __all__ = [
     "SharingPolicy",
     "TemplateBank",
     "__version__",
+    "analysis",
+    "callbacks",
     "clone_swn_model",
+    "data",
+    "ensembles",
+    "export",
     "layers",
     "models",
 ]

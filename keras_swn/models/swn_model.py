@@ -61,7 +61,7 @@ class SWNModel(CaptureTrainer, keras.Model):
     Examples:
         >>> model = keras_swn.SWNModel(
         ...     members=[keras_swn.models.WideResNet(10, 1)],
-        ...     input_shape=(8, 8, 3), num_classes=10, budget=20_000, seed=0)
+        ...     input_shape=(8, 8, 3), num_classes=10, budget=60_000, seed=0)
         >>> [tuple(y.shape) for y in model(keras.ops.ones((2, 8, 8, 3)))]
         [(2, 10)]
     """
@@ -447,6 +447,36 @@ class SWNModel(CaptureTrainer, keras.Model):
             y, ensemble, sample_weight=sample_weight
         )
         return self.get_metrics_result()
+
+    def predict(self, x, *args, flops_budget=None, curve=None, **kwargs):
+        """Like `keras.Model.predict`; with `flops_budget`, anytime
+        prediction: only the members of the best subset whose inference
+        FLOPs fit the budget are run (the others are not computed at all),
+        and their ensemble probabilities are returned.
+
+        Args:
+            x: the inputs.
+            flops_budget: None, or the per-image FLOPs budget (§4.3).
+            curve: optional `keras_swn.ensembles.AnytimeCurve` from
+                validation data, which ranks the subsets by accuracy;
+                without it the subset with the most FLOPs that fits wins.
+            **kwargs: passed to `keras.Model.predict` (without a budget).
+
+        Returns:
+            A list of logits per member, or, with `flops_budget`, the
+            ensemble probabilities of the chosen members.
+        """
+        if flops_budget is None:
+            return super().predict(x, *args, **kwargs)
+        from keras_swn.ensembles.anytime import predict_within_budget
+
+        return predict_within_budget(
+            self,
+            x,
+            flops_budget=flops_budget,
+            curve=curve,
+            batch_size=kwargs.get("batch_size") or 128,
+        )
 
     def predict_ensemble(self, x, **kwargs):
         """Mean of the member softmax probabilities, as a NumPy array."""

@@ -212,6 +212,14 @@ class SharingPolicy:
         from keras_swn.bank.plan import layer_levels
 
         levels = layer_levels(specs, groups, chain_sort=chain_sort)
+        for key, partner in partners.items():
+            for k in (tuple(key), tuple(partner)):
+                if k not in levels:
+                    raise ValueError(
+                        "Invalid value for argument `partners`: layer "
+                        f"{k} does not exist. Received: {tuple(key)} -> "
+                        f"{tuple(partner)}"
+                    )
 
         def final(key: LayerKey, w: int) -> LayerKey:
             seen = set()
