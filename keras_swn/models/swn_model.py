@@ -14,6 +14,7 @@ from keras_swn.bank.template_bank import TemplateBank
 from keras_swn.bank.template_bank import coefficient_probe_key
 from keras_swn.models.member_builder import MemberBuilder
 from keras_swn.models.trainers import CaptureTrainer
+from keras_swn.models.trainers import replica_count
 from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.policy.sharing_policy import SharingPolicy
 
@@ -52,6 +53,14 @@ class SWNModel(CaptureTrainer, keras.Model):
         chain_sort: `"stable"` or `"reference"` (§1.4).
         on_over_budget: `"raise"` or `"report"` (F6).
         seed: int or None, the root seed of every initial value.
+        weight_decay: float, coupled L2 weight decay as a loss term
+            `weight_decay / 2 * ||w||^2` over every trainable variable except
+            the coefficients (templates, BatchNorm, heads), each shared
+            variable counted once: PyTorch's SGD `weight_decay` (§5, §9.4).
+        member_loss_weights: None or one float per member; the training
+            loss is the weighted sum of member losses. A member with weight
+            0 is not trained (the search trains only some members, §2.2):
+            its own variables also get no weight decay.
         capture_kernel_gradients: bool, create one non-trainable
             accumulator per shared layer so that `fit` can add dL/dkernel
             into it (see `start_kernel_gradient_capture` and
@@ -81,6 +90,8 @@ class SWNModel(CaptureTrainer, keras.Model):
         chain_sort: str = "stable",
         on_over_budget: str = "raise",
         seed: int | None = None,
+        weight_decay: float = 0.0,
+        member_loss_weights: Sequence[float] | None = None,
         capture_kernel_gradients: bool = False,
         **kwargs,
     ):
@@ -176,6 +187,23 @@ class SWNModel(CaptureTrainer, keras.Model):
         self.member_loss = keras.losses.SparseCategoricalCrossentropy(
             from_logits=True
         )
+        if not isinstance(weight_decay, (int, float)) or weight_decay < 0:
+            raise ValueError(
+                "Invalid value for argument `weight_decay`. Expected a "
+                f"non-negative float. Received: weight_decay={weight_decay!r}"
+            )
+        self.weight_decay = float(weight_decay)
+        if member_loss_weights is not None:
+            member_loss_weights = [float(w) for w in member_loss_weights]
+            if len(member_loss_weights) != len(builders) or min(
+                member_loss_weights
+            ) < 0:
+                raise ValueError(
+                    "Invalid value for argument `member_loss_weights`. "
+                    f"Expected {len(builders)} non-negative floats. "
+                    f"Received: member_loss_weights={member_loss_weights!r}"
+                )
+        self.member_loss_weights = member_loss_weights
         self.capture_kernel_gradients = bool(capture_kernel_gradients)
         self._capture_on = False
         self._kernel_accumulators = []
@@ -431,12 +459,29 @@ class SWNModel(CaptureTrainer, keras.Model):
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
         """The sum of the member losses (plus any layer losses)."""
+        weights = self.member_loss_weights or [1.0] * len(y_pred)
         losses = [
-            self.member_loss(y, logits, sample_weight=sample_weight)
-            for logits in y_pred
+            self.member_loss(y, logits, sample_weight=sample_weight) * w
+            for logits, w in zip(y_pred, weights)
+            if w != 0
         ]
         losses += [ops.sum(loss) for loss in self.losses]
+        if self.weight_decay and training:
+            l2 = ops.sum(
+                ops.stack([ops.sum(ops.square(v)) for v in self._decayed()])
+            )
+            losses.append(0.5 * self.weight_decay * l2 / replica_count())
         return ops.sum(ops.stack(losses))
+
+    def _decayed(self) -> list:
+        """Variables under weight decay: every trainable variable except the
+        coefficients and the own variables of untrained members."""
+        skip = {id(v) for v in self.bank.coefficients.values()}
+        shared = {id(v) for v in self.bank.trainable_variables}
+        for member, w in zip(self.members, self.member_loss_weights or []):
+            if w == 0:
+                skip |= {id(v) for v in member.trainable_variables} - shared
+        return [v for v in self.trainable_variables if id(v) not in skip]
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         probabilities = [ops.softmax(logits) for logits in y_pred]
@@ -503,6 +548,8 @@ class SWNModel(CaptureTrainer, keras.Model):
             "chain_sort": self.chain_sort,
             "on_over_budget": self.on_over_budget,
             "seed": self.seed,
+            "weight_decay": self.weight_decay,
+            "member_loss_weights": self.member_loss_weights,
             "capture_kernel_gradients": self.capture_kernel_gradients,
         }
 

@@ -174,3 +174,44 @@ class TestBuilders:
             WideResNet(12, 2)
         with pytest.raises(ValueError, match="metrics"):
             _model().compile("sgd", metrics=["mae"])
+
+
+@pytest.mark.backend_sensitive
+class TestLossOptions:
+    def test_weight_decay_is_an_l2_term_without_coefficients(self):
+        model = _model(weight_decay=5e-4)
+        x, y = _data(8)
+        y_pred = model(x, training=False)
+        with_wd = float(model.compute_loss(x, y, y_pred, training=True))
+        no_wd = float(model.compute_loss(x, y, y_pred, training=False))
+        coefficient_ids = {id(v) for v in model.bank.coefficients.values()}
+        l2 = sum(float(np.sum(keras.ops.convert_to_numpy(v) ** 2))
+                 for v in model.trainable_variables
+                 if id(v) not in coefficient_ids)
+        np.testing.assert_allclose(with_wd - no_wd, 0.5 * 5e-4 * l2,
+                                   rtol=1e-4)
+
+    def test_untrained_member_keeps_its_own_variables(self):
+        model = _model(member_loss_weights=[1.0, 0.0], weight_decay=5e-4)
+        x, y = _data(16)
+        own = [v for v in model.members[1].trainable_variables
+               if "bank/" not in v.path]
+        before = [keras.ops.convert_to_numpy(v).copy() for v in own]
+        model.compile(keras.optimizers.SGD(0.1))
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+        for b, v in zip(before, own):
+            np.testing.assert_array_equal(b, keras.ops.convert_to_numpy(v))
+        with pytest.raises(ValueError, match="member_loss_weights"):
+            _model(member_loss_weights=[1.0])
+
+    def test_predict_under_a_flops_budget_runs_the_chosen_members(self):
+        from keras_swn.ensembles import member_flops
+
+        model = _model()
+        x, _ = _data(4)
+        cheap = member_flops(model, 1).inference_macs
+        probs = model.predict(x, flops_budget=cheap, verbose=0)
+        logits = model.members[1].predict(x, verbose=0)
+        np.testing.assert_allclose(
+            probs, keras.ops.convert_to_numpy(keras.ops.softmax(logits)),
+            rtol=1e-5, atol=1e-6)

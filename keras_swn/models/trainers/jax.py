@@ -93,3 +93,8 @@ class CaptureTrainer:
             mv, unscaled_loss, x, y, y_pred, sample_weight
         )
         return logs, (tv, ntv, ov, mv)
+
+
+def replica_count() -> int:
+    """Losses are global on this backend: no per-replica scaling."""
+    return 1

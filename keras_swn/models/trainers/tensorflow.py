@@ -75,3 +75,8 @@ class CaptureTrainer:
         for acc, grad in zip(self._kernel_accumulators, grads[len(weights) :]):
             acc.assign_add(grad * replicas)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
+def replica_count() -> int:
+    """Replicas of the current `tf.distribute` strategy (1 outside one)."""
+    return tf.distribute.get_strategy().num_replicas_in_sync
