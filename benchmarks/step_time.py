@@ -84,6 +84,34 @@ def _build(kind: str, args, input_shape, num_classes):
     return model, optimizer, loss
 
 
+def _device_peak_mib() -> float | None:
+    """Peak accelerator memory of this process, where the backend says."""
+    import keras
+
+    backend = keras.backend.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            device = jax.devices()[0]
+            if device.platform == "cpu":
+                return None
+            return device.memory_stats()["peak_bytes_in_use"] / 2**20
+        if backend == "torch":
+            import torch
+
+            if not torch.cuda.is_available():
+                return None
+            return torch.cuda.max_memory_allocated() / 2**20
+        import tensorflow as tf
+
+        if not tf.config.list_physical_devices("GPU"):
+            return None
+        return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+    except Exception:  # noqa: BLE001 - a missing statistic is not an error
+        return None
+
+
 def _child(args) -> None:
     """Run one model; print one JSON line."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -115,13 +143,14 @@ def _child(args) -> None:
                 "step_s": times,
                 "rss_built_mib": rss_built,
                 "rss_peak_mib": _maxrss_mib(),
+                "device_peak_mib": _device_peak_mib(),
             }
         )
     )
 
 
-def _run_child(kind: str, argv) -> dict:
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+def _run_child(kind: str, argv, backend: str = "tensorflow") -> dict:
+    env = {**os.environ, "KERAS_BACKEND": backend}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     proc = subprocess.run(
         [sys.executable, os.path.abspath(__file__), *argv, "--child", kind],
@@ -149,6 +178,12 @@ def main(argv=None) -> None:
         help="an .npz file (x/y uint8) for a real batch; default random",
     )
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--backend",
+        default="tensorflow",
+        choices=["tensorflow", "jax", "torch"],
+        help="Keras backend of both runs (the issue's figure: tensorflow)",
+    )
     parser.add_argument("--child", choices=["plain", "swn"], help="internal")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 1:
@@ -168,10 +203,13 @@ def main(argv=None) -> None:
     print(
         f"WRN-{args.depth}-{args.width}, batch {args.batch_size}, "
         f"{'data ' + args.data if args.data else 'random 32x32x3'}, "
-        f"TensorFlow, {args.warmup} warm-up + {args.steps} timed "
+        f"backend {args.backend}, {args.warmup} warm-up + {args.steps} timed "
         "train_on_batch steps per model, each model in its own process."
     )
-    results = {kind: _run_child(kind, passthrough) for kind in ("plain", "swn")}
+    results = {
+        kind: _run_child(kind, passthrough, args.backend)
+        for kind in ("plain", "swn")
+    }
     plain, swn = results["plain"], results["swn"]
     med = {k: statistics.median(r["step_s"]) for k, r in results.items()}
     grow = {
@@ -205,6 +243,12 @@ def main(argv=None) -> None:
         f"absolute peak RSS, SWN / plain: "
         f"{swn['rss_peak_mib'] / plain['rss_peak_mib']:.3f}"
     )
+    if plain.get("device_peak_mib") and swn.get("device_peak_mib"):
+        print(
+            f"peak accelerator memory: plain {plain['device_peak_mib']:.0f} "
+            f"MiB, SWN {swn['device_peak_mib']:.0f} MiB, SWN / plain "
+            f"{swn['device_peak_mib'] / plain['device_peak_mib']:.3f}"
+        )
     print(
         "(train MiB = peak RSS after training minus peak RSS once the model "
         "was built, per process; first s = the first step, incl. tracing.)"

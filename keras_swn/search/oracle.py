@@ -12,6 +12,7 @@ clustering                                      # §2.3-§2.6
 training (epochs 0 .. refine_after-1)           # §3.1
 refine                                          # §3.2
 training (epochs refine_after .. epochs-1)
+finish                                          # evaluate, save the model
 done
 ```
 
@@ -50,6 +51,7 @@ class Phase(str, enum.Enum):
     CLUSTERING = "clustering"
     TRAINING = "training"
     REFINE = "refine"
+    FINISH = "finish"
     DONE = "done"
 
     def __str__(self) -> str:
@@ -138,7 +140,7 @@ def schedule(
     epochs: int,
     refine_after: int | None,
 ) -> tuple[Step, ...]:
-    """Every step of a search, in order, ending with `Phase.DONE`.
+    """Every step of a search, in order, ending with `FINISH` and `DONE`.
 
     Args:
         sharing: the regime (see the module docstring).
@@ -182,6 +184,7 @@ def schedule(
         steps += [Step(Phase.TRAINING, e) for e in range(refine_after, epochs)]
     else:
         steps += [Step(Phase.TRAINING, e) for e in range(epochs)]
+    steps.append(Step(Phase.FINISH))
     steps.append(Step(Phase.DONE))
     return tuple(steps)
 
@@ -231,7 +234,7 @@ class PhaseOracle:
         ...                      refine_after=1)
         >>> [str(s) for s in oracle.steps]
         ['search_training epoch 1', 'clustering', 'training epoch 1', \
-'refine', 'training epoch 2', 'done']
+'refine', 'training epoch 2', 'finish', 'done']
         >>> oracle.complete(oracle.current(), logs={"loss": 2.5})
         >>> str(oracle.current())
         'clustering'
