@@ -13,6 +13,7 @@ from keras_swn import ensembles
 from keras_swn import export
 from keras_swn import layers
 from keras_swn import models
+from keras_swn import search
 from keras_swn.bank.budget_report import BudgetReport
 from keras_swn.bank.budget_report import MemberBudget
 from keras_swn.bank.plan import BankPlan
@@ -40,4 +41,5 @@ __all__ = [
     "export",
     "layers",
     "models",
+    "search",
 ]

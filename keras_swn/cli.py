@@ -1,4 +1,4 @@
-"""keras-swn: plan, train (and later search, evaluate) SuperWeight Networks.
+"""keras-swn: plan, train, search and evaluate SuperWeight Networks.
 
 Usage:
   keras-swn plan  [--members 28-7,28-4,16-7,16-4] [--budget 18000000]
@@ -8,6 +8,19 @@ Usage:
                   [--policy FILE.json] [--coefficient_sharing per_layer]
                   [--data FILE.npz] [--epochs 5] [--batch_size 64]
                   [--learning_rate 0.05] [--seed 0] [--output_dir DIR]
+
+  keras-swn search [--members 10-2,10-1] [--budget N] [--bins 4]
+                  [--dataset cifar10|cifar100 | --data FILE.npz]
+                  [--search_epochs 2] [--epochs 5] [--refine_after 2]
+                  [--sharing learned] [--output_dir DIR] [...]
+  keras-swn evaluate --model_dir DIR [--data FILE.npz]
+
+`search` runs the whole SuperWeight pipeline (`SearchAndRefine`): search
+training, gradient-similarity clustering under the budget, final training
+with a refine step; it writes the policy, budget report, results, plots and
+`model.keras` into `--output_dir`, and rerunning it with the same
+`--output_dir` resumes an interrupted run. `evaluate` reloads a saved model
+and prints each member's and the ensemble's accuracy.
 
 `plan` prints the budget report of the search-phase model (initial bins,
 one coefficient vector per bank) without building a model. `train` builds
@@ -161,6 +174,86 @@ flags.DEFINE_enum(
     "bar",
     ["bar", "epoch", "none"],
     "Training output: a progress bar, one line per epoch, or nothing.",
+)
+
+flags.DEFINE_enum(
+    "dataset",
+    None,
+    ["digits", "cifar10", "cifar100"],
+    "search/evaluate: the dataset (default: the digits bundled with "
+    "scikit-learn; cifar10/cifar100 need the TFDS pipeline). Exclusive "
+    "with --data.",
+)
+flags.DEFINE_integer(
+    "search_epochs", 2, "search: search-training epochs (§2.2).", lower_bound=0
+)
+flags.DEFINE_integer(
+    "refine_after",
+    2,
+    "search: final-training epochs before the refine step (§3.2).",
+    lower_bound=1,
+)
+flags.DEFINE_enum(
+    "sharing",
+    "learned",
+    ["learned", "learned_no_refine", "bins_hard", "soft"],
+    "search: the sharing regime (swn-algorithm.md §3.3).",
+)
+flags.DEFINE_float(
+    "threshold_start", 0.1, "search: the first clustering threshold."
+)
+flags.DEFINE_float(
+    "threshold_decrement", 0.05, "search: the threshold step (> 0)."
+)
+flags.DEFINE_enum(
+    "clustering",
+    None,
+    ["connected_components", "reference"],
+    "search: clustering rule (default connected_components).",
+)
+flags.DEFINE_enum(
+    "signal",
+    "gradient",
+    ["gradient", "gradient+weight", "parameter"],
+    "search: similarity signal.",
+)
+flags.DEFINE_integer(
+    "capture_batches", 1, "search: batches of gradient capture.", lower_bound=1
+)
+flags.DEFINE_float("refine_threshold", 0.9, "search: refine cosine threshold.")
+flags.DEFINE_float(
+    "coefficient_threshold",
+    None,
+    "search: gate student coefficient sharing (§2.5); default off.",
+)
+flags.DEFINE_enum(
+    "budget_check",
+    None,
+    ["proxy", "exact"],
+    "search: budget measure of the threshold loop (default proxy).",
+)
+flags.DEFINE_enum(
+    "chain_sort",
+    None,
+    ["stable", "reference"],
+    "search: stacking chain sort (default stable).",
+)
+flags.DEFINE_bool(
+    "reference_compatible",
+    False,
+    "search: reference clustering, chain sort, fan-in and budget check.",
+)
+flags.DEFINE_bool("plots", True, "search: write PNG plots.")
+flags.DEFINE_bool(
+    "run_eagerly",
+    False,
+    "search: train without compiling (faster for tiny runs on a CPU).",
+)
+flags.DEFINE_string(
+    "model_dir",
+    None,
+    "evaluate: a search/train output folder holding model.keras, or a "
+    ".keras file.",
 )
 
 FLAGS = flags.FLAGS
@@ -541,12 +634,238 @@ def _cmd_train() -> int:
 
 
 # ----------------------------------------------------------------------
+# search and evaluate
+
+
+def _load_search_data():
+    """`(name, train, validation, input_shape, num_classes)`.
+
+    `--dataset cifar10|cifar100` goes through the TFDS pipeline
+    (`keras_swn.data.cifar.load_cifar`: train split augmented, test split
+    as validation; TFDS's default data folder, no download); the arrays go
+    through `_load_data`.
+    """
+    if FLAGS.dataset in ("cifar10", "cifar100"):
+        if FLAGS.data is not None:
+            raise _flag_error(
+                "dataset", FLAGS.dataset, "Pass --dataset or --data, not both."
+            )
+        try:
+            from keras_swn.data import cifar
+        except ImportError as e:
+            raise _flag_error(
+                "dataset",
+                FLAGS.dataset,
+                "The TFDS pipeline (keras_swn.data.cifar) is not "
+                f"available in this install ({e}). Use --data FILE.npz.",
+            ) from None
+        try:
+            train = cifar.load_cifar(
+                FLAGS.dataset,
+                split="train",
+                batch_size=FLAGS.batch_size,
+                seed=FLAGS.seed,
+            )
+            val = cifar.load_cifar(
+                FLAGS.dataset,
+                split="test",
+                batch_size=FLAGS.batch_size,
+                training=False,
+            )
+        except Exception as e:  # TFDS raises many kinds (no data, ...)
+            raise _flag_error("dataset", FLAGS.dataset, cause=e) from None
+        input_shape = (32, 32, 3)
+        classes = 10 if FLAGS.dataset == "cifar10" else 100
+        return FLAGS.dataset, train, val, tuple(input_shape), int(classes)
+    name, arrays, summary = _load_data()
+    (x_train, y_train), (x_val, y_val) = arrays
+    classes = int(max(y_train.max(), y_val.max())) + 1
+    return (
+        f"{name}: {summary}",
+        (x_train, y_train),
+        (x_val, y_val),
+        tuple(int(d) for d in x_train.shape[1:]),
+        max(classes, 2),
+    )
+
+
+def default_search_budget(specs, bins: int) -> int:
+    """25% above the smallest budget that holds the initial bins (one
+    template per bank): tight enough that the search must merge layers."""
+    from keras_swn.bank.plan import one_template_total
+    from keras_swn.policy.bins import initial_bins
+
+    return int(one_template_total(specs, initial_bins(specs, bins)) * 1.25)
+
+
+def _search_output_dir() -> str:
+    if FLAGS.output_dir is not None:
+        return FLAGS.output_dir
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = os.path.join("swn_runs", f"search-{stamp}")
+    n = 1
+    while os.path.exists(path):
+        n += 1
+        path = os.path.join("swn_runs", f"search-{stamp}-{n}")
+    return path
+
+
+def _cmd_search() -> int:
+    if not FLAGS.learning_rate > 0:
+        raise _flag_error(
+            "learning_rate", FLAGS.learning_rate, "Expected a number > 0."
+        )
+    members = _members()
+    out_dir = _search_output_dir()
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise _flag_error("output_dir", out_dir, "Expected a folder.")
+    data_name, train, val, input_shape, num_classes = _load_search_data()
+    if FLAGS.num_classes is not None:
+        if FLAGS.num_classes < num_classes:
+            raise _flag_error(
+                "num_classes",
+                FLAGS.num_classes,
+                f"The data has labels up to {num_classes - 1}.",
+            )
+        num_classes = FLAGS.num_classes
+    specs = _specs(members, int(input_shape[-1]))
+    budget = FLAGS.budget or default_search_budget(specs, FLAGS.bins)
+    refines = FLAGS.sharing in ("learned", "bins_hard")
+    if refines and not FLAGS.refine_after < FLAGS.epochs:
+        raise _flag_error(
+            "refine_after",
+            FLAGS.refine_after,
+            f"Expected fewer than --epochs={FLAGS.epochs} (or "
+            "--sharing=learned_no_refine).",
+        )
+
+    import keras
+
+    from keras_swn.models.wide_resnet import WideResNet
+    from keras_swn.search import SearchAndRefine
+
+    print(f"Data: {data_name}")
+    print(f"Backend: {keras.backend.backend()}")
+    options = dict(
+        budget=budget,
+        directory=os.path.dirname(os.path.abspath(out_dir)),
+        project_name=os.path.basename(os.path.abspath(out_dir)),
+        seed=FLAGS.seed,
+        num_bins=FLAGS.bins,
+        threshold_start=FLAGS.threshold_start,
+        threshold_decrement=FLAGS.threshold_decrement,
+        clustering=FLAGS.clustering,
+        signal=FLAGS.signal,
+        capture_batches=FLAGS.capture_batches,
+        batch_size=FLAGS.batch_size,
+        refine_threshold=FLAGS.refine_threshold,
+        coefficient_threshold=FLAGS.coefficient_threshold,
+        budget_check=FLAGS.budget_check,
+        chain_sort=FLAGS.chain_sort,
+        sharing=FLAGS.sharing,
+        reference_compatible=FLAGS.reference_compatible,
+        plots=FLAGS.plots,
+        run_eagerly=FLAGS.run_eagerly,
+    )
+    try:
+        search = SearchAndRefine(
+            [WideResNet(d, w) for d, w in members],
+            input_shape,
+            num_classes,
+            **options,
+        )
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    verbose = {"bar": 1, "epoch": 2, "none": 0}[FLAGS.progress]
+    print(f"Output folder: {os.path.abspath(out_dir)}")
+    print(
+        "Interrupted? Rerun with "
+        f"--output_dir={os.path.abspath(out_dir)} to resume."
+    )
+    try:
+        search.search(
+            train,
+            val,
+            search_epochs=(
+                0 if FLAGS.sharing == "bins_hard" else FLAGS.search_epochs
+            ),
+            epochs=FLAGS.epochs,
+            refine_after=FLAGS.refine_after if refines else None,
+            learning_rate=FLAGS.learning_rate,
+            verbose=verbose,
+        )
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    print()
+    search.results_summary()
+    print()
+    print(
+        "Wrote model.keras, policy.json, search_result.json, "
+        "budget_report.json/.txt, results.json, history.json and plots/."
+    )
+    print(f"Output folder: {os.path.abspath(out_dir)}")
+    return 0
+
+
+def _cmd_evaluate() -> int:
+    if FLAGS.model_dir is None:
+        raise _flag_error(
+            "model_dir", None, "Expected a folder holding model.keras."
+        )
+    path = FLAGS.model_dir
+    if os.path.isdir(path):
+        path = os.path.join(path, "model.keras")
+    if not os.path.isfile(path):
+        raise _flag_error(
+            "model_dir",
+            FLAGS.model_dir,
+            "Expected a folder holding model.keras, or a .keras file.",
+        )
+    data_name, _, val, input_shape, _ = _load_search_data()
+
+    import keras
+
+    import keras_swn  # noqa: F401  (registers the SWN classes)
+
+    model = keras.models.load_model(path)
+    model.compile()
+    if tuple(model.input_shape_) != tuple(input_shape):
+        raise _flag_error(
+            "model_dir",
+            FLAGS.model_dir,
+            f"The model takes inputs of shape {model.input_shape_}; the "
+            f"data has {input_shape}.",
+        )
+    if isinstance(val, tuple):
+        evaluation = model.evaluate(
+            *val, batch_size=FLAGS.batch_size, verbose=0, return_dict=True
+        )
+    else:
+        evaluation = model.evaluate(val, verbose=0, return_dict=True)
+    print(f"Model: {os.path.abspath(path)}")
+    print(f"Data: {data_name}")
+    print("Validation accuracy")
+    for i, builder in enumerate(model.member_builders):
+        name = getattr(builder, "name", f"member {i}")
+        acc = float(evaluation.get(f"member_{i}_accuracy", float("nan")))
+        print(f"  member {i} {name:<10} {acc:.4f}")
+    print(f"  ensemble          {float(evaluation['ensemble_accuracy']):.4f}")
+    return 0
+
+
+# ----------------------------------------------------------------------
 # Dispatch
 
-#: The subcommands, by name. `search` and `evaluate` are added here.
+#: The subcommands, by name.
 COMMANDS: dict[str, Command] = {
     "plan": Command(_cmd_plan, "print the budget report of a configuration"),
     "train": Command(_cmd_train, "train an SWN ensemble and save it"),
+    "search": Command(
+        _cmd_search, "search, train and refine an SWN (the main job)"
+    ),
+    "evaluate": Command(
+        _cmd_evaluate, "print member and ensemble accuracy of a saved model"
+    ),
 }
 
 

@@ -189,3 +189,87 @@ class TestTrain:
         np.testing.assert_allclose(
             evaluation["loss"], results["val_loss"], rtol=1e-4
         )
+
+
+@pytest.fixture
+def tiny_digits(monkeypatch):
+    """The embedded default, cut to a few dozen examples (tiny runs)."""
+    from keras_swn.data import embedded
+
+    real = embedded.load_digits_dataset
+
+    def tiny(**kwargs):
+        (x, y), (xv, yv) = real(**kwargs)
+        return (x[:32], y[:32]), (xv[:16], yv[:16])
+
+    monkeypatch.setattr(embedded, "load_digits_dataset", tiny)
+
+
+class TestSearch:
+    def test_search_then_evaluate(self, capsys, tmp_path, tiny_digits):
+        out = tmp_path / "run"
+        args = [
+            "search",
+            "--members=10-1",
+            "--search_epochs=1",
+            "--epochs=2",
+            "--refine_after=1",
+            "--batch_size=16",
+            "--run_eagerly",
+            "--noplots",
+            "--progress=none",
+            f"--output_dir={out}",
+        ]
+        assert run_cli(*args) == 0
+        stdout = capsys.readouterr().out
+        assert f"Output folder: {out.resolve()}" in stdout
+        assert "Results summary" in stdout and "ensemble" in stdout
+        for name in [
+            "model.keras",
+            "policy.json",
+            "search_result.json",
+            "refine.json",
+            "budget_report.json",
+            "budget_report.txt",
+            "results.json",
+            "history.json",
+            "state.json",
+        ]:
+            assert (out / name).exists(), name
+        results = json.loads((out / "results.json").read_text())
+        # The default budget forces real clustering.
+        search = json.loads((out / "search_result.json").read_text())
+        groups0 = search["groups"][0]
+        assert len(set(groups0)) < len(groups0)
+        assert results["budget"] == search["budget"]
+
+        # Rerunning the same command finds the finished search.
+        stamp = os.stat(out / "model.keras").st_mtime_ns
+        assert run_cli(*args) == 0
+        assert "Results summary" in capsys.readouterr().out
+        assert os.stat(out / "model.keras").st_mtime_ns == stamp
+
+        assert run_cli("evaluate", f"--model_dir={out}") == 0
+        stdout = capsys.readouterr().out
+        line = [t for t in stdout.splitlines() if "ensemble" in t][0]
+        np.testing.assert_allclose(
+            float(line.split()[-1]), results["val_ensemble_accuracy"], atol=1e-4
+        )
+
+    @pytest.mark.parametrize(
+        "args, text",
+        [
+            (["search", "--refine_after=5", "--epochs=3"], "--refine_after=5"),
+            (["search", "--dataset=cifar10"], "--dataset=cifar10"),
+            (["search", "--sharing=shared"], "--sharing"),
+            (["evaluate"], "--model_dir"),
+            (["evaluate", "--model_dir=/nonexistent"], "--model_dir"),
+        ],
+    )
+    def test_bad_flags(self, capsys, args, text, tmp_path):
+        rc = run_cli(*args, f"--output_dir={tmp_path / 'x'}")
+        assert rc in (1, 2)
+        err = capsys.readouterr().err
+        assert text in err
+        assert "Traceback" not in err
+        assert not (tmp_path / "x").exists()

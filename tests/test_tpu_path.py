@@ -59,7 +59,11 @@ def tiny_data(n=16, seed=0):
     return x, rng.integers(0, 3, n)
 '''
 
-exec(_TINY_NET)  # defines TinyNet, tiny_model, tiny_data here too
+_NAMESPACE = {"keras": keras, "keras_swn": keras_swn, "np": np}
+exec(_TINY_NET, _NAMESPACE)
+TinyNet = _NAMESPACE["TinyNet"]
+tiny_model = _NAMESPACE["tiny_model"]
+tiny_data = _NAMESPACE["tiny_data"]
 
 
 def _run_script(body, backend, env_extra=None, timeout=240):
@@ -101,12 +105,12 @@ class TestJitCompile:
         x, y = tiny_data()
         weights = {}
         for jit in (False, True):
-            model = tiny_model()
+            model = tiny_model(members=(4,))
             model.compile(keras.optimizers.SGD(0.1), jit_compile=jit)
             model.train_on_batch(x, y)
             weights[jit] = model.get_weights()
         assert _max_rel_err(weights[True], weights[False]) < 1e-4
-        history = model.fit(x, y, batch_size=16, epochs=8, verbose=0)
+        history = model.fit(x, y, batch_size=16, epochs=5, verbose=0)
         losses = history.history["loss"]
         assert losses[-1] < 0.9 * losses[0], losses
 
@@ -114,6 +118,7 @@ class TestJitCompile:
     # (TestAccumulationDuringFit, jit_compile=True, TF and JAX).
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     keras.backend.backend() != "tensorflow", reason="tf.distribute"
 )
@@ -157,6 +162,7 @@ def test_mirrored_strategy_step_equals_single_device():
     assert err < 1e-5
 
 
+@pytest.mark.slow
 def test_jax_data_parallel_equals_single_device():
     pytest.importorskip("jax")
     out = _run_script(
@@ -204,14 +210,14 @@ def dtype_policy():
 
 @pytest.mark.backend_sensitive
 @pytest.mark.parametrize(
-    "policy, compute", [("mixed_float16", "float16"),
-                        ("mixed_bfloat16", "bfloat16")]
+    "policy, compute",
+    [("mixed_float16", "float16"), ("mixed_bfloat16", "bfloat16")],
 )
 def test_mixed_precision_float32_templates_compute_dtype_kernels(
     dtype_policy, policy, compute
 ):
     dtype_policy(policy)
-    model = tiny_model()
+    model = tiny_model(members=(4,))
     assert model.bank.weights
     for v in model.bank.weights:
         assert v.dtype == "float32", v.path
@@ -226,7 +232,7 @@ def test_mixed_precision_float32_templates_compute_dtype_kernels(
 
     before = [keras.ops.convert_to_numpy(v) for v in model.bank.weights]
     model.compile(keras.optimizers.SGD(0.1))
-    history = model.fit(x, y, batch_size=16, epochs=6, verbose=0)
+    history = model.fit(x, y, batch_size=16, epochs=4, verbose=0)
     losses = history.history["loss"]
     assert np.all(np.isfinite(losses)), losses
     assert losses[-1] < losses[0], losses

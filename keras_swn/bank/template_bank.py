@@ -177,6 +177,12 @@ class TemplateBank(keras.layers.Layer):
                     value[rows[(m, l)]] = matrix[i]
         return lambda shape, dtype=None: ops.convert_to_tensor(value, dtype)
 
+    @property
+    def coefficient_rows(self) -> dict:
+        """`{(group, width): {owner (member, layer_id): row}}`: which row of
+        each coefficient variable holds which owner slot's vector."""
+        return {key: dict(rows) for key, rows in self._rows.items()}
+
     # ------------------------------------------------------------------
     def superweight(self, key: LayerKey, width: int):
         """The flat SuperWeight `sum_k c_k T_k` of one layer at one level."""

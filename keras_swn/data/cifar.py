@@ -17,10 +17,17 @@ imported when a function is called, not when this module is imported.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+ImageLike = Any
+"""An image tensor or array: a `tf.Tensor`, a NumPy array, or nested lists."""
 
 CIFAR10_MEAN = (125.3 / 255, 123.0 / 255, 113.9 / 255)
 """Per-channel mean of CIFAR-10 in `[0, 1]` pixel scale (§5)."""
@@ -97,7 +104,9 @@ def _stats(normalization: Any) -> tuple[tuple, tuple] | None:
     return mean, std
 
 
-def normalize_image(image, *, mean: Sequence[float], std: Sequence[float]):
+def normalize_image(
+    image: ImageLike, *, mean: Sequence[float], std: Sequence[float]
+) -> tf.Tensor:
     """Scale an image to `[0, 1]` (if `uint8`) and standardise each channel.
 
     Args:
@@ -129,14 +138,14 @@ def normalize_image(image, *, mean: Sequence[float], std: Sequence[float]):
 
 
 def augment_image(
-    image,
-    seed,
+    image: ImageLike,
+    seed: ImageLike,
     *,
     mean: Sequence[float] | None,
     std: Sequence[float] | None,
     padding: int = 4,
     cutout: int = 16,
-):
+) -> tf.Tensor:
     """The §5 training augmentation of one image, seeded and stateless.
 
     Steps, in order: zero-pad `padding` pixels on each side and take a
@@ -185,9 +194,7 @@ def augment_image(
         shape = tf.shape(image)
         height, width = shape[0], shape[1]
     if padding:
-        padded = tf.pad(
-            image, [[padding, padding], [padding, padding], [0, 0]]
-        )
+        padded = tf.pad(image, [[padding, padding], [padding, padding], [0, 0]])
         offsets = tf.random.stateless_uniform(
             (2,), seeds[0], minval=0, maxval=2 * padding + 1, dtype=tf.int32
         )
@@ -239,7 +246,9 @@ def _pipeline(
         return tf.cast(tf.reshape(y, ()), tf.int32)
 
     if shuffle:
-        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(
+            shuffle_buffer, seed=seed, reshuffle_each_iteration=True
+        )
     if training:
         # One fresh random integer per example and epoch, from a seeded
         # stream; the augmentation itself is stateless, so parallel
@@ -295,7 +304,7 @@ def make_dataset(
     shuffle: bool | None = None,
     shuffle_buffer: int | None = None,
     drop_remainder: bool = False,
-):
+) -> tf.data.Dataset:
     """A `tf.data` pipeline with the §5 augmentation over in-memory arrays.
 
     For images already in memory, e.g. the CIFAR subset read by
@@ -396,7 +405,7 @@ def load_cifar(
     shuffle_buffer: int = 50_000,
     cache: bool = True,
     drop_remainder: bool = False,
-):
+) -> tf.data.Dataset:
     """CIFAR-10 or CIFAR-100 from TensorFlow Datasets, as in §5.
 
     Calls `tfds.load(name, split=split, data_dir=data_dir,

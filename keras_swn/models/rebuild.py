@@ -8,6 +8,7 @@ vector used by all of its members (F3), initialised from the value it had.
 
 from __future__ import annotations
 
+import re
 from typing import Mapping
 
 import keras
@@ -47,7 +48,8 @@ def transfer_weights(
         if old is not None and tuple(old.shape) == tuple(var.shape):
             var.assign(old)
     src_policy = src_bank.policy
-    for (g, w), rows in dst_bank._rows.items():
+    all_src_rows = src_bank.coefficient_rows
+    for (g, w), rows in dst_bank.coefficient_rows.items():
         value = keras.ops.convert_to_numpy(dst_bank.coefficients[(g, w)])
         value = np.array(value)
         for (m, l), row in rows.items():
@@ -55,7 +57,7 @@ def transfer_weights(
             owner = src_policy.owner(from_slot)
             if src_bank.plan.layers[(m, l)].group != g:
                 continue
-            src_rows = src_bank._rows.get((g, w), {})
+            src_rows = all_src_rows.get((g, w), {})
             if owner in src_rows:
                 src_value = keras.ops.convert_to_numpy(
                     src_bank.coefficients[(g, w)]
@@ -73,15 +75,38 @@ def transfer_weights(
 
 
 def transfer_optimizer_state(source, target) -> None:
-    """Copy optimizer slots of variables that are unchanged (same path and
-    shape); every other slot keeps its fresh (zero) state, the way the
-    reference gives rewired coefficient vectors fresh momentum."""
+    """Carry optimizer state over to a rebuilt model (§3.2).
+
+    The iteration count and the slots (e.g. momentum) of every variable
+    that exists in both models with the same path and shape are copied. In
+    a coefficient variable, the rows of owners that existed before keep
+    their slots, and new owners (the rewired blocks) start from zero, as
+    the reference's new coefficient tensors do.
+    """
     if source.optimizer is None or target.optimizer is None:
+        return
+    if not source.optimizer.built:
         return
     if not target.optimizer.built:
         target.optimizer.build(target.trainable_variables)
-    old = {(v.path, tuple(v.shape)): v for v in source.optimizer.variables}
+    old = {v.path: v for v in source.optimizer.variables}
+    src_rows = source.bank.coefficient_rows
+    dst_rows = target.bank.coefficient_rows
+    pattern = re.compile(r"coefficients_g(\d+)_w(\d+)")
     for var in target.optimizer.variables:
-        match = old.get((var.path, tuple(var.shape)))
-        if match is not None:
+        match = old.get(var.path)
+        if match is None:
+            continue
+        if tuple(match.shape) == tuple(var.shape):
             var.assign(match)
+            continue
+        found = pattern.search(var.path)
+        if found is None:
+            continue
+        key = (int(found.group(1)), int(found.group(2)))
+        src = np.asarray(keras.ops.convert_to_numpy(match))
+        dst = np.zeros(tuple(var.shape), dtype=src.dtype)
+        for owner, row in dst_rows.get(key, {}).items():
+            if owner in src_rows.get(key, {}):
+                dst[row] = src[src_rows[key][owner]]
+        var.assign(dst)

@@ -18,12 +18,13 @@ done
 
 Which phases run is fixed by the sharing regime (§3.3, named explicitly):
 
-| regime | search | start of final training | refine |
-| --- | --- | --- | --- |
-| `"learned"` | yes | learned groups; member 0 soft; students hard-shared with their partner layer | at `refine_after` |
-| `"learned_no_refine"` | yes | as `"learned"` | never |
-| `"bins_hard"` | no | initial bins; every bank one hard-shared vector | at `refine_after` |
-| `"soft"` | yes | learned groups; every layer its own coefficients | never |
+- `"learned"`: search; final training starts from the learned groups,
+  member 0 soft, students hard-shared with their partner layer; refine
+  at `refine_after`.
+- `"learned_no_refine"`: as `"learned"`, never refined.
+- `"bins_hard"`: no search; the initial bins, every bank one hard-shared
+  vector; refine at `refine_after`.
+- `"soft"`: search; every layer its own coefficients; no refine.
 
 The oracle's whole state is a JSON-serialisable dict (`get_state` /
 `set_state`), so a search killed at any moment resumes from the last
@@ -111,11 +112,7 @@ class Step(NamedTuple):
 
 
 def _check_int(name: str, value: object, minimum: int) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < minimum
-    ):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(
             f"Invalid value for argument `{name}`. Expected an int >= "
             f"{minimum}. Received: {name}={value!r}"
@@ -380,8 +377,9 @@ class PhaseOracle:
                 f"Invalid oracle state: cursor={cursor!r} is outside the "
                 f"{len(fresh.steps)} steps."
             )
-        if "current" in state and Step.from_json(state["current"]) != (
-            fresh.steps[cursor]
+        if (
+            "current" in state
+            and Step.from_json(state["current"]) != (fresh.steps[cursor])
         ):
             raise ValueError(
                 "Invalid oracle state: the cursor does not point at the "

@@ -133,7 +133,9 @@ def plot_group_map(
     fig = _figure(1.5 + 0.32 * cols, 1.2 + 0.45 * rows)
     ax = fig.add_subplot(1, 1, 1)
     cmap = "tab20" if num <= 20 else "viridis"
-    ax.imshow(grid, cmap=cmap, vmin=-0.5, vmax=max(num, 20) - 0.5, aspect="auto")
+    ax.imshow(
+        grid, cmap=cmap, vmin=-0.5, vmax=max(num, 20) - 0.5, aspect="auto"
+    )
     hard = set(tuple(k) for k in (hard_shared or {}))
     for m, row in enumerate(groups):
         for lid, g in enumerate(row):

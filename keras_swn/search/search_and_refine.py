@@ -34,6 +34,7 @@ from keras_swn.bank.budget_report import BudgetReport
 from keras_swn.bank.plan import BankPlan
 from keras_swn.bank.plan import layer_levels
 from keras_swn.models.member_builder import MemberBuilder
+from keras_swn.models.rebuild import transfer_optimizer_state
 from keras_swn.models.swn_model import SWNModel
 from keras_swn.models.swn_model import clone_swn_model
 from keras_swn.policy.sharing_policy import SharingPolicy
@@ -97,8 +98,9 @@ def _check_schedule(schedule: Any) -> list[int]:
         isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < 0
         for e in values
     ):
-        raise _fail("schedule", "Expected a list of epochs (ints >= 0).",
-                    schedule)
+        raise _fail(
+            "schedule", "Expected a list of epochs (ints >= 0).", schedule
+        )
     return sorted(int(e) for e in values)
 
 
@@ -181,37 +183,6 @@ class _Data:
         return (self.x, self.y) if self.arrays else self.dataset
 
 
-class _SearchPhaseModel(SWNModel):
-    """The search-phase model (§2.1-§2.2): only some members train.
-
-    The loss is the weighted sum of the member losses; a weight of 0 makes
-    a member's BatchNorm and head receive zero gradients (they are also
-    exempt from weight decay), so they keep their initial values, as in
-    the reference, while the member still reads the shared banks.
-    """
-
-    def __init__(self, *args, member_loss_weights=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        weights = member_loss_weights or [1.0] * len(self.members)
-        self.member_loss_weights = [float(w) for w in weights]
-
-    def compute_loss(
-        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
-    ):
-        losses = []
-        for w, logits in zip(self.member_loss_weights, y_pred):
-            loss = self.member_loss(y, logits, sample_weight=sample_weight)
-            losses.append(loss if w == 1.0 else ops.multiply(loss, w))
-        losses += [ops.sum(loss) for loss in self.losses]
-        return ops.sum(ops.stack(losses))
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "member_loss_weights": self.member_loss_weights,
-        }
-
-
 def _own_variables(member) -> list:
     """A member's own trainable variables (BatchNorm, head, biases)."""
     found = []
@@ -226,37 +197,13 @@ def _own_variables(member) -> list:
 
 
 def _transfer_optimizer_state(old: SWNModel, new: SWNModel) -> None:
-    """Momentum of `old` into `new` after a refine rebuild (§3.2).
-
-    Every variable keeps its momentum; in a coefficient variable, the rows
-    of owners that existed before keep theirs, and new owners (the rewired
-    blocks) start from zero, as the reference's new tensors do.
-    """
-    o_opt, n_opt = old.optimizer, new.optimizer
-    n_opt.iterations.assign(o_opt.iterations)
-    n_opt.learning_rate = float(ops.convert_to_numpy(o_opt.learning_rate))
-    o_vars, n_vars = old.trainable_variables, new.trainable_variables
-    if [v.path for v in o_vars] != [v.path for v in n_vars]:
-        raise RuntimeError("Refine rebuild changed the set of variables.")
-    coefficient_bank = {
-        id(var): key for key, var in new.bank.coefficients.items()
-    }
-    for ov, nv in zip(o_vars, n_vars):
-        om = o_opt.momentums[o_opt._get_variable_index(ov)]
-        nm = n_opt.momentums[n_opt._get_variable_index(nv)]
-        key = coefficient_bank.get(id(nv))
-        if key is None:
-            if tuple(om.shape) == tuple(nm.shape):
-                nm.assign(om)
-            continue
-        old_rows = old.bank._rows.get(key, {})
-        new_rows = new.bank._rows.get(key, {})
-        src = np.asarray(ops.convert_to_numpy(om))
-        dst = np.zeros(tuple(nm.shape), dtype=src.dtype)
-        for owner, row in new_rows.items():
-            if owner in old_rows:
-                dst[row] = src[old_rows[owner]]
-        nm.assign(dst)
+    """Optimizer state of `old` into `new` after a refine rebuild (§3.2):
+    `keras_swn.models.rebuild.transfer_optimizer_state`, plus the current
+    learning rate (set per epoch by the search)."""
+    transfer_optimizer_state(old, new)
+    new.optimizer.learning_rate = float(
+        ops.convert_to_numpy(old.optimizer.learning_rate)
+    )
 
 
 class _StepCallback(keras.callbacks.Callback):
@@ -376,9 +323,10 @@ class SearchAndRefine:
         >>> import tempfile
         >>> search = keras_swn.search.SearchAndRefine(
         ...     members=[keras_swn.models.WideResNet(10, 1)],
-        ...     input_shape=(8, 8, 1), num_classes=10, budget=12_000,
+        ...     input_shape=(8, 8, 1), num_classes=10, budget=80_000,
         ...     directory=tempfile.mkdtemp(), project_name="digits",
-        ...     batch_size=32, plots=False, run_eagerly=True)
+        ...     sharing="learned_no_refine", batch_size=32, plots=False,
+        ...     run_eagerly=True)
         >>> search.search((x[:64], y[:64]), (x_val[:32], y_val[:32]),
         ...               search_epochs=1, epochs=1, verbose=0)
         >>> search.policy.num_members
@@ -465,11 +413,14 @@ class SearchAndRefine:
         self.seed = _check_int("seed", seed, 0)
         if not isinstance(overwrite, bool):
             raise _fail("overwrite", "Expected a bool.", overwrite)
-        if not isinstance(project_name, str) or not project_name or (
-            os.sep in project_name
+        if (
+            not isinstance(project_name, str)
+            or not project_name
+            or (os.sep in project_name)
         ):
             raise _fail(
-                "project_name", "Expected a non-empty folder name.",
+                "project_name",
+                "Expected a non-empty folder name.",
                 project_name,
             )
         self.num_bins = _check_int("num_bins", num_bins, 1)
@@ -547,8 +498,9 @@ class SearchAndRefine:
             )
         self.plots = bool(plots)
         if jit_compile not in (True, False, "auto"):
-            raise _fail("jit_compile", "Expected True, False or 'auto'.",
-                        jit_compile)
+            raise _fail(
+                "jit_compile", "Expected True, False or 'auto'.", jit_compile
+            )
         self.jit_compile = jit_compile
         self.run_eagerly = bool(run_eagerly)
 
@@ -621,7 +573,9 @@ class SearchAndRefine:
 
     @staticmethod
     def _diff(old: Mapping, new: Mapping) -> str:
-        keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        keys = sorted(
+            k for k in set(old) | set(new) if old.get(k) != new.get(k)
+        )
         return "; ".join(
             f"{k}: saved {old.get(k)!r}, now {new.get(k)!r}" for k in keys
         )[:500]
@@ -708,7 +662,9 @@ class SearchAndRefine:
     def _compile(self, model: SWNModel, exclude=()) -> None:
         run = self._run
         optimizer = ReferenceSGD(
-            run["learning_rate"], momentum=0.9, nesterov=True,
+            run["learning_rate"],
+            momentum=0.9,
+            nesterov=True,
             l2=run["weight_decay"],
         )
         optimizer.exclude_from_l2(exclude)
@@ -724,12 +680,13 @@ class SearchAndRefine:
             1.0 if m in self.search_members else 0.0
             for m in range(len(self.members))
         ]
-        model = _SearchPhaseModel(
+        model = SWNModel(
             members=self.members,
             input_shape=self.input_shape,
             num_classes=self.num_classes,
             coefficient_sharing="per_bank",
             member_loss_weights=weights,
+            name="search_phase_model",
             **self._model_kwargs(),
         )
         frozen = [
@@ -869,8 +826,10 @@ class SearchAndRefine:
             refine_after=refine_after,
         )
         train = _Data(train_data, "train_data")
-        val = None if validation_data is None else _Data(
-            validation_data, "validation_data"
+        val = (
+            None
+            if validation_data is None
+            else _Data(validation_data, "validation_data")
         )
         if self.oracle is not None and self._run is not None:
             saved = {k: v for k, v in self._run.items() if k != "verbose"}
@@ -1131,8 +1090,9 @@ class SearchAndRefine:
             levels=levels,
         )
         if result.copies:
-            new = model.refined(result.policy, copies=result.copies,
-                                compile=False)
+            new = model.refined(
+                result.policy, copies=result.copies, compile=False
+            )
             self._compile(new)
             _transfer_optimizer_state(model, new)
             model = new
@@ -1179,8 +1139,11 @@ class SearchAndRefine:
             batch_size = self._run["batch_size"]
             if self._val.arrays:
                 evaluation = model.evaluate(
-                    self._val.x, self._val.y, batch_size=batch_size,
-                    verbose=0, return_dict=True,
+                    self._val.x,
+                    self._val.y,
+                    batch_size=batch_size,
+                    verbose=0,
+                    return_dict=True,
                 )
             else:
                 evaluation = model.evaluate(
@@ -1365,4 +1328,3 @@ class SearchAndRefine:
         model = keras.models.load_model(self._path(_MODEL))
         model.compile()
         return [model]
-

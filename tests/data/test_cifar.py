@@ -148,8 +148,9 @@ class TestAugmentImage:
                 assert rows[0] == 0 or rows[-1] == 31
             if len(cols) < 16:
                 assert cols[0] == 0 or cols[-1] == 31
-            np.testing.assert_allclose(out[~zero], np.tile(inside, (
-                (~zero).sum(), 1)), rtol=1e-5)
+            np.testing.assert_allclose(
+                out[~zero], np.tile(inside, ((~zero).sum(), 1)), rtol=1e-5
+            )
             sizes.add((len(rows), len(cols)))
         assert (16, 16) in sizes
         assert any(r < 16 or c < 16 for r, c in sizes)

@@ -61,7 +61,7 @@ def test_a_refined_block_is_one_variable_updated_by_all_members():
     refined = model.refined(policy, copies=result.copies, compile=False)
     g = refined.plan.layers[(0, 0)].group
     variable = refined.bank.coefficients[(g, 0)]
-    row = refined.bank._rows[(g, 0)][(0, 0)]
+    row = refined.bank.coefficient_rows[(g, 0)][(0, 0)]
     # The block's one row moves by -lr * (sum of both members' gradients).
     per_member = refined.collect_coefficient_gradients(
         x, y, batch_size=16, training=True)
