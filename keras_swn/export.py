@@ -103,7 +103,7 @@ def to_keras(model, member: int = 0, *, name: str | None = None) -> keras.Model:
         source, clone_function=clone_function, call_function=call_function
     )
     if name is not None:
-        exported = keras.Model(exported.inputs, exported.outputs, name=name)
+        exported = keras.Model(exported.input, exported.output, name=name)
     for layer in source.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue

@@ -11,3 +11,5 @@ for backend in jax torch; do
     KERAS_BACKEND=$backend python -m pytest -q -p no:cacheprovider \
         -m backend_sensitive tests "$@"
 done
+# The documentation site, strictly (every warning is an error), offline.
+bash scripts/docs.sh -d "$(mktemp -d)"

@@ -112,7 +112,7 @@ class TestJitCompile:
         assert _max_rel_err(weights[True], weights[False]) < 1e-4
         history = model.fit(x, y, batch_size=16, epochs=5, verbose=0)
         losses = history.history["loss"]
-        assert losses[-1] < 0.9 * losses[0], losses
+        assert losses[-1] < losses[0] - 0.02, losses
 
     # Gradient capture under XLA: tests/models/test_gradient_capture.py
     # (TestAccumulationDuringFit, jit_compile=True, TF and JAX).

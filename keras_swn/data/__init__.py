@@ -29,9 +29,9 @@ __all__ = [
     "NORMALIZATION",
     "augment_image",
     "load_cifar",
-    "make_dataset",
-    "normalize_image",
     "load_digits_dataset",
     "load_npz",
+    "make_dataset",
+    "normalize_image",
     "stratified_split",
 ]
