@@ -65,8 +65,11 @@ def step_times(args) -> tuple[list[float], list[float]]:
         model.start_kernel_gradient_capture()
         timed(args.warmup)
         on += timed(args.steps)
-        print(f"block {block + 1}/{args.blocks}: off {statistics.median(off):.3f}"
-              f" s, on {statistics.median(on):.3f} s", flush=True)
+        print(
+            f"block {block + 1}/{args.blocks}: off {statistics.median(off):.3f}"
+            f" s, on {statistics.median(on):.3f} s",
+            flush=True,
+        )
     return off, on
 
 
@@ -115,14 +118,18 @@ def main() -> None:
     args = parser.parse_args()
 
     a = analysis_times(args.analysis_repeats)
-    print(f"similarity + clustering + allocation (README config): median "
-          f"{statistics.median(a):.2f} s over {len(a)} runs (goal <= 2 s)")
+    print(
+        f"similarity + clustering + allocation (README config): median "
+        f"{statistics.median(a):.2f} s over {len(a)} runs (goal <= 2 s)"
+    )
     if not args.skip_step:
         off, on = step_times(args)
         m_off, m_on = statistics.median(off), statistics.median(on)
-        print(f"WRN-{args.depth}-{args.width} SWN at budget {args.budget:,}, "
-              f"batch {args.batch_size}: step off {m_off:.3f} s, on "
-              f"{m_on:.3f} s, ratio on/off {m_on / m_off:.3f} (goal <= 1.05)")
+        print(
+            f"WRN-{args.depth}-{args.width} SWN at budget {args.budget:,}, "
+            f"batch {args.batch_size}: step off {m_off:.3f} s, on "
+            f"{m_on:.3f} s, ratio on/off {m_on / m_off:.3f} (goal <= 1.05)"
+        )
 
 
 if __name__ == "__main__":

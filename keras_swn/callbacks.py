@@ -7,7 +7,6 @@ from typing import Iterable
 import keras
 
 
-
 class KernelGradientCapture(keras.callbacks.Callback):
     """Accumulate each shared layer's dL/dkernel during chosen epochs.
 

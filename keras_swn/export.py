@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import numpy as np
 
@@ -36,7 +38,9 @@ def _stock_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
     )
 
 
-def to_keras(model, member: int = 0, *, name: str | None = None) -> keras.Model:
+def to_keras(
+    model: Any, member: int = 0, *, name: str | None = None
+) -> keras.Model:
     """Turn one SWN member into a plain Keras model with stored kernels.
 
     Every `SuperWeightConv2D` becomes a stock `keras.layers.Conv2D` (and
@@ -87,7 +91,7 @@ def to_keras(model, member: int = 0, *, name: str | None = None) -> keras.Model:
             return clone
         return layer.__class__.from_config(layer.get_config())
 
-    def call_function(layer, *args, **kwargs):
+    def call_function(layer, *args, **kwargs: Any):
         padding = padding_of.get(id(layer))
         if padding is not None:
             if any(p for side in padding for p in side):

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Iterator, Mapping
+from typing import Iterator
+from typing import Mapping
 
 _STATE = threading.local()
 

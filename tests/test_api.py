@@ -7,8 +7,16 @@ import keras_swn
 
 def test_public_surface():
     for name in [
-        "BankPlan", "BudgetReport", "LayerSpec", "SWNModel", "SharingPolicy",
-        "TemplateBank", "clone_swn_model", "layers", "models", "__version__",
+        "BankPlan",
+        "BudgetReport",
+        "LayerSpec",
+        "SWNModel",
+        "SharingPolicy",
+        "TemplateBank",
+        "clone_swn_model",
+        "layers",
+        "models",
+        "__version__",
     ]:
         assert hasattr(keras_swn, name), name
     assert keras_swn.layers.SuperWeightConv2D

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Any
+from typing import Mapping
+from typing import Sequence
 
 import keras
 import numpy as np
@@ -13,9 +15,9 @@ from keras_swn import seeding
 from keras_swn.api_export import swn_export
 from keras_swn.bank.plan import BankPlan
 from keras_swn.bank.plan import assemble
-from keras_swn.probe import active_probe
 from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.policy.sharing_policy import SharingPolicy
+from keras_swn.probe import active_probe
 
 LayerKey = tuple[int, int]
 
@@ -82,7 +84,7 @@ class TemplateBank(keras.layers.Layer):
         chain_sort: str = "stable",
         on_over_budget: str = "raise",
         seed: int | None = None,
-        **kwargs,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.specs = tuple(
@@ -226,7 +228,7 @@ class TemplateBank(keras.layers.Layer):
             reshape=ops.reshape,
         )
 
-    def kernel(self, key: LayerKey, dtype=None):
+    def kernel(self, key: LayerKey, dtype: Any = None) -> Any:
         """The composed kernel of layer `key` in Keras layout.
 
         Args:

@@ -425,8 +425,8 @@ def best_subset(
 
 
 def predict_within_budget(
-    model,
-    x,
+    model: Any,
+    x: Any,
     *,
     flops_budget: float,
     curve: AnytimeCurve | None = None,

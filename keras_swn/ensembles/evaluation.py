@@ -279,7 +279,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def member_probabilities(
-    model, x, *, members: Sequence[int] | None = None, batch_size: int = 128
+    model: Any,
+    x: Any,
+    *,
+    members: Sequence[int] | None = None,
+    batch_size: int = 128,
 ) -> list[np.ndarray]:
     """The softmax probabilities of some members (only those are run).
 
@@ -301,7 +305,7 @@ def member_probabilities(
 
 
 def evaluate_ensemble(
-    model, x, y, *, batch_size: int = 128
+    model: Any, x: Any, y: Any, *, batch_size: int = 128
 ) -> EnsembleEvaluation:
     """Evaluate every member of an `SWNModel` and their ensemble.
 

@@ -143,7 +143,7 @@ def _shape(tensor) -> tuple[int, ...]:
 
 
 def member_flops(
-    model, member: int, *, input_shape: Sequence[int] | None = None
+    model: Any, member: int, *, input_shape: Sequence[int] | None = None
 ) -> FlopsReport:
     """Count the per-image multiply-adds of one member from layer shapes.
 
@@ -226,7 +226,7 @@ def member_flops(
     )
 
 
-def compose_macs(model, member: int) -> int:
+def compose_macs(model: Any, member: int) -> int:
     """Multiply-adds of composing every shared kernel of `member` once.
 
     For each shared layer and each width level `w` it uses, the template

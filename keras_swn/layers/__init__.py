@@ -1,7 +1,7 @@
 """SuperWeight layers: kernels composed from a shared template bank."""
 
-from keras_swn.probe import probe_scope
 from keras_swn.layers.super_weight_conv2d import SuperWeightConv2D
 from keras_swn.layers.super_weight_dense import SuperWeightDense
+from keras_swn.probe import probe_scope
 
 __all__ = ["SuperWeightConv2D", "SuperWeightDense", "probe_scope"]

@@ -7,9 +7,9 @@ from typing import Mapping
 import keras
 
 from keras_swn.bank.template_bank import TemplateBank
-from keras_swn.probe import active_probe
 from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.policy.sharing_policy import SharingPolicy
+from keras_swn.probe import active_probe
 
 
 class BaseSuperWeight(keras.layers.Layer):

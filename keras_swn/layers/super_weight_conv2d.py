@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from typing import Mapping
 
 import keras
@@ -99,17 +100,19 @@ class SuperWeightConv2D(BaseSuperWeight):
         kernel_size: int | tuple[int, int],
         *,
         strides: int | tuple[int, int] = 1,
-        padding="valid",
+        padding: Any = "valid",
         use_bias: bool = False,
         bias_initializer="zeros",
         bank: TemplateBank | Mapping | None = None,
         layer_key: tuple[int, int] | None = None,
         num_templates: int = 4,
         seed: int | None = None,
-        **kwargs,
+        **kwargs: Any,
     ):
-        if isinstance(filters, bool) or not isinstance(filters, int) or (
-            filters < 1
+        if (
+            isinstance(filters, bool)
+            or not isinstance(filters, int)
+            or (filters < 1)
         ):
             raise ValueError(
                 "Invalid value for argument `filters`. Expected a strictly "
@@ -157,9 +160,7 @@ class SuperWeightConv2D(BaseSuperWeight):
             if t or b or l or r:
                 inputs = ops.pad(inputs, [[0, 0], [t, b], [l, r], [0, 0]])
             padding = "valid"
-        return ops.conv(
-            inputs, kernel, strides=self.strides, padding=padding
-        )
+        return ops.conv(inputs, kernel, strides=self.strides, padding=padding)
 
     def call(self, inputs):
         outputs = self.convolution_op(inputs, self.kernel)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from typing import Mapping
 
 import keras
@@ -47,14 +48,14 @@ class SuperWeightDense(BaseSuperWeight):
         self,
         units: int,
         *,
-        activation=None,
+        activation: Any = None,
         use_bias: bool = True,
         bias_initializer="zeros",
         bank: TemplateBank | Mapping | None = None,
         layer_key: tuple[int, int] | None = None,
         num_templates: int = 4,
         seed: int | None = None,
-        **kwargs,
+        **kwargs: Any,
     ):
         if isinstance(units, bool) or not isinstance(units, int) or units < 1:
             raise ValueError(

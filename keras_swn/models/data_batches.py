@@ -27,7 +27,9 @@ def iterate_batches(x, y=None, *, batch_size: int = 128, batches=None):
             raise ValueError("Argument `y` is required when `x` is an array.")
         n = len(x)
         starts = range(0, n, batch_size)
-        source = ((x[s : s + batch_size], y[s : s + batch_size]) for s in starts)
+        source = (
+            (x[s : s + batch_size], y[s : s + batch_size]) for s in starts
+        )
     else:
         source = iter(x)
     for batch in itertools.islice(source, batches):

@@ -71,7 +71,9 @@ def transfer_weights(
                     layer.bias.assign(src_member.get_layer(layer.name).bias)
                 continue
             if layer.weights:
-                layer.set_weights(src_member.get_layer(layer.name).get_weights())
+                layer.set_weights(
+                    src_member.get_layer(layer.name).get_weights()
+                )
 
 
 def transfer_optimizer_state(source, target) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any
+from typing import Mapping
+from typing import Sequence
 
 import keras
 from keras import ops
@@ -93,7 +95,7 @@ class SWNModel(CaptureTrainer, keras.Model):
         weight_decay: float = 0.0,
         member_loss_weights: Sequence[float] | None = None,
         capture_kernel_gradients: bool = False,
-        **kwargs,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         builders = []
@@ -173,7 +175,9 @@ class SWNModel(CaptureTrainer, keras.Model):
                 self.input_shape_,
                 num_classes,
                 name=f"member_{i}",
-                seed=int(seeding.rng_for(self.seed, "member", i).integers(2**31)),
+                seed=int(
+                    seeding.rng_for(self.seed, "member", i).integers(2**31)
+                ),
             )
             for i, builder in enumerate(builders)
         ]
@@ -195,9 +199,10 @@ class SWNModel(CaptureTrainer, keras.Model):
         self.weight_decay = float(weight_decay)
         if member_loss_weights is not None:
             member_loss_weights = [float(w) for w in member_loss_weights]
-            if len(member_loss_weights) != len(builders) or min(
-                member_loss_weights
-            ) < 0:
+            if (
+                len(member_loss_weights) != len(builders)
+                or min(member_loss_weights) < 0
+            ):
                 raise ValueError(
                     "Invalid value for argument `member_loss_weights`. "
                     f"Expected {len(builders)} non-negative floats. "
@@ -307,8 +312,8 @@ class SWNModel(CaptureTrainer, keras.Model):
 
     def collect_kernel_gradients(
         self,
-        x,
-        y=None,
+        x: Any,
+        y: Any = None,
         *,
         batches: int | None = 1,
         batch_size: int = 128,
@@ -334,14 +339,14 @@ class SWNModel(CaptureTrainer, keras.Model):
             NumPy array in the kernel's Keras layout.
         """
         layers = self.shared_layers()
-        probes = [
-            (id(l), self.bank.kernel_shape(l.layer_key)) for l in layers
-        ]
+        probes = [(id(l), self.bank.kernel_shape(l.layer_key)) for l in layers]
         sums = None
         for bx, by, bw in self._batches(x, y, batch_size, batches):
             grads = self.compiled_probe_gradients(bx, by, bw, probes, training)
             grads = [ops.convert_to_numpy(g).astype("float64") for g in grads]
-            sums = grads if sums is None else [a + b for a, b in zip(sums, grads)]
+            sums = (
+                grads if sums is None else [a + b for a, b in zip(sums, grads)]
+            )
         if sums is None:
             raise ValueError("Received no data: `x` yielded no batch.")
         result = [{} for _ in self.members]
@@ -351,8 +356,8 @@ class SWNModel(CaptureTrainer, keras.Model):
 
     def collect_coefficient_gradients(
         self,
-        x,
-        y=None,
+        x: Any,
+        y: Any = None,
         *,
         batches: int | None = None,
         batch_size: int = 128,
@@ -380,7 +385,11 @@ class SWNModel(CaptureTrainer, keras.Model):
         probes = [
             (
                 coefficient_probe_key(self.bank, (m, l), w),
-                (self.plan.banks[(self.plan.layers[(m, l)].group, w)].templates,),
+                (
+                    self.plan.banks[
+                        (self.plan.layers[(m, l)].group, w)
+                    ].templates,
+                ),
             )
             for m, l, w in slots
         ]
@@ -388,7 +397,9 @@ class SWNModel(CaptureTrainer, keras.Model):
         for bx, by, bw in self._batches(x, y, batch_size, batches):
             grads = self.compiled_probe_gradients(bx, by, bw, probes, training)
             grads = [ops.convert_to_numpy(g).astype("float64") for g in grads]
-            sums = grads if sums is None else [a + b for a, b in zip(sums, grads)]
+            sums = (
+                grads if sums is None else [a + b for a, b in zip(sums, grads)]
+            )
         if sums is None:
             raise ValueError("Received no data: `x` yielded no batch.")
         per_use = dict(zip(slots, sums))
@@ -407,10 +418,10 @@ class SWNModel(CaptureTrainer, keras.Model):
 
     def compile(
         self,
-        optimizer="rmsprop",
-        loss=None,
-        metrics=None,
-        **kwargs,
+        optimizer: Any = "rmsprop",
+        loss: Any = None,
+        metrics: Any = None,
+        **kwargs: Any,
     ):
         """Configure training; `loss` is applied to every member's logits.
 
@@ -456,7 +467,12 @@ class SWNModel(CaptureTrainer, keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def compute_loss(
-        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+        self,
+        x: Any = None,
+        y: Any = None,
+        y_pred=None,
+        sample_weight=None,
+        training=True,
     ):
         """The sum of the member losses (plus any layer losses)."""
         weights = self.member_loss_weights or [1.0] * len(y_pred)
@@ -483,7 +499,7 @@ class SWNModel(CaptureTrainer, keras.Model):
                 skip |= {id(v) for v in member.trainable_variables} - shared
         return [v for v in self.trainable_variables if id(v) not in skip]
 
-    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+    def compute_metrics(self, x: Any, y: Any, y_pred, sample_weight=None):
         probabilities = [ops.softmax(logits) for logits in y_pred]
         for metric, p in zip(self.member_accuracy, probabilities):
             metric.update_state(y, p, sample_weight=sample_weight)
@@ -493,7 +509,14 @@ class SWNModel(CaptureTrainer, keras.Model):
         )
         return self.get_metrics_result()
 
-    def predict(self, x, *args, flops_budget=None, curve=None, **kwargs):
+    def predict(
+        self,
+        x: Any,
+        *args,
+        flops_budget: Any = None,
+        curve: Any = None,
+        **kwargs: Any,
+    ) -> Any:
         """Like `keras.Model.predict`; with `flops_budget`, anytime
         prediction: only the members of the best subset whose inference
         FLOPs fit the budget are run (the others are not computed at all),
@@ -523,7 +546,7 @@ class SWNModel(CaptureTrainer, keras.Model):
             batch_size=kwargs.get("batch_size") or 128,
         )
 
-    def predict_ensemble(self, x, **kwargs):
+    def predict_ensemble(self, x: Any, **kwargs: Any):
         """Mean of the member softmax probabilities, as a NumPy array."""
         logits = self.predict(x, **kwargs)
         probs = [keras.ops.convert_to_numpy(ops.softmax(l)) for l in logits]

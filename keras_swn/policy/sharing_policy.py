@@ -6,7 +6,8 @@ import dataclasses
 import json
 import os
 import tempfile
-from typing import Mapping, Sequence
+from typing import Mapping
+from typing import Sequence
 
 from keras_swn.policy.layer_spec import LayerSpec
 
@@ -333,5 +334,3 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-
-

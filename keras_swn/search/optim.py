@@ -16,6 +16,7 @@ is the summed cross-entropy without the decay term, as in the reference.
 from __future__ import annotations
 
 import bisect
+from typing import Any
 from typing import Iterable
 from typing import Sequence
 
@@ -95,7 +96,7 @@ class ReferenceSGD(keras.optimizers.SGD):
         l2: float = 5e-4,
         exclude_patterns: Sequence[str] = _DEFAULT_EXCLUDE,
         name: str = "reference_sgd",
-        **kwargs,
+        **kwargs: Any,
     ):
         if kwargs.get("weight_decay") is not None:
             raise ValueError(

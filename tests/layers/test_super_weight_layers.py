@@ -64,9 +64,12 @@ class TestComposition:
 
     def test_kernel_cast_to_compute_dtype(self):
         bank = _two_layer_bank()
-        assert keras.backend.standardize_dtype(
-            bank.kernel((0, 1), dtype="float16").dtype
-        ) == "float16"
+        assert (
+            keras.backend.standardize_dtype(
+                bank.kernel((0, 1), dtype="float16").dtype
+            )
+            == "float16"
+        )
         assert bank.templates[(0, 0)].dtype == "float32"
 
 
@@ -87,8 +90,9 @@ class TestConv2DEquivalence:
         )
         xin = x
         if not isinstance(padding, str):
-            xin = np.pad(x, [(0, 0), (padding, padding), (padding, padding),
-                             (0, 0)])
+            xin = np.pad(
+                x, [(0, 0), (padding, padding), (padding, padding), (0, 0)]
+            )
         stock.build(xin.shape)
         stock.set_weights([_np(layer.kernel), _np(layer.bias)])
         np.testing.assert_allclose(y, _np(stock(xin)), rtol=1e-4, atol=1e-5)
@@ -96,15 +100,15 @@ class TestConv2DEquivalence:
 
     def test_shared_bank_layer_matches_stock(self):
         bank = _two_layer_bank()
-        layer = SuperWeightConv2D(6, 3, padding=1, bank=bank,
-                                  layer_key=(0, 1))
+        layer = SuperWeightConv2D(6, 3, padding=1, bank=bank, layer_key=(0, 1))
         x = np.random.default_rng(1).normal(size=(2, 6, 6, 5)).astype("f")
         stock = keras.layers.Conv2D(6, 3, use_bias=False)
         stock.build((2, 8, 8, 5))
         stock.set_weights([_np(bank.kernel((0, 1)))])
         xp = np.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)])
-        np.testing.assert_allclose(_np(layer(x)), _np(stock(xp)), rtol=1e-4,
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            _np(layer(x)), _np(stock(xp)), rtol=1e-4, atol=1e-5
+        )
 
     def test_config_round_trip(self):
         layer = SuperWeightConv2D(4, (3, 1), strides=2, padding=1, seed=0)

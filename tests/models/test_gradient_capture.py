@@ -60,9 +60,7 @@ def _stock_kernel_gradients(model, member, x, y, lr=1e-6):
         keras.optimizers.SGD(lr),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
-    convs = {
-        l.name: l.conv for l in stock.layers if hasattr(l, "conv")
-    }
+    convs = {l.name: l.conv for l in stock.layers if hasattr(l, "conv")}
     before = {n: keras.ops.convert_to_numpy(c.kernel) for n, c in convs.items()}
     stock.train_on_batch(x, y)
     return {
@@ -99,9 +97,7 @@ class TestCollectKernelGradients:
         model = _model()
         x, y = _data()
         # training=True so that BatchNorm matches a stock train step.
-        got = model.collect_kernel_gradients(
-            x, y, batch_size=16, training=True
-        )
+        got = model.collect_kernel_gradients(x, y, batch_size=16, training=True)
         for member in range(2):
             want = _stock_kernel_gradients(model, member, x, y)
             _assert_grads_close(got[member], want)
@@ -113,8 +109,9 @@ class TestCollectKernelGradients:
         one = model.collect_kernel_gradients(x[:16], y[:16], batch_size=16)
         two = model.collect_kernel_gradients(x[16:], y[16:], batch_size=16)
         for name, g in both[0].items():
-            np.testing.assert_allclose(g, one[0][name] + two[0][name],
-                                       rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(
+                g, one[0][name] + two[0][name], rtol=1e-4, atol=1e-6
+            )
 
     def test_coefficient_gradients_are_per_member(self):
         model = _model(coefficient_sharing="per_bank")
@@ -128,18 +125,28 @@ class TestCollectKernelGradients:
         # Member 1 hard-shares member 0's vectors but keeps its own entry.
         m0 = grads[(0, 0, 0)]
         m1 = grads[(1, 0, 0)]
-        assert m0.shape == m1.shape == (
-            model.plan.banks[(model.plan.layers[(0, 0)].group, 0)].templates,
+        assert (
+            m0.shape
+            == m1.shape
+            == (
+                model.plan.banks[
+                    (model.plan.layers[(0, 0)].group, 0)
+                ].templates,
+            )
         )
         assert not np.allclose(m0, m1)
         # A member's entry is the sum over its layers reading the vector,
         # so two layers of member 0 in one bank carry the same entry.
         g = model.plan.layers[(0, 1)].group
-        same = [l for (m, l), r in model.plan.layers.items()
-                if m == 0 and r.group == g]
+        same = [
+            l
+            for (m, l), r in model.plan.layers.items()
+            if m == 0 and r.group == g
+        ]
         assert len(same) > 1
-        np.testing.assert_allclose(grads[(0, same[0], 0)],
-                                   grads[(0, same[1], 0)])
+        np.testing.assert_allclose(
+            grads[(0, same[0], 0)], grads[(0, same[1], 0)]
+        )
 
 
 class TestAccumulationDuringFit:
@@ -167,8 +174,7 @@ class TestAccumulationDuringFit:
         x, y = _data(32)
         model.compile(keras.optimizers.SGD(0.01))
         capture = KernelGradientCapture(epochs=[1])
-        model.fit(x, y, batch_size=16, epochs=3, verbose=0,
-                  callbacks=[capture])
+        model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[capture])
         assert sorted(capture.gradients) == [1]
         assert np.abs(capture.gradients[1][0]["stem"]).sum() > 0
         assert not model._capture_on
@@ -217,8 +223,11 @@ def test_mirrored_strategy_gives_single_device_sums():
     )
     env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
     out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True,
-        env=env, timeout=300,
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     err = float(out.stdout.split("MAXERR")[-1])

@@ -36,8 +36,9 @@ class TinyNet(MemberBuilder):
     def __call__(self, inputs, layers, num_classes):
         x = layers.conv2d(self.filters, 3, padding=1, name="c1")(inputs)
         x = keras.layers.ReLU()(x)
-        x = layers.conv2d(2 * self.filters, 3, strides=2, padding=1,
-                          name="c2")(x)
+        x = layers.conv2d(2 * self.filters, 3, strides=2, padding=1, name="c2")(
+            x
+        )
         x = keras.layers.GlobalAveragePooling2D()(x)
         x = layers.dense(8, activation="relu", name="d")(x)
         return keras.layers.Dense(num_classes, name="head")(x)
@@ -55,22 +56,27 @@ class TestTrainingAndSaving:
         model = _model()
         x, y = _data()
         model.compile(keras.optimizers.SGD(0.01))
-        logs = model.evaluate(x, y, batch_size=16, verbose=0,
-                              return_dict=True)
+        logs = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
         logits = model.predict(x, verbose=0)
         ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         total = sum(float(ce(y, l)) for l in logits)
         np.testing.assert_allclose(logs["loss"], total, rtol=1e-4)
         ensemble = np.mean(
-            [keras.ops.convert_to_numpy(keras.ops.softmax(l))
-             for l in logits], axis=0)
+            [keras.ops.convert_to_numpy(keras.ops.softmax(l)) for l in logits],
+            axis=0,
+        )
         np.testing.assert_allclose(
-            logs["ensemble_accuracy"], np.mean(ensemble.argmax(1) == y),
-            atol=1e-6)
+            logs["ensemble_accuracy"],
+            np.mean(ensemble.argmax(1) == y),
+            atol=1e-6,
+        )
         history = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
         assert set(history.history) == {
-            "loss", "member_0_accuracy", "member_1_accuracy",
-            "ensemble_accuracy"}
+            "loss",
+            "member_0_accuracy",
+            "member_1_accuracy",
+            "ensemble_accuracy",
+        }
 
     def test_keras_file_round_trip_keeps_one_bank(self, tmp_path):
         model = _model()
@@ -80,16 +86,16 @@ class TestTrainingAndSaving:
         path = str(tmp_path / "swn.keras")
         model.save(path)
         loaded = keras.models.load_model(path)
-        for a, b in zip(model.predict(x, verbose=0),
-                        loaded.predict(x, verbose=0)):
+        for a, b in zip(
+            model.predict(x, verbose=0), loaded.predict(x, verbose=0)
+        ):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
         assert loaded.policy == model.policy
         layers = loaded.shared_layers()
         assert layers and all(l.bank is loaded.bank for l in layers)
         paths = [v.path for v in loaded.trainable_variables]
         assert len(paths) == len(set(paths))
-        assert len(loaded.trainable_variables) == len(
-            model.trainable_variables)
+        assert len(loaded.trainable_variables) == len(model.trainable_variables)
         loaded.fit(x, y, batch_size=16, epochs=1, verbose=0)
 
     def test_from_config_and_clone_keep_sharing(self):
@@ -101,17 +107,26 @@ class TestTrainingAndSaving:
         assert clone.bank is not model.bank
         assert all(l.bank is clone.bank for l in clone.shared_layers())
         x, _ = _data(4)
-        for a, b in zip(model.predict(x, verbose=0),
-                        clone.predict(x, verbose=0)):
+        for a, b in zip(
+            model.predict(x, verbose=0), clone.predict(x, verbose=0)
+        ):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
     def test_user_architecture_member(self, tmp_path):
         model = keras_swn.SWNModel(
-            members=[TinyNet(8), TinyNet(4)], input_shape=(8, 8, 3),
-            num_classes=5, budget=5_000, num_bins=2, seed=0)
+            members=[TinyNet(8), TinyNet(4)],
+            input_shape=(8, 8, 3),
+            num_classes=5,
+            budget=5_000,
+            num_bins=2,
+            seed=0,
+        )
         specs = [s for s in model.specs if s.member == 0]
         assert [s.shape for s in specs] == [
-            (8, 3, 3, 3), (16, 8, 3, 3), (8, 16, 1, 1)]
+            (8, 3, 3, 3),
+            (16, 8, 3, 3),
+            (8, 16, 1, 1),
+        ]
         assert specs[2].kind == "dense"
         x, y = _data(16)
         model.compile("sgd")
@@ -119,9 +134,12 @@ class TestTrainingAndSaving:
         path = str(tmp_path / "tiny.keras")
         model.save(path)
         loaded = keras.models.load_model(path)
-        np.testing.assert_allclose(model.predict(x, verbose=0)[1],
-                                   loaded.predict(x, verbose=0)[1],
-                                   rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(
+            model.predict(x, verbose=0)[1],
+            loaded.predict(x, verbose=0)[1],
+            rtol=1e-6,
+            atol=1e-6,
+        )
 
 
 class TestBuilders:
@@ -135,14 +153,17 @@ class TestBuilders:
     def test_budget_report_matches_variables(self):
         model = _model()
         report = model.budget_report()
-        templates = sum(int(np.prod(v.shape))
-                        for v in model.bank.templates.values())
-        coefficients = sum(int(np.prod(v.shape))
-                           for v in model.bank.coefficients.values())
+        templates = sum(
+            int(np.prod(v.shape)) for v in model.bank.templates.values()
+        )
+        coefficients = sum(
+            int(np.prod(v.shape)) for v in model.bank.coefficients.values()
+        )
         assert report.bank_total == templates <= 250_000
         assert report.coefficient_scalars == coefficients
-        trainable = sum(int(np.prod(v.shape))
-                        for v in model.trainable_variables)
+        trainable = sum(
+            int(np.prod(v.shape)) for v in model.trainable_variables
+        )
         assert report.trainable_total == trainable
 
     def test_search_phase_layers_share_top_left_corner(self):
@@ -150,10 +171,15 @@ class TestBuilders:
         # common top-left corner of their kernels.
         model = _model(coefficient_sharing="per_bank")
         plan = model.plan
-        keys = [k for k, r in plan.layers.items()
-                if r.group == plan.layers[(0, 1)].group]
-        kernels = {k: keras.ops.convert_to_numpy(model.bank.kernel_oihw(k))
-                   for k in keys}
+        keys = [
+            k
+            for k, r in plan.layers.items()
+            if r.group == plan.layers[(0, 1)].group
+        ]
+        kernels = {
+            k: keras.ops.convert_to_numpy(model.bank.kernel_oihw(k))
+            for k in keys
+        }
         a, b = kernels[keys[0]], kernels[keys[-1]]
         o, i = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
         np.testing.assert_allclose(a[:o, :i], b[:o, :i])
@@ -161,13 +187,20 @@ class TestBuilders:
     def test_bad_arguments(self):
         with pytest.raises(ValueError, match="Received: num_classes=1"):
             keras_swn.SWNModel(
-                members=[WideResNet(10, 1)], input_shape=(8, 8, 3),
-                num_classes=1, budget=100_000)
+                members=[WideResNet(10, 1)],
+                input_shape=(8, 8, 3),
+                num_classes=1,
+                budget=100_000,
+            )
         with pytest.raises(ValueError, match="coefficient_sharing='x'"):
             _model(coefficient_sharing="x")
         with pytest.raises(ValueError, match="members"):
-            keras_swn.SWNModel(members=["wrn"], input_shape=(8, 8, 3),
-                               num_classes=5, budget=1000)
+            keras_swn.SWNModel(
+                members=["wrn"],
+                input_shape=(8, 8, 3),
+                num_classes=5,
+                budget=1000,
+            )
         with pytest.raises(ValueError, match="budget"):
             _model(budget=1000)
         with pytest.raises(ValueError, match="Received: depth=12"):
@@ -185,17 +218,21 @@ class TestLossOptions:
         with_wd = float(model.compute_loss(x, y, y_pred, training=True))
         no_wd = float(model.compute_loss(x, y, y_pred, training=False))
         coefficient_ids = {id(v) for v in model.bank.coefficients.values()}
-        l2 = sum(float(np.sum(keras.ops.convert_to_numpy(v) ** 2))
-                 for v in model.trainable_variables
-                 if id(v) not in coefficient_ids)
-        np.testing.assert_allclose(with_wd - no_wd, 0.5 * 5e-4 * l2,
-                                   rtol=1e-4)
+        l2 = sum(
+            float(np.sum(keras.ops.convert_to_numpy(v) ** 2))
+            for v in model.trainable_variables
+            if id(v) not in coefficient_ids
+        )
+        np.testing.assert_allclose(with_wd - no_wd, 0.5 * 5e-4 * l2, rtol=1e-4)
 
     def test_untrained_member_keeps_its_own_variables(self):
         model = _model(member_loss_weights=[1.0, 0.0], weight_decay=5e-4)
         x, y = _data(16)
-        own = [v for v in model.members[1].trainable_variables
-               if "bank/" not in v.path]
+        own = [
+            v
+            for v in model.members[1].trainable_variables
+            if "bank/" not in v.path
+        ]
         before = [keras.ops.convert_to_numpy(v).copy() for v in own]
         model.compile(keras.optimizers.SGD(0.1))
         model.fit(x, y, batch_size=8, epochs=1, verbose=0)
@@ -213,5 +250,8 @@ class TestLossOptions:
         probs = model.predict(x, flops_budget=cheap, verbose=0)
         logits = model.members[1].predict(x, verbose=0)
         np.testing.assert_allclose(
-            probs, keras.ops.convert_to_numpy(keras.ops.softmax(logits)),
-            rtol=1e-5, atol=1e-6)
+            probs,
+            keras.ops.convert_to_numpy(keras.ops.softmax(logits)),
+            rtol=1e-5,
+            atol=1e-6,
+        )

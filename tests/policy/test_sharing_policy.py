@@ -70,13 +70,19 @@ class TestSharingPolicy:
         [
             ('{"format": "keras_swn.Shar', "Invalid sharing policy JSON"),
             ("[1, 2]", "expected a JSON object"),
-            ('{"format": "keras_swn.SharingPolicy", "version": 9}',
-             "Received: version=9"),
-            ('{"format": "keras_swn.SharingPolicy", "version": 1}',
-             'missing "groups"'),
-            ('{"format": "keras_swn.SharingPolicy", "version": 1, '
-             '"groups": [[0]], "coefficient_owners": [[0, 0]]}',
-             "coefficient_owners"),
+            (
+                '{"format": "keras_swn.SharingPolicy", "version": 9}',
+                "Received: version=9",
+            ),
+            (
+                '{"format": "keras_swn.SharingPolicy", "version": 1}',
+                'missing "groups"',
+            ),
+            (
+                '{"format": "keras_swn.SharingPolicy", "version": 1, '
+                '"groups": [[0]], "coefficient_owners": [[0, 0]]}',
+                "coefficient_owners",
+            ),
         ],
     )
     def test_bad_json(self, text, match):
@@ -91,18 +97,25 @@ class TestSharingPolicy:
         with pytest.raises(ValueError, match="does not exist"):
             SharingPolicy(groups=[[0]], coefficient_owners={(0, 0, 0): (3, 0)})
         with pytest.raises(ValueError, match="same group"):
-            SharingPolicy(groups=[[0, 1]],
-                          coefficient_owners={(0, 1, 0): (0, 0)})
+            SharingPolicy(
+                groups=[[0, 1]], coefficient_owners={(0, 1, 0): (0, 0)}
+            )
         with pytest.raises(ValueError, match="itself shared"):
-            SharingPolicy(groups=[[0, 0, 0]], coefficient_owners={
-                (0, 2, 0): (0, 1), (0, 1, 0): (0, 0)})
+            SharingPolicy(
+                groups=[[0, 0, 0]],
+                coefficient_owners={(0, 2, 0): (0, 1), (0, 1, 0): (0, 0)},
+            )
         with pytest.raises(ValueError, match="coefficients='x'"):
             SharingPolicy.from_bins(_specs(), 4, coefficients="x")
 
     def test_layer_spec_validation(self):
         with pytest.raises(ValueError, match="Received: kind='conv3d'"):
             LayerSpec(0, 0, "conv3d", (1, 1, 1, 1))
-        with pytest.raises(ValueError, match="Received: shape=\\(1, 1, 3, 3\\)"):
+        with pytest.raises(
+            ValueError, match="Received: shape=\\(1, 1, 3, 3\\)"
+        ):
             LayerSpec(0, 0, "dense", (1, 1, 3, 3))
         spec = LayerSpec(0, 1, "conv2d", (8, 4, 3, 3), "c")
-        assert LayerSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+        assert (
+            LayerSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+        )

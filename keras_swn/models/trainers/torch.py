@@ -11,8 +11,9 @@ from keras_swn.probe import probe_scope
 def probe_gradients(model, x, y, sample_weight, probes, training=False):
     """Gradients of the model's loss w.r.t. zero probes (see tensorflow.py)."""
     zeros = [
-        torch.zeros(shape, device=keras.ops.convert_to_tensor(0.0).device)
-        .requires_grad_(True)
+        torch.zeros(
+            shape, device=keras.ops.convert_to_tensor(0.0).device
+        ).requires_grad_(True)
         for _, shape in probes
     ]
     x = keras.ops.convert_to_tensor(x)
@@ -23,7 +24,9 @@ def probe_gradients(model, x, y, sample_weight, probes, training=False):
             x, y, y_pred, sample_weight, training=training
         )
     grads = torch.autograd.grad(loss, zeros, allow_unused=True)
-    return [torch.zeros_like(z) if g is None else g for z, g in zip(zeros, grads)]
+    return [
+        torch.zeros_like(z) if g is None else g for z, g in zip(zeros, grads)
+    ]
 
 
 class CaptureTrainer:
