@@ -37,7 +37,6 @@ import datetime
 import json
 import os
 import sys
-import tempfile
 import time
 from typing import Any
 from typing import Callable
@@ -46,6 +45,9 @@ from typing import Sequence
 
 from absl import app
 from absl import flags
+
+from keras_swn.io_utils import atomic_write
+from keras_swn.io_utils import atomic_write_json
 
 # Nothing from Keras (or from keras_swn, whose package import loads Keras)
 # is imported at module level: `--help` and flag errors stay fast, and
@@ -426,34 +428,6 @@ def _cmd_plan() -> int:
 # train
 
 
-def _atomic_write_json(path: str, obj: Any) -> None:
-    _atomic_write(path, lambda tmp: _dump_json(tmp, obj), suffix=".json")
-
-
-def _dump_json(path: str, obj: Any) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
-        f.write("\n")
-
-
-def _atomic_write(path: str, write: Callable[[str], None], suffix: str):
-    """Write through a temporary file in the same folder, then rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        # mkstemp creates the file 0600; give it the usual permissions.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _load_data():
     from keras_swn.data import embedded
 
@@ -612,18 +586,18 @@ def _cmd_train() -> int:
     }
 
     os.makedirs(out_dir, exist_ok=True)
-    _atomic_write(
+    atomic_write(
         os.path.join(out_dir, "model.keras"), model.save, suffix=".keras"
     )
-    _atomic_write_json(
+    atomic_write_json(
         os.path.join(out_dir, "policy.json"), model.policy.to_dict()
     )
-    _atomic_write_json(
+    atomic_write_json(
         os.path.join(out_dir, "budget_report.json"),
         model.budget_report().to_dict(),
     )
-    _atomic_write_json(os.path.join(out_dir, "history.json"), history_dict)
-    _atomic_write_json(os.path.join(out_dir, "results.json"), results)
+    atomic_write_json(os.path.join(out_dir, "history.json"), history_dict)
+    atomic_write_json(os.path.join(out_dir, "results.json"), results)
     print()
     print(
         "Wrote model.keras, policy.json, budget_report.json, history.json "

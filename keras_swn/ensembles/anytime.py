@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-import tempfile
 from typing import Any
 from typing import Mapping
 from typing import NamedTuple
@@ -15,6 +14,7 @@ import numpy as np
 
 from keras_swn.ensembles.evaluation import _check_probs
 from keras_swn.ensembles.evaluation import member_probabilities
+from keras_swn.io_utils import atomic_write
 
 Subset = tuple[int, ...]
 
@@ -234,16 +234,11 @@ class AnytimeCurve:
         ax.grid(True, alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
         fig.tight_layout()
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(suffix=".png", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                fig.savefig(f, format="png", dpi=100)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        path = atomic_write(
+            path,
+            lambda tmp: fig.savefig(tmp, format="png", dpi=100),
+            suffix=".png",
+        )
         return path
 
 

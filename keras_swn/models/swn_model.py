@@ -305,10 +305,24 @@ class SWNModel(CaptureTrainer, keras.Model):
             result[layer.layer_key[0]][layer.name] = ops.convert_to_numpy(acc)
         return result
 
-    def _batches(self, x, y, batch_size, batches):
+    def _summed_probe_gradients(
+        self, x, y, probes, batch_size, batches, training
+    ) -> list:
+        """Probe gradients summed over the batches, in float64 NumPy."""
         from keras_swn.models.data_batches import iterate_batches
 
-        return iterate_batches(x, y, batch_size=batch_size, batches=batches)
+        sums = None
+        for bx, by, bw in iterate_batches(
+            x, y, batch_size=batch_size, batches=batches
+        ):
+            grads = self.compiled_probe_gradients(bx, by, bw, probes, training)
+            grads = [ops.convert_to_numpy(g).astype("float64") for g in grads]
+            sums = (
+                grads if sums is None else [a + g for a, g in zip(sums, grads)]
+            )
+        if sums is None:
+            raise ValueError("Received no data: `x` yielded no batch.")
+        return sums
 
     def collect_kernel_gradients(
         self,
@@ -340,15 +354,9 @@ class SWNModel(CaptureTrainer, keras.Model):
         """
         layers = self.shared_layers()
         probes = [(id(l), self.bank.kernel_shape(l.layer_key)) for l in layers]
-        sums = None
-        for bx, by, bw in self._batches(x, y, batch_size, batches):
-            grads = self.compiled_probe_gradients(bx, by, bw, probes, training)
-            grads = [ops.convert_to_numpy(g).astype("float64") for g in grads]
-            sums = (
-                grads if sums is None else [a + b for a, b in zip(sums, grads)]
-            )
-        if sums is None:
-            raise ValueError("Received no data: `x` yielded no batch.")
+        sums = self._summed_probe_gradients(
+            x, y, probes, batch_size, batches, training
+        )
         result = [{} for _ in self.members]
         for layer, g in zip(layers, sums):
             result[layer.layer_key[0]][layer.name] = g
@@ -393,15 +401,9 @@ class SWNModel(CaptureTrainer, keras.Model):
             )
             for m, l, w in slots
         ]
-        sums = None
-        for bx, by, bw in self._batches(x, y, batch_size, batches):
-            grads = self.compiled_probe_gradients(bx, by, bw, probes, training)
-            grads = [ops.convert_to_numpy(g).astype("float64") for g in grads]
-            sums = (
-                grads if sums is None else [a + b for a, b in zip(sums, grads)]
-            )
-        if sums is None:
-            raise ValueError("Received no data: `x` yielded no batch.")
+        sums = self._summed_probe_gradients(
+            x, y, probes, batch_size, batches, training
+        )
         per_use = dict(zip(slots, sums))
         per_member: dict = {}
         for (m, l, w), g in per_use.items():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from typing import Mapping
 from typing import Sequence
 
+from keras_swn.io_utils import atomic_write_text
 from keras_swn.policy.layer_spec import LayerSpec
 
 Slot = tuple[int, int, int]  # (member, layer_id, width level)
@@ -318,19 +318,3 @@ class SharingPolicy:
             self.groups == other.groups
             and self.coefficient_owners == other.coefficient_owners
         )
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

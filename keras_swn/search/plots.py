@@ -9,12 +9,13 @@ Matplotlib is imported only when a plot is drawn.
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any
 from typing import Mapping
 from typing import Sequence
 
 import numpy as np
+
+from keras_swn.io_utils import atomic_write
 
 
 def _figure(width: float, height: float):
@@ -28,20 +29,9 @@ def _figure(width: float, height: float):
 
 def save_figure(fig, path: str | os.PathLike) -> str:
     """Write `fig` as a PNG at `path` atomically; returns the path."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return atomic_write(
+        path, lambda tmp: fig.savefig(tmp, format="png"), suffix=".png"
+    )
 
 
 def plot_similarity(

@@ -12,7 +12,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from typing import Any
 from typing import Mapping
@@ -33,12 +32,14 @@ from keras_swn.analysis.similarity import to_oihw
 from keras_swn.bank.budget_report import BudgetReport
 from keras_swn.bank.plan import BankPlan
 from keras_swn.bank.plan import layer_levels
+from keras_swn.io_utils import atomic_write
+from keras_swn.io_utils import atomic_write_json
+from keras_swn.io_utils import atomic_write_text
 from keras_swn.models.member_builder import MemberBuilder
 from keras_swn.models.rebuild import transfer_optimizer_state
 from keras_swn.models.swn_model import SWNModel
 from keras_swn.models.swn_model import clone_swn_model
 from keras_swn.policy.sharing_policy import SharingPolicy
-from keras_swn.policy.sharing_policy import atomic_write_text
 from keras_swn.search import plots
 from keras_swn.search.optim import ReferenceSGD
 from keras_swn.search.optim import step_learning_rate
@@ -102,25 +103,6 @@ def _check_schedule(schedule: Any) -> list[int]:
             "schedule", "Expected a list of epochs (ints >= 0).", schedule
         )
     return sorted(int(e) for e in values)
-
-
-def _atomic_write_json(path: str, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1) + "\n")
-
-
-def _atomic_save(path: str, write, suffix: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _floats(logs: Mapping | None) -> dict:
@@ -598,7 +580,7 @@ class SearchAndRefine:
         return state
 
     def _write_state(self) -> None:
-        _atomic_write_json(
+        atomic_write_json(
             self._path(_STATE),
             {
                 "format": _FORMAT,
@@ -629,7 +611,7 @@ class SearchAndRefine:
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
 
-        _atomic_save(self._path(_CHECKPOINTS, name), write, ".npz")
+        atomic_write(self._path(_CHECKPOINTS, name), write, suffix=".npz")
         return name
 
     def _load_checkpoint(self, model: SWNModel, name: str) -> None:
@@ -1035,7 +1017,7 @@ class SearchAndRefine:
         else:
             policy = result.to_policy(self.specs, chain_sort=self.chain_sort)
         self._check_plan(policy)
-        _atomic_write_json(self._path("search_result.json"), result.to_dict())
+        atomic_write_json(self._path("search_result.json"), result.to_dict())
         policy.save(self._path("policy.json"))
         if self.plots:
             plots.write_search_plots(result, self._path(_PLOTS))
@@ -1099,7 +1081,7 @@ class SearchAndRefine:
         key = ("final", json.dumps(result.policy.to_dict(), sort_keys=True))
         self._model, self._model_key = model, key
         name = self._save_checkpoint(model, self.oracle.cursor)
-        _atomic_write_json(self._path("refine.json"), result.to_dict())
+        atomic_write_json(self._path("refine.json"), result.to_dict())
         result.policy.save(self._path("policy.json"))
         if self.plots:
             plots.save_figure(
@@ -1151,11 +1133,11 @@ class SearchAndRefine:
                 )
             evaluation = _floats(evaluation)
         plain = clone_swn_model(model)
-        _atomic_save(self._path(_MODEL), plain.save, ".keras")
+        atomic_write(self._path(_MODEL), plain.save, suffix=".keras")
         report = model.budget_report()
         results = self._results_dict(model, report, evaluation)
-        _atomic_write_json(self._path("results.json"), results)
-        _atomic_write_json(self._path("history.json"), self.oracle.history)
+        atomic_write_json(self._path("results.json"), results)
+        atomic_write_json(self._path("history.json"), self.oracle.history)
         self._write_budget_report(model.policy)
         if self.plots:
             self._plot_groups(model.policy, None)
@@ -1219,7 +1201,7 @@ class SearchAndRefine:
 
     def _write_budget_report(self, policy: SharingPolicy) -> None:
         report = self._report_for(policy)
-        _atomic_write_json(self._path("budget_report.json"), report.to_dict())
+        atomic_write_json(self._path("budget_report.json"), report.to_dict())
         atomic_write_text(self._path("budget_report.txt"), f"{report}\n")
 
     def _report_for(self, policy: SharingPolicy) -> BudgetReport:

@@ -100,12 +100,19 @@ class TestRanking:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
         assert os.listdir(tmp_path) == ["curve.png"]  # no temp file left
 
-    def test_plot_failure_leaves_nothing(self, tmp_path):
+    def test_plot_failure_leaves_nothing(self, tmp_path, monkeypatch):
+        from matplotlib.figure import Figure
+
         probs, y = _probs(2)
         curve = anytime_curve(probs, y, [1, 2])
-        with pytest.raises(OSError):
-            curve.plot(tmp_path / "missing_dir" / "curve.png")
-        assert os.listdir(tmp_path) == []
+
+        def broken(*args, **kwargs):
+            raise OSError("disk full")
+
+        monkeypatch.setattr(Figure, "savefig", broken)
+        with pytest.raises(OSError, match="disk full"):
+            curve.plot(tmp_path / "sub" / "curve.png")
+        assert os.listdir(tmp_path / "sub") == []
 
     def test_bad_flops(self):
         probs, y = _probs(2)
