@@ -17,6 +17,13 @@ import numpy as np
 Slot = tuple[int, int, int]
 
 
+def _copy(variable) -> np.ndarray:
+    """A host copy of a variable's value. Assigning the variable itself
+    would let two models share one device buffer, which JAX may donate
+    (delete) when either model takes a step."""
+    return np.array(keras.ops.convert_to_numpy(variable))
+
+
 def transfer_weights(
     source, target, *, copies: Mapping[Slot, Slot] | None = None
 ) -> None:
@@ -46,7 +53,7 @@ def transfer_weights(
     for key, var in dst_bank.templates.items():
         old = src_bank.templates.get(key)
         if old is not None and tuple(old.shape) == tuple(var.shape):
-            var.assign(old)
+            var.assign(_copy(old))
     src_policy = src_bank.policy
     all_src_rows = src_bank.coefficient_rows
     for (g, w), rows in dst_bank.coefficient_rows.items():
@@ -68,7 +75,9 @@ def transfer_weights(
         for layer in dst_member.layers:
             if getattr(layer, "bank", None) is not None:
                 if getattr(layer, "bias", None) is not None:
-                    layer.bias.assign(src_member.get_layer(layer.name).bias)
+                    layer.bias.assign(
+                        _copy(src_member.get_layer(layer.name).bias)
+                    )
                 continue
             if layer.weights:
                 layer.set_weights(
@@ -100,7 +109,7 @@ def transfer_optimizer_state(source, target) -> None:
         if match is None:
             continue
         if tuple(match.shape) == tuple(var.shape):
-            var.assign(match)
+            var.assign(_copy(match))
             continue
         found = pattern.search(var.path)
         if found is None:
