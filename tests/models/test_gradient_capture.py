@@ -232,3 +232,24 @@ def test_mirrored_strategy_gives_single_device_sums():
     assert out.returncode == 0, out.stderr[-3000:]
     err = float(out.stdout.split("MAXERR")[-1])
     assert err < 1e-4
+
+
+def test_accumulators_are_unscaled_under_loss_scaling():
+    """mixed_float16 wraps the optimizer in a LossScaleOptimizer; the
+    accumulated kernel gradients must not carry its scale."""
+    x, y = _data(16)
+    results = []
+    for policy in ("float32", "mixed_float16"):
+        keras.config.set_dtype_policy(policy)
+        try:
+            model = _model(capture_kernel_gradients=True)
+            model.compile(keras.optimizers.SGD(0.0))
+            model.start_kernel_gradient_capture()
+            model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+            results.append(model.accumulated_kernel_gradients()[0])
+        finally:
+            keras.config.set_dtype_policy("float32")
+    for name, g in results[0].items():
+        # float16 compute: equal to a few percent, and not 2**15 times off.
+        err = np.linalg.norm(results[1][name] - g) / np.linalg.norm(g)
+        assert err < 0.1, (name, err)

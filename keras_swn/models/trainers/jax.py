@@ -83,6 +83,12 @@ class CaptureTrainer:
             loss_fn, argnums=(0, 1), has_aux=True
         )(tv, zeros, ntv, mv)
         unscaled_loss, y_pred, ntv, mv = aux
+        # A loss-scaling optimizer (mixed_float16) scaled the loss; unscale
+        # the probe gradients by the same factor (read from the old state).
+        mapping = list(zip(self.optimizer.variables, ov))
+        with keras.StatelessScope(state_mapping=mapping):
+            scale = self.optimizer.scale_loss(jnp.ones(()))
+        probe_grads = [g / scale for g in probe_grads]
         tv, ov = self.optimizer.stateless_apply(ov, grads, tv)
         ntv = list(ntv)
         index = {id(v): i for i, v in enumerate(self.non_trainable_variables)}

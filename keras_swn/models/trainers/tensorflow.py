@@ -64,8 +64,10 @@ class CaptureTrainer:
             self._loss_tracker.update_state(
                 loss * replicas, sample_weight=batch
             )
-            if self.optimizer is not None:
-                loss = self.optimizer.scale_loss(loss)
+            # A loss-scaling optimizer (mixed_float16) scales the loss; the
+            # probe gradients are unscaled by the same factor below.
+            scale = self.optimizer.scale_loss(tf.constant(1.0))
+            loss = self.optimizer.scale_loss(loss)
         grads = tape.gradient(loss, list(weights) + zeros)
         self.optimizer.apply_gradients(zip(grads[: len(weights)], weights))
         # Each replica's loss is its share of the global-batch mean, so the
@@ -73,7 +75,7 @@ class CaptureTrainer:
         # "mean" aggregation (a replica-context `assign_add` on a mirrored
         # variable aggregates the new *values*), hence the factor.
         for acc, grad in zip(self._kernel_accumulators, grads[len(weights) :]):
-            acc.assign_add(grad * replicas)
+            acc.assign_add(grad * (replicas / scale))
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
 

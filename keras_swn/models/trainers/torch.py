@@ -52,15 +52,17 @@ class CaptureTrainer:
             x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
         )
         self._loss_tracker.update_state(loss, sample_weight=x.shape[0])
-        if self.optimizer is not None:
-            loss = self.optimizer.scale_loss(loss)
+        # A loss-scaling optimizer (mixed_float16) scales the loss; the
+        # probe gradients are unscaled by the same factor below.
+        scale = self.optimizer.scale_loss(torch.ones((), device=x.device))
+        loss = self.optimizer.scale_loss(loss)
         loss.backward()
         weights = self.trainable_weights[:]
         with torch.no_grad():
             self.optimizer.apply([v.value.grad for v in weights], weights)
             for acc, z in zip(self._kernel_accumulators, zeros):
                 if z.grad is not None:
-                    acc.assign_add(z.grad)
+                    acc.assign_add(z.grad / scale)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
 
