@@ -452,27 +452,35 @@ def _load_data():
     return name, arrays, embedded.describe(arrays)
 
 
-def _output_dir() -> str:
+def _output_dir(kind: str = "train") -> str:
+    """`--output_dir`, or a new `swn_runs/<kind>-<timestamp>` folder."""
     if FLAGS.output_dir is not None:
         return FLAGS.output_dir
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = os.path.join("swn_runs", f"train-{stamp}")
+    path = os.path.join("swn_runs", f"{kind}-{stamp}")
     n = 1
     while os.path.exists(path):
         n += 1
-        path = os.path.join("swn_runs", f"train-{stamp}-{n}")
+        path = os.path.join("swn_runs", f"{kind}-{stamp}-{n}")
     return path
 
 
-def _cmd_train() -> int:
+def _check_run_flags(kind: str) -> tuple[list, str]:
+    """Validate the flags `train` and `search` share; the members and the
+    output folder."""
     if not FLAGS.learning_rate > 0:
         raise _flag_error(
             "learning_rate", FLAGS.learning_rate, "Expected a number > 0."
         )
     members = _members()
-    out_dir = _output_dir()
+    out_dir = _output_dir(kind)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise _flag_error("output_dir", out_dir, "Expected a folder.")
+    return members, out_dir
+
+
+def _cmd_train() -> int:
+    members, out_dir = _check_run_flags("train")
     data_name, arrays, summary = _load_data()
     (x_train, y_train), (x_val, y_val) = arrays
     input_shape = tuple(int(d) for d in x_train.shape[1:])
@@ -672,27 +680,8 @@ def default_search_budget(specs, bins: int) -> int:
     return int(one_template_total(specs, initial_bins(specs, bins)) * 1.25)
 
 
-def _search_output_dir() -> str:
-    if FLAGS.output_dir is not None:
-        return FLAGS.output_dir
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = os.path.join("swn_runs", f"search-{stamp}")
-    n = 1
-    while os.path.exists(path):
-        n += 1
-        path = os.path.join("swn_runs", f"search-{stamp}-{n}")
-    return path
-
-
 def _cmd_search() -> int:
-    if not FLAGS.learning_rate > 0:
-        raise _flag_error(
-            "learning_rate", FLAGS.learning_rate, "Expected a number > 0."
-        )
-    members = _members()
-    out_dir = _search_output_dir()
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise _flag_error("output_dir", out_dir, "Expected a folder.")
+    members, out_dir = _check_run_flags("search")
     data_name, train, val, input_shape, num_classes = _load_search_data()
     if FLAGS.num_classes is not None:
         if FLAGS.num_classes < num_classes:
