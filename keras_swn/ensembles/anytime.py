@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from keras_swn.ensembles.evaluation import _check_probs
+from keras_swn.ensembles.evaluation import member_names
 from keras_swn.ensembles.evaluation import member_probabilities
 from keras_swn.io_utils import atomic_write
 
@@ -282,14 +283,7 @@ def anytime_curve(
             "Invalid value for argument `flops_per_member`. Expected one "
             f"value per member ({m}). Received: {len(flops)} values"
         )
-    if names is None:
-        names = [f"member_{i}" for i in range(m)]
-    names = tuple(str(s) for s in names)
-    if len(names) != m:
-        raise ValueError(
-            f"Invalid value for argument `names`. Expected {m} names. "
-            f"Received: names={names!r}"
-        )
+    names = member_names(names, m)
     subsets = ranked_subsets(flops)
     totals, accuracy = [], []
     for s in subsets:

@@ -119,6 +119,19 @@ class EnsembleEvaluation:
         return "\n".join(lines)
 
 
+def member_names(names: Sequence[str] | None, m: int) -> tuple[str, ...]:
+    """`names` as a tuple of `m` strings (default `member_i`)."""
+    if names is None:
+        names = [f"member_{i}" for i in range(m)]
+    names = tuple(str(s) for s in names)
+    if len(names) != m:
+        raise ValueError(
+            f"Invalid value for argument `names`. Expected {m} names. "
+            f"Received: names={names!r}"
+        )
+    return names
+
+
 def _check_probs(probs_per_member, y) -> tuple[np.ndarray, np.ndarray]:
     probs = np.asarray(probs_per_member, dtype=np.float64)
     if probs.ndim != 3 or probs.shape[0] < 1 or probs.shape[2] < 2:
@@ -237,14 +250,7 @@ def ensemble_metrics(
     """
     probs, labels = _check_probs(probs_per_member, y)
     m, n, c = probs.shape
-    if names is None:
-        names = [f"member_{i}" for i in range(m)]
-    names = tuple(str(s) for s in names)
-    if len(names) != m:
-        raise ValueError(
-            f"Invalid value for argument `names`. Expected {m} names. "
-            f"Received: names={names!r}"
-        )
+    names = member_names(names, m)
     members = tuple(_metrics(p, labels) for p in probs)
     ensemble = _metrics(probs.mean(axis=0), labels)
     preds = np.argmax(probs, axis=-1)
