@@ -56,3 +56,32 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> str:
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> str:
     """Write `obj` as indented JSON to `path` atomically."""
     return atomic_write_text(path, json.dumps(obj, indent=1) + "\n")
+
+
+def parse_json(text: str, what: str) -> Any:
+    """`json.loads(text)`, or a `ValueError` naming `what` and the text."""
+    try:
+        return json.loads(text)
+    except (TypeError, json.JSONDecodeError) as e:
+        raise ValueError(
+            f"Invalid {what} JSON ({e}). Received: text={str(text)[:200]!r}"
+        ) from None
+
+
+def format_rows(
+    rows: list, *, right: set, rule_after_first: bool = True
+) -> list[str]:
+    """Fixed-width text rows: columns padded to their widest cell, the
+    columns in `right` right-aligned, a rule under the first (header) row."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for j, r in enumerate(rows):
+        lines.append(
+            "  ".join(
+                c.rjust(w) if i in right else c.ljust(w)
+                for i, (c, w) in enumerate(zip(r, widths))
+            )
+        )
+        if j == 0 and rule_after_first:
+            lines.append("-" * (sum(widths) + 2 * (len(widths) - 1)))
+    return lines

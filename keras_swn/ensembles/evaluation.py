@@ -9,6 +9,8 @@ from typing import Sequence
 
 import numpy as np
 
+from keras_swn.io_utils import format_rows
+
 ECE_BINS = 15
 """The number of equal-width confidence bins of the expected calibration
 error."""
@@ -97,17 +99,7 @@ class EnsembleEvaluation:
             rows.append(
                 (label, pct(m.top1), pct(m.top5), f"{m.nll:.4f}", pct(m.ece))
             )
-        widths = [max(len(r[i]) for r in rows) for i in range(5)]
-        lines = []
-        for j, r in enumerate(rows):
-            lines.append(
-                "  ".join(
-                    c.ljust(w) if i == 0 else c.rjust(w)
-                    for i, (c, w) in enumerate(zip(r, widths))
-                )
-            )
-            if j == 0:
-                lines.append("-" * (sum(widths) + 8))
+        lines = format_rows(rows, right={1, 2, 3, 4})
         lines.append(
             f"mean pairwise disagreement: {self.mean_disagreement:.4f}, "
             f"diversity (disagreement / ensemble error): "

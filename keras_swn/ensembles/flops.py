@@ -10,6 +10,7 @@ from typing import Sequence
 import keras
 import numpy as np
 
+from keras_swn.io_utils import format_rows
 from keras_swn.layers.super_weight_conv2d import SuperWeightConv2D
 from keras_swn.layers.super_weight_dense import SuperWeightDense
 
@@ -117,19 +118,9 @@ class FlopsReport:
             (f.name, f.kind, "x".join(map(str, f.output_shape)), f"{f.macs:,}")
             for f in self.layers
         ]
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = [
             f"Member {self.member} ({self.name}), input {self.input_shape}"
-        ]
-        for j, r in enumerate(rows):
-            lines.append(
-                "  ".join(
-                    c.rjust(w) if i == 3 else c.ljust(w)
-                    for i, (c, w) in enumerate(zip(r, widths))
-                )
-            )
-            if j == 0:
-                lines.append("-" * (sum(widths) + 6))
+        ] + format_rows(rows, right={3})
         lines.append(f"inference MACs per image: {self.inference_macs:,}")
         lines.append(f"kernel composition MACs per step: {self.compose_macs:,}")
         lines.append(

@@ -9,6 +9,7 @@ from typing import Mapping
 from typing import Sequence
 
 from keras_swn.io_utils import atomic_write_text
+from keras_swn.io_utils import parse_json
 from keras_swn.policy.layer_spec import LayerSpec
 
 Slot = tuple[int, int, int]  # (member, layer_id, width level)
@@ -289,14 +290,7 @@ class SharingPolicy:
     @classmethod
     def from_json(cls, text: str) -> "SharingPolicy":
         """Parse a policy from `to_json` output; raises `ValueError`."""
-        try:
-            d = json.loads(text)
-        except (TypeError, json.JSONDecodeError) as e:
-            raise ValueError(
-                f"Invalid sharing policy JSON ({e}). Received: "
-                f"text={str(text)[:200]!r}"
-            ) from None
-        return cls.from_dict(d)
+        return cls.from_dict(parse_json(text, "sharing policy"))
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the policy as JSON, atomically (no half-written file)."""

@@ -41,6 +41,8 @@ from typing import Any
 from typing import Mapping
 from typing import NamedTuple
 
+from keras_swn.io_utils import parse_json
+
 _FORMAT = "keras_swn.PhaseOracle"
 _VERSION = 1
 
@@ -416,14 +418,7 @@ class PhaseOracle:
 
     @classmethod
     def from_json(cls, text: str) -> "PhaseOracle":
-        try:
-            state = json.loads(text)
-        except (TypeError, json.JSONDecodeError) as e:
-            raise ValueError(
-                f"Invalid oracle state JSON ({e}). Received: "
-                f"{str(text)[:200]!r}"
-            ) from None
-        return cls.from_state(state)
+        return cls.from_state(parse_json(text, "oracle state"))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PhaseOracle):
