@@ -44,3 +44,8 @@ def active_probe(key: object):
     if not stack:
         return None
     return stack[-1].get(key if isinstance(key, tuple) else id(key))
+
+
+def probes_active() -> bool:
+    """Whether a `probe_scope` is active (a gradient-capture pass)."""
+    return bool(_stack())

@@ -21,6 +21,50 @@ from keras_swn.probe import active_probe
 
 LayerKey = tuple[int, int]
 
+TEMPLATE_FAN_IN = ("kernel", "layer", 9)
+
+
+def level_fan_in(plan: BankPlan, group: int, width: int) -> int:
+    """`in * kh * kw` of the chain shape that introduced a width level."""
+    kh, kw = plan.chains[group].kernel
+    return plan.chains[group].levels[width].in_ * kh * kw
+
+
+def use_gains(
+    plan: BankPlan, key: LayerKey, template_fan_in: int | str = "kernel"
+) -> tuple[float, ...]:
+    """The fixed gain of each level a layer reads.
+
+    Under `template_fan_in="kernel"`, `sqrt(fan_in_level / fan_in_layer)`
+    per level, so that a level drawn at He-normal scale for the shape that
+    introduced it has He-normal scale for the layer that reads it; 1.0
+    for every level otherwise.
+
+    Args:
+        plan: the `BankPlan`.
+        key: `(member, layer_id)` of the layer.
+        template_fan_in: the initialisation scheme.
+
+    Returns:
+        One float per width level the layer uses.
+
+    Examples:
+        >>> specs = [keras_swn.LayerSpec(0, 0, "conv2d", (8, 3, 3, 3)),
+        ...          keras_swn.LayerSpec(0, 1, "conv2d", (8, 12, 3, 3))]
+        >>> plan = keras_swn.BankPlan.create(
+        ...     specs, keras_swn.SharingPolicy(groups=[[0, 0]]), 10_000)
+        >>> [round(g, 3) for g in use_gains(plan, (0, 1))]
+        [0.5, 1.0]
+    """
+    recipe = plan.layers[tuple(key)]
+    if template_fan_in != "kernel":
+        return (1.0,) * recipe.num_levels
+    out, inp, kh, kw = recipe.shape
+    return tuple(
+        math.sqrt(level_fan_in(plan, recipe.group, w) / (inp * kh * kw))
+        for w in range(recipe.num_levels)
+    )
+
 
 def coefficient_probe_key(bank, key: LayerKey, width: int) -> tuple:
     """The probe-scope key of the coefficient use of one slot."""
@@ -43,14 +87,34 @@ class TemplateBank(keras.layers.Layer):
     cast to the requested compute dtype. Every shape is a Python int fixed
     at build time, so composition compiles under XLA.
 
-    Initialisation (§1.8, F1 fixed): every template entry is drawn from
-    N(0, 2 / fan_in) with `fan_in = 9` (the reference) or, with
-    `template_fan_in="layer"`, the fan-in `in * kh * kw` of the chain shape
-    that introduced the level. Coefficients are rows of an orthogonal
-    `(layers of the member in the bank) x K` matrix, one matrix per
-    `(group, width, member)`, rows in ascending layer id. Every draw is
-    seeded from `seed` and the identity of the variable (§0.5), so the
-    same seed gives the same initial values on every backend.
+    Initialisation, chosen by `template_fan_in`:
+
+    - `"kernel"` (default): every composed kernel starts with the scale of
+      He-normal for its **own** fan-in `in * kh * kw`, whatever levels it
+      is stacked from and whoever else reads them. The templates of a
+      level are drawn from N(0, 2 / fan_in_level), the fan-in of the chain
+      shape that introduced the level; every coefficient row starts with
+      unit norm; and each use of a level by a layer is multiplied by the
+      fixed gain `sqrt(fan_in_level / fan_in_layer)` (1 for the layer that
+      introduced the level). The gain is a Python constant folded into the
+      `1 x K` coefficient row, so it costs nothing and keeps every shape
+      static.
+    - `"layer"`: templates as above, orthogonal coefficient rows, no gain.
+      A layer that reads a level introduced by a narrower shape (the stem
+      corner, a 1x1 shortcut level) starts too large; rows of an `n x K`
+      orthogonal matrix with `n > K` have norm about `sqrt(K / n)`, so
+      some banks start too small.
+    - `9`: the reference's N(0, 2/9) for every template entry with
+      orthogonal coefficient rows and no gain; composed kernels start 1.4x
+      to 11x the He-normal scale of their fan-in.
+
+    Coefficients are rows of an orthogonal `(layers of the member in the
+    bank) x K` matrix, one matrix per `(group, width, member)`, rows in
+    ascending layer id (normalised to unit norm under `"kernel"`). Every
+    draw is seeded from `seed` and the identity of the variable, so the
+    same seed gives the same initial values on every backend, and every
+    template entry is initialised (the reference leaves the tail of banks
+    whose size is not a multiple of 9 uninitialised).
 
     Args:
         specs: every shared layer (`LayerSpec` or its dict form).
@@ -58,7 +122,8 @@ class TemplateBank(keras.layers.Layer):
         budget: int, the template budget (bank parameters only, §1.7).
         bank_size: int, the maximum number of templates a layer mixes
             (`K` cap, 1 to 8).
-        template_fan_in: `9` or `"layer"`.
+        template_fan_in: `"kernel"` (default), `"layer"` or `9` (the
+            reference), see above.
         chain_sort: `"stable"` or `"reference"` (§1.4).
         on_over_budget: `"raise"` or `"report"` (F6).
         seed: int or None, the root seed of every initial value.
@@ -80,7 +145,7 @@ class TemplateBank(keras.layers.Layer):
         budget: int,
         *,
         bank_size: int = 8,
-        template_fan_in: int | str = 9,
+        template_fan_in: int | str = "kernel",
         chain_sort: str = "stable",
         on_over_budget: str = "raise",
         seed: int | None = None,
@@ -98,10 +163,14 @@ class TemplateBank(keras.layers.Layer):
                 "Invalid value for argument `policy`. Expected a "
                 f"`SharingPolicy`. Received: policy={policy!r}"
             )
-        if template_fan_in != 9 and template_fan_in != "layer":
+        if not any(
+            template_fan_in == v and type(template_fan_in) is type(v)
+            for v in TEMPLATE_FAN_IN
+        ):
             raise ValueError(
-                "Invalid value for argument `template_fan_in`. Expected 9 or "
-                f"'layer'. Received: template_fan_in={template_fan_in!r}"
+                "Invalid value for argument `template_fan_in`. Expected one "
+                f"of {TEMPLATE_FAN_IN}. Received: "
+                f"template_fan_in={template_fan_in!r}"
             )
         self.policy = policy
         self.budget = budget
@@ -118,6 +187,10 @@ class TemplateBank(keras.layers.Layer):
             chain_sort=chain_sort,
             on_over_budget=on_over_budget,
         )
+        self._gains = {
+            key: use_gains(self.plan, key, template_fan_in)
+            for key in self.plan.layers
+        }
         # Static lookup tables: coefficient row of every owner slot.
         self._rows: dict[tuple[int, int], dict[LayerKey, int]] = {}
         for m, l, w in self.plan.owner_slots:
@@ -150,12 +223,10 @@ class TemplateBank(keras.layers.Layer):
 
     def _template_init(self, g: int, w: int):
         size = self.plan.banks[(g, w)].size
-        if self.template_fan_in == "layer":
-            level = self.plan.chains[g].levels[w]
-            kh, kw = self.plan.chains[g].kernel
-            fan_in = level.in_ * kh * kw
-        else:
+        if self.template_fan_in == 9:
             fan_in = 9
+        else:
+            fan_in = level_fan_in(self.plan, g, w)
         std = math.sqrt(2.0 / fan_in)
         rng = seeding.rng_for(self.seed, "templates", g, w)
         value = (rng.standard_normal(size) * std).astype("float32")
@@ -177,6 +248,8 @@ class TemplateBank(keras.layers.Layer):
             for i, l in enumerate(layer_ids):
                 if (m, l) in rows:
                     value[rows[(m, l)]] = matrix[i]
+        if self.template_fan_in == "kernel":
+            value /= np.linalg.norm(value, axis=1, keepdims=True)
         return lambda shape, dtype=None: ops.convert_to_tensor(value, dtype)
 
     @property
@@ -203,6 +276,9 @@ class TemplateBank(keras.layers.Layer):
         probe = active_probe(coefficient_probe_key(self, key, width))
         if probe is not None:
             coefficients = coefficients + ops.reshape(probe, (1, k))
+        gain = self._gains[tuple(key)][width]
+        if gain != 1.0:
+            coefficients = coefficients * gain
         return ops.reshape(ops.matmul(coefficients, templates), (seg,))
 
     def kernel_oihw(self, key: LayerKey):

@@ -19,6 +19,7 @@ from keras_swn.models.trainers import CaptureTrainer
 from keras_swn.models.trainers import replica_count
 from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.policy.sharing_policy import SharingPolicy
+from keras_swn.probe import probes_active
 
 _SHARING = ("per_layer", "per_bank")
 
@@ -51,7 +52,9 @@ class SWNModel(CaptureTrainer, keras.Model):
             one coefficient vector per bank, hard-shared by every layer of
             every member).
         bank_size: int, the cap on templates per layer (1 to 8).
-        template_fan_in: `9` (reference) or `"layer"` (§0.4).
+        template_fan_in: the initialisation: `"kernel"` (default: every
+            composed kernel starts He-normal for its own fan-in), `"layer"`
+            or `9` (the reference's); see `keras_swn.TemplateBank`.
         chain_sort: `"stable"` or `"reference"` (§1.4).
         on_over_budget: `"raise"` or `"report"` (F6).
         seed: int or None, the root seed of every initial value.
@@ -61,8 +64,12 @@ class SWNModel(CaptureTrainer, keras.Model):
             variable counted once: PyTorch's SGD `weight_decay` (§5, §9.4).
         member_loss_weights: None or one float per member; the training
             loss is the weighted sum of member losses. A member with weight
-            0 is not trained (the search trains only some members, §2.2):
-            its own variables also get no weight decay.
+            0 is not trained (the search trains only some members): in
+            training mode it is not run at all (no forward compute, no
+            BatchNorm statistics update, no training accuracy), and its own
+            variables get no weight decay. Gradient capture
+            (`collect_kernel_gradients`, the refine pass) still uses every
+            member's own loss.
         capture_kernel_gradients: bool, create one non-trainable
             accumulator per shared layer so that `fit` can add dL/dkernel
             into it (see `start_kernel_gradient_capture` and
@@ -88,7 +95,7 @@ class SWNModel(CaptureTrainer, keras.Model):
         policy: SharingPolicy | Mapping | str | None = None,
         coefficient_sharing: str = "per_layer",
         bank_size: int = 8,
-        template_fan_in: int | str = 9,
+        template_fan_in: int | str = "kernel",
         chain_sort: str = "stable",
         on_over_budget: str = "raise",
         seed: int | None = None,
@@ -416,7 +423,36 @@ class SWNModel(CaptureTrainer, keras.Model):
 
     # ------------------------------------------------------------------
     def call(self, inputs, training=None):
-        return [m(inputs, training=training) for m in self.members]
+        """Every member's logits. In training mode, members with loss weight
+        0 are skipped (their entry is None), or, in a gradient-capture pass,
+        run in inference mode so that their BatchNorm statistics stay."""
+        frozen = self._frozen_members() if training else ()
+        capture = probes_active()
+        return [
+            None
+            if i in frozen and not capture
+            else m(inputs, training=training and i not in frozen)
+            for i, m in enumerate(self.members)
+        ]
+
+    def _frozen_members(self) -> frozenset:
+        """Indices of the members with loss weight 0."""
+        weights = self.member_loss_weights or ()
+        return frozenset(i for i, w in enumerate(weights) if w == 0)
+
+    def probe_loss(self, y, y_pred, sample_weight=None):
+        """The loss whose gradients the probes capture: the unweighted sum
+        of every member's own loss (no weight decay, no loss weights), so
+        each member's dL/dkernel is that member's own gradient even where
+        the member does not train."""
+        return ops.sum(
+            ops.stack(
+                [
+                    self.member_loss(y, logits, sample_weight=sample_weight)
+                    for logits in y_pred
+                ]
+            )
+        )
 
     def compile(
         self,
@@ -481,7 +517,7 @@ class SWNModel(CaptureTrainer, keras.Model):
         losses = [
             self.member_loss(y, logits, sample_weight=sample_weight) * w
             for logits, w in zip(y_pred, weights)
-            if w != 0
+            if w != 0 and logits is not None
         ]
         losses += [ops.sum(loss) for loss in self.losses]
         if self.weight_decay and training:
@@ -502,10 +538,16 @@ class SWNModel(CaptureTrainer, keras.Model):
         return [v for v in self.trainable_variables if id(v) not in skip]
 
     def compute_metrics(self, x: Any, y: Any, y_pred, sample_weight=None):
-        probabilities = [ops.softmax(logits) for logits in y_pred]
+        probabilities = [
+            None if logits is None else ops.softmax(logits)
+            for logits in y_pred
+        ]
         for metric, p in zip(self.member_accuracy, probabilities):
-            metric.update_state(y, p, sample_weight=sample_weight)
-        ensemble = ops.mean(ops.stack(probabilities), axis=0)
+            if p is not None:
+                metric.update_state(y, p, sample_weight=sample_weight)
+        ensemble = ops.mean(
+            ops.stack([p for p in probabilities if p is not None]), axis=0
+        )
         self.ensemble_accuracy.update_state(
             y, ensemble, sample_weight=sample_weight
         )

@@ -166,10 +166,14 @@ class TestBuilders:
         )
         assert report.trainable_total == trainable
 
-    def test_search_phase_layers_share_top_left_corner(self):
+    @pytest.mark.parametrize("template_fan_in", [9, "kernel"])
+    def test_search_phase_layers_share_top_left_corner(self, template_fan_in):
         # §2.1: one vector per bank, so all layers of a bin agree on the
-        # common top-left corner of their kernels.
-        model = _model(coefficient_sharing="per_bank")
+        # common top-left corner of their kernels; under "kernel" each
+        # layer reads it scaled by 1 / sqrt(its own fan-in).
+        model = _model(
+            coefficient_sharing="per_bank", template_fan_in=template_fan_in
+        )
         plan = model.plan
         keys = [
             k
@@ -182,7 +186,10 @@ class TestBuilders:
         }
         a, b = kernels[keys[0]], kernels[keys[-1]]
         o, i = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
-        np.testing.assert_allclose(a[:o, :i], b[:o, :i])
+        if template_fan_in == "kernel":
+            a = a * np.sqrt(np.prod(a.shape[1:]))
+            b = b * np.sqrt(np.prod(b.shape[1:]))
+        np.testing.assert_allclose(a[:o, :i], b[:o, :i], rtol=1e-5, atol=1e-6)
 
     def test_bad_arguments(self):
         with pytest.raises(ValueError, match="Received: num_classes=1"):

@@ -12,9 +12,7 @@ from keras_swn.probe import probe_scope
 def _loss_of_probes(model, tv, ntv, zeros, keys, x, y, sample_weight, training):
     with probe_scope(dict(zip(keys, zeros))):
         y_pred, _ = model.stateless_call(tv, ntv, x, training=training)
-        return model.compute_loss(
-            x, y, y_pred, sample_weight, training=training
-        )
+        return model.probe_loss(y, y_pred, sample_weight)
 
 
 def probe_gradients(model, x, y, sample_weight, probes, training=False):

@@ -9,7 +9,7 @@ from keras_swn.probe import probe_scope
 
 
 def probe_gradients(model, x, y, sample_weight, probes, training=False):
-    """Gradients of the model's loss w.r.t. zero probes.
+    """Gradients of `model.probe_loss` w.r.t. zero probes.
 
     Args:
         model: the `SWNModel`.
@@ -25,9 +25,7 @@ def probe_gradients(model, x, y, sample_weight, probes, training=False):
         tape.watch(zeros)
         with probe_scope({k: z for (k, _), z in zip(probes, zeros)}):
             y_pred = model(x, training=training)
-            loss = model.compute_loss(
-                x, y, y_pred, sample_weight, training=training
-            )
+            loss = model.probe_loss(y, y_pred, sample_weight)
     return tape.gradient(loss, zeros)
 
 
@@ -75,7 +73,8 @@ class CaptureTrainer:
         # "mean" aggregation (a replica-context `assign_add` on a mirrored
         # variable aggregates the new *values*), hence the factor.
         for acc, grad in zip(self._kernel_accumulators, grads[len(weights) :]):
-            acc.assign_add(grad * (replicas / scale))
+            if grad is not None:  # None: a member that does not train
+                acc.assign_add(grad * (replicas / scale))
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
 
