@@ -36,6 +36,7 @@ from keras_swn.policy.sharing_policy import SharingPolicy
 LayerKey = tuple[int, int]
 CLUSTERINGS = ("connected_components", "reference")
 BUDGET_CHECKS = ("proxy", "exact")
+SCHEDULES = ("fill", "step")
 
 _FORMAT = "keras_swn.SearchResult"
 _VERSION = 1
@@ -629,6 +630,22 @@ def _make_result(**kw: Any) -> SearchResult:
     return SearchResult(**kw)
 
 
+def _fill_thresholds(similarity: Mapping) -> list[float]:
+    """Every threshold at which a bin's grouping can change, highest
+    first: the largest similarity (no pair links), then just below each
+    distinct similarity (the pairs at that value link too), ending below
+    -1 (every pair links)."""
+    values = set()
+    for ids, mat in similarity.values():
+        n = len(ids)
+        if n > 1:
+            values.update(float(v) for v in mat[~np.eye(n, dtype=bool)])
+    values = sorted((v for v in values if math.isfinite(v)), reverse=True)
+    top = values[0] if values else 1.0
+    below = [float(np.nextafter(v, -np.inf)) for v in values]
+    return [max(top, 1.0)] + below + [-1.0 - 1e-9]
+
+
 class _Memo:
     """Memoised pair similarity: each pair is computed once per search."""
 
@@ -657,14 +674,32 @@ def search_groups(
     weights: Mapping[Hashable, Any] | None = None,
     coefficient_threshold: float | None = None,
     chain_sort: str = "stable",
+    schedule: str = "step",
+    group_share: float = 1.0,
 ) -> SearchResult:
     """Learn SuperWeight clusters under a parameter budget (§2.4-§2.6).
 
-    Starting at `threshold_start`, repeatedly: cluster member 0's layers
-    inside every bin (`cluster_bin`), number the groups, attach the other
-    members (`attach_members`), and compute `need`; stop when
-    `need <= budget`, else lower the threshold by `threshold_decrement`
-    (repeated subtraction, as the reference does).
+    At each threshold tried: cluster member 0's layers inside every bin
+    (`cluster_bin`), number the groups, attach the other members
+    (`attach_members`), and compute `need`, the parameters one template
+    per bank of that grouping takes. Which thresholds are tried is the
+    `schedule`:
+
+    - `"step"` (the reference's): start at `threshold_start` and lower the
+      threshold by `threshold_decrement` until `need <= budget`. A start
+      where almost every pair already links returns the first grouping
+      that fits, however much budget it leaves unused for groups.
+    - `"fill"`: try every threshold at which the grouping can change (just
+      below each distinct pairwise similarity of member-0 layers in a bin,
+      highest first, starting with no link at all) and return the
+      **least-merged** grouping with `need <= group_share * budget`. The
+      rest of the budget pays for more templates per bank. `threshold_start`
+      and `threshold_decrement` are not used.
+
+    `group_share` trades groups for templates: at 1.0 the groups may take
+    the whole budget (one template per bank, `K = 1`: the layers of a
+    group then start as scaled copies of one another); at 0.5 every bank
+    can get about two templates on average.
 
     Group numbering: bins in ascending order; inside a bin, connected
     components by their largest member-0 layer id, descending (§0.6), or,
@@ -700,6 +735,10 @@ def search_groups(
             sharing (§2.5).
         chain_sort: `"stable"` or `"reference"`, used by
             `budget_check="exact"` and `SearchResult.to_policy`.
+        schedule: `"step"` (default, the reference's) or `"fill"` (see
+            above).
+        group_share: float in (0, 1], the share of the budget that one
+            template per bank may take (`"fill"` only; `"step"` uses 1).
 
     Returns:
         A `SearchResult`.
@@ -734,6 +773,13 @@ def search_groups(
     _check_choice("clustering", clustering, CLUSTERINGS)
     _check_choice("budget_check", budget_check, BUDGET_CHECKS)
     _check_choice("chain_sort", chain_sort, ("stable", "reference"))
+    _check_choice("schedule", schedule, SCHEDULES)
+    share = _check_real("group_share", group_share)
+    if not 0 < share <= 1:
+        raise ValueError(
+            "Invalid value for argument `group_share`. Expected a number in "
+            f"(0, 1]. Received: group_share={group_share!r}"
+        )
     gate = None
     if coefficient_threshold is not None:
         gate = _check_real("coefficient_threshold", coefficient_threshold)
@@ -769,6 +815,12 @@ def search_groups(
     cache: dict[tuple[int, ...], tuple[Attachment, int]] = {}
     history: list[tuple[float, int]] = []
     smallest: int | None = None
+    limit = budget if schedule == "step" else int(share * budget)
+    candidates = iter(
+        _fill_thresholds(similarity) if schedule == "fill" else ()
+    )
+    if schedule == "fill":
+        t = next(candidates)
     while True:
         member0 = [-1] * len(by_member[0])
         next_id = 0
@@ -787,7 +839,7 @@ def search_groups(
         att, need = cache[signature]
         history.append((t, need))
         smallest = need if smallest is None else min(smallest, need)
-        if need <= budget:
+        if need <= limit:
             return _make_result(
                 threshold=t,
                 iterations=len(history),
@@ -801,18 +853,23 @@ def search_groups(
                 budget_check=budget_check,
                 signal=signal,
             )
-        if (clustering == "connected_components" and merged) or t < -1.0:
+        t_next = next(candidates, None) if schedule == "fill" else t - step
+        exhausted = t_next is None or t < -1.0
+        if (clustering == "connected_components" and merged) or exhausted:
             reason = (
                 "every bin is fully merged"
                 if clustering == "connected_components" and merged
                 else "the threshold is below -1, where every pair passes"
             )
+            share_text = (
+                "" if limit == budget else f" x group_share={share:g}"
+            )
             raise ValueError(
                 "The parameter budget cannot be met: the smallest `need` "
                 f"reached is {smallest:,} parameters, above budget="
-                f"{budget:,}, and no lower threshold can change the "
-                f"grouping ({reason}; {len(history)} thresholds tried, last "
-                f"t={t:.6g}). Raise `budget` or use more initial bins. "
+                f"{budget:,}{share_text}, and no lower threshold can change "
+                f"the grouping ({reason}; {len(history)} thresholds tried, "
+                f"last t={t:.6g}). Raise `budget` or use more initial bins. "
                 f"Received: budget={budget}"
             )
-        t -= step
+        t = t_next

@@ -488,3 +488,60 @@ class TestSearchGroupsSchedule:
             specs, policy, None, 10**9, signal="parameter", weights=grads
         )
         assert a.groups == b.groups and a.partners == b.partners
+
+
+class TestFillSchedule:
+    _setup = TestSearchGroupsSchedule._setup
+
+    def test_no_merging_when_the_budget_allows(self):
+        specs, bins, grads = self._setup()
+        result = search_groups(specs, bins, grads, 10**9, schedule="fill")
+        assert result.iterations == 1 and result.threshold >= 1.0
+        assert len(set(result.groups[0])) == len(result.groups[0])
+
+    @pytest.mark.parametrize("mode", ["connected_components", "reference"])
+    @pytest.mark.parametrize("share", [1.0, 0.5])
+    def test_least_merged_grouping_that_fits(self, mode, share):
+        specs, bins, grads = self._setup()
+        unmerged = search_groups(specs, bins, grads, 10**9, schedule="fill")
+        budget = int(unmerged.need * 0.9)
+        result = search_groups(
+            specs,
+            bins,
+            grads,
+            budget,
+            schedule="fill",
+            group_share=share,
+            clustering=mode,
+        )
+        limit = int(share * budget)
+        assert result.need <= limit
+        # Every higher threshold tried gave a grouping that did not fit.
+        assert all(need > limit for _, need in result.history[:-1])
+        ts = [t for t, _ in result.history]
+        assert all(b < a for a, b in zip(ts, ts[1:]))
+        # The reference's step schedule at the same budget merges at least
+        # as much under connected components (it starts at 0.1).
+        if mode == "connected_components" and share == 1.0:
+            step = search_groups(specs, bins, grads, budget)
+            assert result.num_groups >= step.num_groups
+
+    def test_group_share_validated(self):
+        specs, bins, grads = self._setup()
+        for bad in (0, 1.5, "half"):
+            with pytest.raises(ValueError, match="group_share"):
+                search_groups(
+                    specs, bins, grads, 10**9, schedule="fill", group_share=bad
+                )
+        with _raises(
+            "Invalid value for argument `schedule`. Expected one of "
+            "('fill', 'step'). Received: schedule='down'"
+        ):
+            search_groups(specs, bins, grads, 10**9, schedule="down")
+
+    def test_unreachable_budget_raises(self):
+        specs, bins, grads = self._setup()
+        with pytest.raises(ValueError, match="group_share=0.5"):
+            search_groups(
+                specs, bins, grads, 1000, schedule="fill", group_share=0.5
+            )
