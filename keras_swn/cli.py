@@ -7,12 +7,16 @@ Usage:
   keras-swn train [--members 10-2,10-1] [--budget N] [--bins 4]
                   [--policy FILE.json] [--coefficient_sharing per_layer]
                   [--data FILE.npz] [--epochs 5] [--batch_size 64]
-                  [--learning_rate 0.05] [--seed 0] [--output_dir DIR]
+                  [--learning_rate 0.05] [--schedule step|cosine]
+                  [--milestones 0.3,0.6,0.8] [--gamma 0.2]
+                  [--weight_decay 5e-4] [--template_fan_in kernel|layer|9]
+                  [--seed 0] [--output_dir DIR]
 
   keras-swn search [--members 10-2,10-1] [--budget N] [--bins 4]
                   [--dataset cifar10|cifar100 | --data FILE.npz]
                   [--search_epochs 2] [--epochs 5] [--refine_after 2]
-                  [--sharing learned] [--output_dir DIR] [...]
+                  [--sharing learned] [--budget_check exact|proxy]
+                  [the training flags of train] [--output_dir DIR] [...]
   keras-swn evaluate --model_dir DIR [--data FILE.npz]
 
 `search` runs the whole SuperWeight pipeline (`SearchAndRefine`): search
@@ -79,6 +83,37 @@ class _MembersParser(flags.ArgumentParser):
 
     def flag_type(self):
         return "members"
+
+
+class _MilestonesParser(flags.ArgumentParser):
+    """`"0.3,0.6,0.8"` -> `(0.3, 0.6, 0.8)`; `"60,120"` -> `(60, 120)`."""
+
+    syntactic_help = (
+        "comma-separated epochs (ints) or fractions of --epochs (floats in "
+        "(0, 1)), e.g. 0.3,0.6,0.8 or 60,120,160"
+    )
+
+    def parse(self, argument):
+        if not isinstance(argument, str):
+            return tuple(argument)
+        if not argument.strip():
+            return ()  # no milestone: a constant learning rate
+        values = []
+        for item in argument.split(","):
+            try:
+                values.append(int(item))
+            except ValueError:
+                try:
+                    values.append(float(item))
+                except ValueError:
+                    raise ValueError(
+                        "Expected comma-separated epochs or fractions such "
+                        f"as 0.3,0.6,0.8; {item.strip()!r} is not a number"
+                    ) from None
+        return tuple(values)
+
+    def flag_type(self):
+        return "milestones"
 
 
 class _ShapeParser(flags.ArgumentParser):
@@ -163,7 +198,45 @@ flags.DEFINE_bool(
 flags.DEFINE_integer("epochs", 5, "Training epochs.", lower_bound=1)
 flags.DEFINE_integer("batch_size", 64, "Batch size.", lower_bound=1)
 flags.DEFINE_float(
-    "learning_rate", 0.05, "SGD learning rate (Nesterov momentum 0.9)."
+    "learning_rate",
+    0.05,
+    "train/search: the initial learning rate of SGD (Nesterov momentum 0.9).",
+)
+flags.DEFINE_enum(
+    "schedule",
+    None,
+    ["step", "cosine"],
+    "train/search: the learning-rate schedule over --epochs, set at the "
+    "start of every epoch (search training replays its first epochs): step "
+    "(default; times --gamma at each of --milestones) or cosine (from "
+    "--learning_rate down to 0).",
+)
+flags.DEFINE(
+    _MilestonesParser(),
+    "milestones",
+    None,
+    "train/search: the step schedule's milestones: epochs (ints) or "
+    "fractions of --epochs (floats in (0, 1)). Default 0.3,0.6,0.8 (with "
+    "--reference_compatible: epochs 60,120,160); empty: a constant rate.",
+)
+flags.DEFINE_float(
+    "gamma",
+    None,
+    "train/search: the step schedule's factor at each milestone (default 0.2).",
+)
+flags.DEFINE_float(
+    "weight_decay",
+    5e-4,
+    "train/search: coupled L2 weight decay on every trainable variable but "
+    "the coefficients.",
+)
+flags.DEFINE_enum(
+    "template_fan_in",
+    None,
+    ["kernel", "layer", "9"],
+    "train/search: the template initialisation: kernel (default: every "
+    "composed kernel starts He-normal for its own fan-in), layer, or 9 (the "
+    "reference's N(0, 2/9); the default with --reference_compatible).",
 )
 flags.DEFINE_integer("seed", 0, "Root seed: initial values, split, shuffling.")
 flags.DEFINE_string(
@@ -232,7 +305,10 @@ flags.DEFINE_enum(
     "budget_check",
     None,
     ["proxy", "exact"],
-    "search: budget measure of the threshold loop (default proxy).",
+    "search: the budget measure of the clustering threshold loop: exact "
+    "(default: the exact one-template total, so a search that starts never "
+    "fails on the budget after its training) or proxy (the reference's; "
+    "the default with --reference_compatible).",
 )
 flags.DEFINE_enum(
     "chain_sort",
@@ -243,7 +319,8 @@ flags.DEFINE_enum(
 flags.DEFINE_bool(
     "reference_compatible",
     False,
-    "search: reference clustering, chain sort, fan-in and budget check.",
+    "search: the reference's clustering, chain sort, initialisation (9), "
+    "budget check (proxy) and step schedule (epochs 60,120,160).",
 )
 flags.DEFINE_bool("plots", True, "search: write PNG plots.")
 flags.DEFINE_bool(
@@ -465,13 +542,68 @@ def _output_dir(kind: str = "train") -> str:
     return path
 
 
-def _check_run_flags(kind: str) -> tuple[list, str]:
-    """Validate the flags `train` and `search` share; the members and the
-    output folder."""
+def _flag_text(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _template_fan_in() -> int | str | None:
+    """`--template_fan_in` as `SWNModel` takes it (`"9"` -> 9)."""
+    value = FLAGS.template_fan_in
+    return 9 if value == "9" else value
+
+
+def _check_recipe_flags(kind: str) -> None:
+    """Validate the training-recipe flags (schedule, decay, fan-in)."""
     if not FLAGS.learning_rate > 0:
         raise _flag_error(
             "learning_rate", FLAGS.learning_rate, "Expected a number > 0."
         )
+    if not FLAGS.weight_decay >= 0:
+        raise _flag_error(
+            "weight_decay", FLAGS.weight_decay, "Expected a number >= 0."
+        )
+    if FLAGS.schedule == "cosine":
+        for name in ("milestones", "gamma"):
+            value = getattr(FLAGS, name)
+            if value is not None:
+                raise _flag_error(
+                    name,
+                    _flag_text(value),
+                    "It applies to --schedule=step only.",
+                )
+    if FLAGS.milestones is not None:
+        from keras_swn.search import optim
+
+        try:
+            optim.check_milestones(FLAGS.milestones)
+        except ValueError as e:
+            raise _flag_error(
+                "milestones", _flag_text(FLAGS.milestones), cause=e
+            ) from None
+    if FLAGS.gamma is not None and not FLAGS.gamma > 0:
+        raise _flag_error("gamma", FLAGS.gamma, "Expected a number > 0.")
+    if kind == "search" and FLAGS.reference_compatible:
+        for name, allowed in (
+            ("schedule", "step"),
+            ("template_fan_in", "9"),
+            ("budget_check", "proxy"),
+        ):
+            value = getattr(FLAGS, name)
+            if value is not None and value != allowed:
+                raise _flag_error(
+                    name,
+                    value,
+                    f"--reference_compatible selects --{name}={allowed}; "
+                    "pass one or the other.",
+                )
+
+
+def _check_run_flags(kind: str) -> tuple[list, str]:
+    """Validate the flags `train` and `search` share; the members and the
+    output folder."""
+    _check_recipe_flags(kind)
     members = _members()
     out_dir = _output_dir(kind)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
@@ -514,7 +646,24 @@ def _cmd_train() -> int:
 
     print(f"Data: {data_name}: {summary}")
     print(f"Backend: {keras.backend.backend()}")
+    from keras_swn.search import optim
+
+    schedule, milestones, gamma = optim.check_schedule(
+        FLAGS.schedule or "step", FLAGS.milestones, FLAGS.gamma
+    )
+
+    def learning_rate(epoch, lr=None):
+        return optim.learning_rate_at(
+            epoch,
+            FLAGS.epochs,
+            schedule=schedule,
+            learning_rate=FLAGS.learning_rate,
+            milestones=milestones,
+            gamma=gamma,
+        )
+
     keras.utils.set_random_seed(FLAGS.seed)
+    fan_in = _template_fan_in()
     model = keras_swn.SWNModel(
         members=[WideResNet(d, w) for d, w in members],
         input_shape=input_shape,
@@ -524,13 +673,17 @@ def _cmd_train() -> int:
         policy=policy,
         coefficient_sharing=sharing,
         seed=FLAGS.seed,
+        **({} if fan_in is None else {"template_fan_in": fan_in}),
     )
     print()
     print(model.budget_report())
     print()
     model.compile(
-        optimizer=keras.optimizers.SGD(
-            learning_rate=FLAGS.learning_rate, momentum=0.9, nesterov=True
+        optimizer=optim.ReferenceSGD(
+            FLAGS.learning_rate,
+            momentum=0.9,
+            nesterov=True,
+            l2=FLAGS.weight_decay,
         )
     )
     verbose = {"bar": 1, "epoch": 2, "none": 0}[FLAGS.progress]
@@ -541,6 +694,7 @@ def _cmd_train() -> int:
         batch_size=FLAGS.batch_size,
         epochs=FLAGS.epochs,
         validation_data=(x_val, y_val),
+        callbacks=[keras.callbacks.LearningRateScheduler(learning_rate)],
         verbose=verbose,
     )
     train_seconds = time.perf_counter() - start
@@ -576,6 +730,11 @@ def _cmd_train() -> int:
         "epochs": FLAGS.epochs,
         "batch_size": FLAGS.batch_size,
         "learning_rate": FLAGS.learning_rate,
+        "schedule": schedule,
+        "milestones": None if milestones is None else list(milestones),
+        "gamma": gamma,
+        "weight_decay": FLAGS.weight_decay,
+        "template_fan_in": model.template_fan_in,
         "seed": FLAGS.seed,
         "backend": keras.backend.backend(),
         "keras_version": keras.__version__,
@@ -725,6 +884,7 @@ def _cmd_search() -> int:
         coefficient_threshold=FLAGS.coefficient_threshold,
         budget_check=FLAGS.budget_check,
         chain_sort=FLAGS.chain_sort,
+        template_fan_in=_template_fan_in(),
         sharing=FLAGS.sharing,
         reference_compatible=FLAGS.reference_compatible,
         plots=FLAGS.plots,
@@ -755,6 +915,10 @@ def _cmd_search() -> int:
             epochs=FLAGS.epochs,
             refine_after=FLAGS.refine_after if refines else None,
             learning_rate=FLAGS.learning_rate,
+            schedule=FLAGS.schedule,
+            milestones=FLAGS.milestones,
+            gamma=FLAGS.gamma,
+            weight_decay=FLAGS.weight_decay,
             verbose=verbose,
         )
     except ValueError as e:

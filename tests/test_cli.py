@@ -273,3 +273,201 @@ class TestSearch:
         assert text in err
         assert "Traceback" not in err
         assert not (tmp_path / "x").exists()
+
+
+class FakeSearch:
+    """Records what `keras-swn search` passes to `SearchAndRefine`."""
+
+    calls: list = []
+
+    def __init__(self, members, input_shape, num_classes, **options):
+        self.options = options
+        FakeSearch.calls.append(self)
+
+    def search(self, train, val, **kwargs):
+        self.run = kwargs
+
+    def results_summary(self):
+        print("Results summary")
+
+
+@pytest.fixture
+def fake_search(monkeypatch):
+    import keras_swn.search
+
+    FakeSearch.calls = []
+    monkeypatch.setattr(keras_swn.search, "SearchAndRefine", FakeSearch)
+    return FakeSearch
+
+
+class TestRecipeFlags:
+    def search(self, tmp_path, *args):
+        return run_cli(
+            "search",
+            "--members=10-1",
+            "--progress=none",
+            f"--output_dir={tmp_path / 'run'}",
+            *args,
+        )
+
+    def test_defaults(self, tmp_path, fake_search, tiny_digits):
+        assert self.search(tmp_path) == 0
+        (search,) = fake_search.calls
+        assert search.options["template_fan_in"] is None  # library default
+        assert search.options["budget_check"] is None
+        assert search.run["learning_rate"] == 0.05
+        assert search.run["schedule"] is None
+        assert search.run["milestones"] is None
+        assert search.run["gamma"] is None
+        assert search.run["weight_decay"] == 5e-4
+
+    @pytest.mark.parametrize(
+        "args, options, run",
+        [
+            (
+                [
+                    "--schedule=cosine",
+                    "--learning_rate=0.2",
+                    "--weight_decay=1e-4",
+                    "--template_fan_in=layer",
+                    "--budget_check=proxy",
+                ],
+                {"template_fan_in": "layer", "budget_check": "proxy"},
+                {
+                    "schedule": "cosine",
+                    "learning_rate": 0.2,
+                    "weight_decay": 1e-4,
+                    "milestones": None,
+                    "gamma": None,
+                },
+            ),
+            (
+                ["--milestones=0.5,0.75", "--gamma=0.5", "--template_fan_in=9"],
+                {"template_fan_in": 9},
+                {"schedule": None, "milestones": (0.5, 0.75), "gamma": 0.5},
+            ),
+            (
+                ["--schedule=step", "--milestones=3,6", "--weight_decay=0"],
+                {},
+                {"schedule": "step", "milestones": (3, 6), "weight_decay": 0},
+            ),
+            (
+                ["--milestones="],
+                {},
+                {"milestones": ()},  # a constant learning rate
+            ),
+            (
+                ["--reference_compatible", "--template_fan_in=9"],
+                {"reference_compatible": True, "template_fan_in": 9},
+                {"schedule": None, "milestones": None},
+            ),
+        ],
+    )
+    def test_passed_through(
+        self, tmp_path, fake_search, tiny_digits, args, options, run
+    ):
+        assert self.search(tmp_path, *args) == 0
+        (search,) = fake_search.calls
+        for key, value in options.items():
+            assert search.options[key] == value, key
+            assert type(search.options[key]) is type(value), key
+        for key, value in run.items():
+            assert search.run[key] == value, key
+
+    @pytest.mark.parametrize(
+        "args, rc, text",
+        [
+            (["--schedule=linear"], 1, "--schedule"),
+            (["--template_fan_in=8"], 1, "--template_fan_in"),
+            (["--milestones=a,b"], 1, "--milestones"),
+            (["--milestones=0.5,3"], 2, "--milestones=0.5,3"),
+            (["--milestones=-1"], 2, "--milestones=-1"),
+            (["--schedule=cosine", "--milestones=5"], 2, "--milestones=5"),
+            (["--schedule=cosine", "--gamma=0.5"], 2, "--gamma=0.5"),
+            (["--gamma=0"], 2, "--gamma=0"),
+            (["--weight_decay=-1"], 2, "--weight_decay=-1"),
+            (
+                ["--reference_compatible", "--schedule=cosine"],
+                2,
+                "--schedule=cosine",
+            ),
+            (
+                ["--reference_compatible", "--template_fan_in=kernel"],
+                2,
+                "--template_fan_in=kernel",
+            ),
+            (
+                ["--reference_compatible", "--budget_check=exact"],
+                2,
+                "--budget_check=exact",
+            ),
+        ],
+    )
+    def test_bad_flags(self, capsys, tmp_path, fake_search, args, rc, text):
+        assert self.search(tmp_path, *args) == rc
+        err = capsys.readouterr().err
+        assert text in err
+        assert "Traceback" not in err
+        assert not fake_search.calls
+        assert not (tmp_path / "run").exists()
+
+    def test_search_budget_error_before_training(
+        self, capsys, tmp_path, tiny_digits
+    ):
+        rc = self.search(tmp_path, "--budget=1000", "--search_epochs=1")
+        assert rc == 2
+        err = capsys.readouterr().err
+        assert "Invalid value for argument `budget`. Expected at least" in err
+        assert "Received: budget=1000" in err
+        assert not (tmp_path / "run").exists()
+
+    def test_train_schedule_decay_and_fan_in(self, tmp_path, tiny_digits):
+        out = tmp_path / "train"
+        rc = run_cli(
+            "train",
+            "--members=10-1",
+            "--budget=60000",
+            "--epochs=3",
+            "--batch_size=16",
+            "--learning_rate=0.1",
+            "--schedule=cosine",
+            "--weight_decay=0",
+            "--template_fan_in=layer",
+            "--progress=none",
+            f"--output_dir={out}",
+        )
+        assert rc == 0
+        history = json.loads((out / "history.json").read_text())
+        results = json.loads((out / "results.json").read_text())
+        np.testing.assert_allclose(
+            history["learning_rate"], [0.1, 0.075, 0.025], rtol=1e-6
+        )
+        assert results["schedule"] == "cosine"
+        assert results["weight_decay"] == 0
+        assert results["template_fan_in"] == "layer"
+        model = keras.models.load_model(out / "model.keras")
+        assert model.template_fan_in == "layer"
+        assert model.optimizer.l2 == 0
+
+    def test_train_default_step_fractions(self, tmp_path, tiny_digits):
+        out = tmp_path / "train"
+        rc = run_cli(
+            "train",
+            "--members=10-1",
+            "--budget=60000",
+            "--epochs=4",
+            "--batch_size=16",
+            "--learning_rate=0.1",
+            "--progress=none",
+            f"--output_dir={out}",
+        )
+        assert rc == 0
+        history = json.loads((out / "history.json").read_text())
+        results = json.loads((out / "results.json").read_text())
+        np.testing.assert_allclose(
+            history["learning_rate"], [0.1, 0.1, 0.02, 0.004], rtol=1e-6
+        )
+        assert results["milestones"] == [0.3, 0.6, 0.8]
+        assert results["gamma"] == 0.2
+        assert results["weight_decay"] == 5e-4
+        assert results["template_fan_in"] == "kernel"

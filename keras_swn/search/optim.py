@@ -1,29 +1,46 @@
-"""The reference's training recipe: SGD, Nesterov, coupled L2, step LR.
+"""The training recipe of `SearchAndRefine`: SGD, Nesterov, coupled L2, and
+a learning-rate schedule set at the start of every epoch.
 
-swn-algorithm.md §5 and §9 (items 4, 5): SGD with Nesterov momentum 0.9,
-PyTorch-style **coupled** weight decay 5e-4 (added to the gradient before
-momentum, i.e. the gradient of `wd/2 * ||w||^2`) on every trainable
-variable except the coefficients, and a learning rate of 0.1 multiplied by
-0.2 at epochs 60, 120 and 160, set at the start of each epoch.
+The optimizer is the reference's (swn-algorithm.md §5 and §9, items 4, 5):
+SGD with Nesterov momentum 0.9, PyTorch-style **coupled** weight decay 5e-4
+(added to the gradient before momentum, i.e. the gradient of
+`wd/2 * ||w||^2`) on every trainable variable except the coefficients.
 
 Weight decay lives in the optimizer, not in the model's loss: each shared
 variable (a template bank, a hard-shared coefficient vector) is one Keras
 variable that the optimizer sees once, so it is decayed once however many
 members use it (§9.4), and the `SWNModel` needs no change. The logged loss
 is the summed cross-entropy without the decay term, as in the reference.
+
+The learning rate is a function of the epoch and of the length of the
+training run (`learning_rate_at`): a step schedule whose milestones are
+epochs or fractions of the run (default 0.3, 0.6 and 0.8 of it: the
+reference's 60, 120 and 160 of 200 epochs, scaled to the run), or a cosine
+from the initial rate down to 0 over the run.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 from typing import Any
 from typing import Iterable
 from typing import Sequence
 
 import keras
+import numpy as np
 from keras import ops
 
 _DEFAULT_EXCLUDE = ("coefficients",)
+
+#: The learning-rate schedules of `learning_rate_at`.
+SCHEDULES = ("step", "cosine")
+#: Default step milestones, as fractions of the training run.
+MILESTONE_FRACTIONS = (0.3, 0.6, 0.8)
+#: The reference's milestones in epochs (of its 200-epoch run).
+REFERENCE_MILESTONES = (60, 120, 160)
+#: Default factor of the step schedule.
+DEFAULT_GAMMA = 0.2
 
 
 def step_learning_rate(
@@ -36,7 +53,8 @@ def step_learning_rate(
     """The reference's step schedule (`adjust_learning_rate`, §5).
 
     `learning_rate * gamma ** k`, where `k` is the number of milestones
-    `<= epoch` (0-based epochs).
+    `<= epoch` (0-based epochs). `learning_rate_at` scales the milestones
+    to the length of a run.
 
     Examples:
         >>> [round(step_learning_rate(e), 6) for e in (0, 59, 60, 120, 199)]
@@ -44,6 +62,216 @@ def step_learning_rate(
     """
     k = bisect.bisect_right(sorted(int(m) for m in milestones), int(epoch))
     return float(learning_rate) * float(gamma) ** k
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_float(value: Any) -> bool:
+    return isinstance(value, (float, np.floating))
+
+
+def check_milestones(milestones: Any) -> tuple:
+    """Validated step milestones, sorted: epochs or fractions.
+
+    Args:
+        milestones: a sequence of epochs (ints >= 0, 0-based) or of
+            fractions of the training run (floats strictly between 0
+            and 1), not a mix. Empty: a constant learning rate.
+
+    Returns:
+        A sorted tuple of ints (epochs) or of floats (fractions).
+
+    Raises:
+        ValueError: naming `milestones` and the value received.
+
+    Examples:
+        >>> check_milestones([160, 60, 120])
+        (60, 120, 160)
+        >>> check_milestones((0.5, 0.75))
+        (0.5, 0.75)
+    """
+    expected = (
+        "Expected a list of epochs (ints >= 0) or of fractions of the "
+        "training run (floats strictly between 0 and 1), not a mix."
+    )
+    if isinstance(milestones, (str, bytes)):
+        values = None
+    else:
+        try:
+            values = list(milestones)
+        except TypeError:
+            values = None
+    if values is None:
+        raise ValueError(
+            f"Invalid value for argument `milestones`. {expected} "
+            f"Received: milestones={milestones!r}"
+        )
+    if all(_is_int(v) and v >= 0 for v in values):
+        return tuple(sorted(int(v) for v in values))
+    if all(_is_float(v) and 0.0 < float(v) < 1.0 for v in values):
+        return tuple(sorted(float(v) for v in values))
+    raise ValueError(
+        f"Invalid value for argument `milestones`. {expected} "
+        f"Received: milestones={milestones!r}"
+    )
+
+
+def milestone_epochs(milestones: Sequence, epochs: int) -> tuple[int, ...]:
+    """Step milestones as 0-based epochs of a run of `epochs` epochs.
+
+    Ints are epochs already. A fraction `f` becomes the first epoch `e`
+    with `e >= f * epochs`, so the reference's 60, 120 and 160 of 200
+    epochs are the fractions 0.3, 0.6 and 0.8, and a milestone never falls
+    on epoch 0.
+
+    Args:
+        milestones: epochs or fractions (see `check_milestones`).
+        epochs: int >= 1, the length of the training run.
+
+    Returns:
+        A sorted tuple of epochs.
+
+    Examples:
+        >>> milestone_epochs((0.3, 0.6, 0.8), 200)
+        (60, 120, 160)
+        >>> milestone_epochs((0.3, 0.6, 0.8), 15)
+        (5, 9, 12)
+        >>> milestone_epochs((60, 120, 160), 15)
+        (60, 120, 160)
+    """
+    values = check_milestones(milestones)
+    if values and isinstance(values[0], float):
+        # Rounded first, so that 0.3 * 10 (3.0000000000000004) is epoch 3.
+        return tuple(max(1, math.ceil(round(f * epochs, 9))) for f in values)
+    return values
+
+
+def cosine_learning_rate(
+    epoch: int, *, epochs: int, learning_rate: float = 0.1
+) -> float:
+    """A cosine from `learning_rate` down to 0 over `epochs` epochs.
+
+    `learning_rate * (1 + cos(pi * epoch / epochs)) / 2` for the 0-based
+    `epoch`, set once per epoch: the first epoch trains at `learning_rate`,
+    and the rate would reach 0 at epoch `epochs`, just after the last.
+
+    Examples:
+        >>> [round(cosine_learning_rate(e, epochs=4), 6) for e in range(4)]
+        [0.1, 0.085355, 0.05, 0.014645]
+    """
+    t = min(max(int(epoch), 0), int(epochs)) / int(epochs)
+    return float(learning_rate) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def check_schedule(
+    schedule: Any = "step",
+    milestones: Any = None,
+    gamma: Any = None,
+) -> tuple[str, tuple | None, float | None]:
+    """Validated learning-rate schedule arguments, defaults filled in.
+
+    Args:
+        schedule: `"step"` or `"cosine"`.
+        milestones: for `"step"`, epochs or fractions of the run (see
+            `check_milestones`); `None`: `MILESTONE_FRACTIONS`
+            (0.3, 0.6, 0.8). Must be `None` for `"cosine"`.
+        gamma: for `"step"`, the factor at each milestone (> 0); `None`:
+            0.2. Must be `None` for `"cosine"`.
+
+    Returns:
+        `(schedule, milestones, gamma)`; the last two are `None` for
+        `"cosine"`.
+
+    Raises:
+        ValueError: naming the argument and the value received.
+    """
+    if not isinstance(schedule, str) or schedule not in SCHEDULES:
+        hint = (
+            " Pass step milestones as `milestones=`."
+            if not isinstance(schedule, str) and schedule is not None
+            else ""
+        )
+        raise ValueError(
+            "Invalid value for argument `schedule`. Expected one of "
+            f"{SCHEDULES}.{hint} Received: schedule={schedule!r}"
+        )
+    if schedule == "cosine":
+        for name, value in (("milestones", milestones), ("gamma", gamma)):
+            if value is not None:
+                raise ValueError(
+                    f"Invalid value for argument `{name}`: it applies to "
+                    "schedule='step' only; the cosine schedule has no "
+                    f"{name}. Received: {name}={value!r}"
+                )
+        return schedule, None, None
+    milestones = check_milestones(
+        MILESTONE_FRACTIONS if milestones is None else milestones
+    )
+    if gamma is None:
+        gamma = DEFAULT_GAMMA
+    if (
+        not (_is_int(gamma) or _is_float(gamma))
+        or not math.isfinite(float(gamma))
+        or not float(gamma) > 0
+    ):
+        raise ValueError(
+            "Invalid value for argument `gamma`. Expected a finite number "
+            f"> 0. Received: gamma={gamma!r}"
+        )
+    return schedule, milestones, float(gamma)
+
+
+def learning_rate_at(
+    epoch: int,
+    epochs: int,
+    *,
+    schedule: str = "step",
+    learning_rate: float = 0.1,
+    milestones: Sequence | None = None,
+    gamma: float | None = None,
+) -> float:
+    """The learning rate of the 0-based `epoch` of a run of `epochs`.
+
+    `"step"`: `learning_rate * gamma ** k`, `k` the number of milestones
+    (`milestone_epochs`) at or before `epoch`; milestones default to 0.3,
+    0.6 and 0.8 of `epochs` and `gamma` to 0.2. `"cosine"`:
+    `cosine_learning_rate`.
+
+    Args:
+        epoch: int, the 0-based epoch.
+        epochs: int >= 1, the length of the run.
+        schedule: `"step"` (default) or `"cosine"`.
+        learning_rate: float, the initial learning rate.
+        milestones: see `check_schedule`.
+        gamma: see `check_schedule`.
+
+    Returns:
+        A float.
+
+    Examples:
+        >>> [round(learning_rate_at(e, 10), 6) for e in (0, 2, 3, 6, 8, 9)]
+        [0.1, 0.1, 0.02, 0.004, 0.0008, 0.0008]
+        >>> round(learning_rate_at(5, 10, schedule="cosine"), 6)
+        0.05
+    """
+    if not _is_int(epochs) or epochs < 1:
+        raise ValueError(
+            "Invalid value for argument `epochs`. Expected an int >= 1. "
+            f"Received: epochs={epochs!r}"
+        )
+    schedule, milestones, gamma = check_schedule(schedule, milestones, gamma)
+    if schedule == "cosine":
+        return cosine_learning_rate(
+            epoch, epochs=epochs, learning_rate=learning_rate
+        )
+    return step_learning_rate(
+        epoch,
+        learning_rate=learning_rate,
+        milestones=milestone_epochs(milestones, epochs),
+        gamma=gamma,
+    )
 
 
 @keras.saving.register_keras_serializable(package="keras_swn")

@@ -25,6 +25,7 @@ from keras_swn import seeding
 from keras_swn.analysis.clustering import BUDGET_CHECKS
 from keras_swn.analysis.clustering import CLUSTERINGS
 from keras_swn.analysis.clustering import SearchResult
+from keras_swn.analysis.clustering import attach_members
 from keras_swn.analysis.clustering import search_groups
 from keras_swn.analysis.refine import refine_partition
 from keras_swn.analysis.similarity import SIGNALS
@@ -32,6 +33,8 @@ from keras_swn.analysis.similarity import to_oihw
 from keras_swn.bank.budget_report import BudgetReport
 from keras_swn.bank.plan import BankPlan
 from keras_swn.bank.plan import layer_levels
+from keras_swn.bank.plan import need_proxy
+from keras_swn.bank.plan import one_template_total
 from keras_swn.io_utils import atomic_write
 from keras_swn.io_utils import atomic_write_json
 from keras_swn.io_utils import atomic_write_text
@@ -39,10 +42,13 @@ from keras_swn.models.member_builder import MemberBuilder
 from keras_swn.models.rebuild import transfer_optimizer_state
 from keras_swn.models.swn_model import SWNModel
 from keras_swn.models.swn_model import clone_swn_model
+from keras_swn.policy.bins import initial_bins
 from keras_swn.policy.sharing_policy import SharingPolicy
 from keras_swn.search import plots
+from keras_swn.search.optim import REFERENCE_MILESTONES
 from keras_swn.search.optim import ReferenceSGD
-from keras_swn.search.optim import step_learning_rate
+from keras_swn.search.optim import check_schedule
+from keras_swn.search.optim import learning_rate_at
 from keras_swn.search.oracle import Phase
 from keras_swn.search.oracle import PhaseOracle
 from keras_swn.search.oracle import Sharing
@@ -55,6 +61,14 @@ _STATE = "state.json"
 _CHECKPOINTS = "checkpoints"
 _PLOTS = "plots"
 _MODEL = "model.keras"
+
+#: The values of `template_fan_in` (the template initialisation).
+TEMPLATE_FAN_IN = ("kernel", "layer", 9)
+#: Defaults of `search()` as fractions of `epochs` outside reference mode:
+#: the refine step after 10 of the reference's 200 epochs.
+_REFINE_FRACTION = 0.05
+_SEARCH_EPOCHS = 20
+_REFERENCE_REFINE_AFTER = 10
 
 
 def _fail(name: str, expected: str, value: Any) -> ValueError:
@@ -88,21 +102,6 @@ def _check_choice(name: str, value: Any, choices: Sequence) -> Any:
     if value not in choices:
         raise _fail(name, f"Expected one of {tuple(choices)}.", value)
     return value
-
-
-def _check_schedule(schedule: Any) -> list[int]:
-    try:
-        values = list(schedule)
-    except TypeError:
-        values = None
-    if values is None or any(
-        isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < 0
-        for e in values
-    ):
-        raise _fail(
-            "schedule", "Expected a list of epochs (ints >= 0).", schedule
-        )
-    return sorted(int(e) for e in values)
 
 
 def _floats(logs: Mapping | None) -> dict:
@@ -227,10 +226,25 @@ class SearchAndRefine:
        split; the model is rebuilt with its trained values and training
        goes on.
 
-    Training uses the reference recipe (§5; `keras_swn.search.ReferenceSGD`):
-    SGD with Nesterov momentum 0.9, coupled L2 weight decay on everything
-    but the coefficients (once per shared variable), and a step schedule
-    set at the start of every epoch.
+    Training uses the reference's optimizer (`keras_swn.search.ReferenceSGD`):
+    SGD with Nesterov momentum 0.9 and coupled L2 weight decay on
+    everything but the coefficients (once per shared variable). The
+    learning rate is set at the start of every epoch by a schedule that
+    fits the run: by default a step schedule whose milestones are 0.3, 0.6
+    and 0.8 of `epochs` (the reference's epochs 60, 120 and 160 of 200),
+    or a cosine with `search(schedule="cosine")` (see `search`).
+
+    **The budget is checked before any training.** The constructor raises
+    a `ValueError` naming `budget` when even the least-demanding grouping
+    the search can return (every initial bin merged into one group) needs
+    more template parameters than `budget`. With `budget_check="exact"`
+    (the default) the threshold loop measures each grouping by its exact
+    one-template total, so the grouping it returns always fits the plan
+    built from it: with the default `clustering`, a search that starts
+    never fails on the budget after its training. With `"proxy"` (the
+    reference's `need`, selected by `reference_compatible=True`) the loop
+    can stop at a grouping whose exact plan is over budget, which is then
+    reported only after the search training.
 
     **Sharing regimes** (§3.3), named by `sharing`:
     `"learned"` (search; member 0 soft, students hard-shared with their
@@ -285,16 +299,28 @@ class SearchAndRefine:
         coefficient_threshold: float or None: gate student coefficient
             sharing at search time (§2.5); also trains every member
             during the search.
-        budget_check: `"proxy"` (default) or `"exact"` (§2.6).
+        budget_check: the measure of the clustering threshold loop:
+            `"exact"` (the default: the one-template total of the
+            restacked groups, the measure the plan is built with) or
+            `"proxy"` (the reference's `need`, the sum of each group's
+            largest kernel, which ignores cropping waste; the default
+            with `reference_compatible=True`). See "The budget is checked
+            before any training" above.
         chain_sort: `"stable"` (default) or `"reference"` (§1.4).
-        template_fan_in: `9` (default) or `"layer"` (§0.4).
+        template_fan_in: the template initialisation, passed to
+            `SWNModel`: `"kernel"` (the default: every composed kernel
+            starts with the He-normal scale of its own fan-in), `"layer"`
+            or `9` (the reference: every template entry N(0, 2/9),
+            selected by `reference_compatible=True`).
         bank_size: int in 1..8.
         on_over_budget: `"raise"` (default) or `"report"`.
         sharing: the regime (see above), default `"learned"`.
         reference_compatible: bool; True selects `clustering="reference"`,
             `chain_sort="reference"`, `template_fan_in=9` and
             `budget_check="proxy"` (§0.6); passing another value for one
-            of these as well is an error.
+            of these as well is an error. It also makes the reference's
+            schedule the default of `search` (step, milestones at epochs
+            60, 120 and 160, refine after 10 epochs).
         plots: bool, write the PNG plots.
         jit_compile: passed to `compile` (`"auto"`).
         run_eagerly: passed to `compile` (False).
@@ -436,8 +462,8 @@ class SearchAndRefine:
         compatible = {
             "clustering": ("reference", clustering, "connected_components"),
             "chain_sort": ("reference", chain_sort, "stable"),
-            "template_fan_in": (9, template_fan_in, 9),
-            "budget_check": ("proxy", budget_check, "proxy"),
+            "template_fan_in": (9, template_fan_in, "kernel"),
+            "budget_check": ("proxy", budget_check, "exact"),
         }
         resolved = {}
         for name, (ref, given, default) in compatible.items():
@@ -462,13 +488,14 @@ class SearchAndRefine:
             "budget_check", resolved["budget_check"], BUDGET_CHECKS
         )
         fan_in = resolved["template_fan_in"]
-        if fan_in != "layer" and (
-            isinstance(fan_in, bool)
-            or not isinstance(fan_in, int)
-            or fan_in < 1
+        if not any(
+            type(fan_in) is type(v) and fan_in == v for v in TEMPLATE_FAN_IN
         ):
             raise _fail(
-                "template_fan_in", "Expected a positive int or 'layer'.", fan_in
+                "template_fan_in",
+                "Expected one of 'kernel' (He-normal scale for every "
+                "composed kernel), 'layer' or 9 (the reference).",
+                fan_in,
             )
         self.template_fan_in = fan_in
         if self.signal != "gradient" and not self.sharing.searches:
@@ -500,6 +527,8 @@ class SearchAndRefine:
             if d not in seen or self.coefficient_threshold is not None:
                 self.search_members.append(m)
             seen.add(d)
+        if self.sharing.searches:
+            self._check_search_budget()
 
         self.directory = os.fspath(directory)
         self.project_name = project_name
@@ -523,6 +552,38 @@ class SearchAndRefine:
                 )
             self._run = state["run"]
             self.oracle = PhaseOracle.from_state(state["oracle"])
+
+    def _check_search_budget(self) -> None:
+        """Raise before any training if the search can never meet `budget`.
+
+        The least-demanding grouping the search can return has every
+        initial bin fully merged into one group (the other members attached
+        as the search attaches them). If even that needs more than `budget`
+        (one template per bank), the threshold loop, or the exact plan
+        after it, would fail after the search training was spent.
+        """
+        bins = initial_bins(self.specs, self.num_bins)
+        merged = attach_members(
+            self.specs, bins, bins[0], lambda a, b: 0.0
+        ).groups
+        if self.budget_check == "proxy" and self.on_over_budget == "report":
+            # Only the threshold loop (proxy `need`) can fail; the plan
+            # after it reports instead of raising.
+            minimum = need_proxy(self.specs, merged)
+        else:
+            minimum = one_template_total(
+                self.specs, merged, chain_sort=self.chain_sort
+            )
+        if self.budget < minimum:
+            raise ValueError(
+                "Invalid value for argument `budget`. Expected at least "
+                f"{minimum:,}: the least-demanding grouping the search can "
+                f"return (each of the {self.num_bins} initial bins merged "
+                "into one group, one template per bank) needs "
+                f"{minimum:,} template parameters, so the search could never "
+                f"meet budget={self.budget:,}. Raise `budget` or use fewer "
+                f"initial bins (`num_bins`). Received: budget={self.budget}"
+            )
 
     # ------------------------------------------------------------------
     # Configuration and state files
@@ -735,18 +796,35 @@ class SearchAndRefine:
         train_data: Any,
         validation_data: Any = None,
         *,
-        search_epochs: int = 20,
+        search_epochs: int | None = None,
         epochs: int = 200,
-        refine_after: int | None = 10,
+        refine_after: int | None = None,
         batch_size: int | None = None,
         learning_rate: float = 0.1,
-        schedule: Sequence[int] = (60, 120, 160),
-        gamma: float = 0.2,
+        schedule: str | None = None,
+        milestones: Sequence[int] | Sequence[float] | None = None,
+        gamma: float | None = None,
         weight_decay: float = 5e-4,
         callbacks: Sequence[keras.callbacks.Callback] | None = None,
         verbose: int | str = 1,
     ) -> None:
         """Run (or resume) the pipeline; files go to the project folder.
+
+        **Learning-rate schedule.** The rate is set at the start of every
+        epoch by a schedule over the final training's `epochs`, one
+        schedule across the refine step and the rebuild that follows it.
+        By default the step schedule multiplies the rate by `gamma` at
+        0.3, 0.6 and 0.8 of `epochs`, the reference's epochs 60, 120 and
+        160 of 200 scaled to the run, so a short run anneals as a long one
+        does. `schedule="cosine"` lowers the rate from `learning_rate`
+        towards 0 over `epochs` instead. The search training replays the
+        first epochs of the same schedule (search epoch `e` trains at the
+        rate of final epoch `e`), as the reference does: its throwaway
+        model trains at the opening rate, flat for the paper's 20 search
+        epochs of a 200-epoch run, rather than being annealed before its
+        gradients are captured. With `reference_compatible=True` the
+        defaults are the reference's: the step schedule at the absolute
+        epochs (60, 120, 160), and the refine step after 10 epochs.
 
         Args:
             train_data: `(x, y)` NumPy arrays (shuffled per epoch by the
@@ -754,17 +832,26 @@ class SearchAndRefine:
                 `(x, y)` batches (used as given).
             validation_data: the same forms, or None. Evaluated after every
                 final-training epoch and at the end (`results()`).
-            search_epochs: int >= 0, search-training epochs (§2.2; README
-                20). Must be 0 with `sharing="bins_hard"`.
-            epochs: int >= 1, final-training epochs (README 200).
+            search_epochs: int >= 0, search-training epochs, or None: 20
+                (the paper's) for the regimes that search, 0 for
+                `sharing="bins_hard"`, which must have 0.
+            epochs: int >= 1, final-training epochs (the paper: 200).
             refine_after: int, final-training epochs before the refine
-                step (README 10); ignored by the regimes that do not
-                refine.
+                step, or None: 5% of `epochs`, rounded up (10 of 200, the
+                paper's), and 10 with `reference_compatible=True`. Ignored
+                by the regimes that do not refine.
             batch_size: int or None (the constructor's `batch_size`).
-            learning_rate: float, the initial learning rate (0.1).
-            schedule: epochs at which the LR is multiplied by `gamma`
-                ((60, 120, 160)); the search epochs use the same rule.
-            gamma: float, the LR factor (0.2).
+            learning_rate: float > 0, the initial learning rate (0.1).
+            schedule: `"step"` or `"cosine"`, or None: `"step"`. Reference
+                mode allows `"step"` only.
+            milestones: for `"step"`, the epochs (ints >= 0, 0-based) or
+                fractions of `epochs` (floats strictly between 0 and 1; a
+                fraction `f` is the first epoch `e` with
+                `e >= f * epochs`) at which the rate is multiplied by
+                `gamma`. None: (0.3, 0.6, 0.8), or (60, 120, 160) with
+                `reference_compatible=True`. Not used by `"cosine"`.
+            gamma: float > 0, the factor of the step schedule, or None:
+                0.2. Not used by `"cosine"`.
             weight_decay: float >= 0, the coupled L2 decay (5e-4).
             callbacks: Keras callbacks passed to every `fit` call (one
                 call per epoch; `SearchAndRefine.phase` tells the phase).
@@ -774,18 +861,42 @@ class SearchAndRefine:
         Raises:
             ValueError: on invalid arguments (naming the argument), on a
                 resumed project whose run arguments differ, and when the
-                budget cannot be met (`search_groups`, F5/F6).
+                budget cannot be met (`search_groups`; only possible after
+                the search training with `budget_check="proxy"` or
+                `clustering="reference"`, since the constructor rejects a
+                budget that no grouping can meet).
         """
+        if search_epochs is None:
+            search_epochs = _SEARCH_EPOCHS if self.sharing.searches else 0
         if isinstance(search_epochs, bool) or not isinstance(
             search_epochs, int
         ):
             raise _fail("search_epochs", "Expected an int >= 0.", search_epochs)
-        if not self.sharing.searches and search_epochs == 20:
-            search_epochs = 0  # the default, for a regime with no search
+        epochs = _check_int("epochs", epochs, 1)
+        if refine_after is None and self.sharing.refines:
+            if self.reference_compatible:
+                refine_after = _REFERENCE_REFINE_AFTER
+            else:
+                refine_after = max(
+                    1, math.ceil(round(_REFINE_FRACTION * epochs, 9))
+                )
         batch_size = (
             self.batch_size
             if batch_size is None
             else _check_int("batch_size", batch_size, 1)
+        )
+        if self.reference_compatible:
+            if schedule is not None and schedule != "step":
+                raise _fail(
+                    "schedule",
+                    "reference_compatible=True selects schedule='step'; "
+                    "pass one or the other.",
+                    schedule,
+                )
+            if milestones is None:
+                milestones = REFERENCE_MILESTONES
+        schedule, milestones, gamma = check_schedule(
+            "step" if schedule is None else schedule, milestones, gamma
         )
         run = {
             "search_epochs": int(search_epochs),
@@ -795,8 +906,9 @@ class SearchAndRefine:
             "learning_rate": _check_real(
                 "learning_rate", learning_rate, positive=True
             ),
-            "schedule": _check_schedule(schedule),
-            "gamma": _check_real("gamma", gamma, positive=True),
+            "schedule": schedule,
+            "milestones": None if milestones is None else list(milestones),
+            "gamma": gamma,
             "weight_decay": _check_real("weight_decay", weight_decay),
         }
         if run["weight_decay"] < 0:
@@ -892,19 +1004,25 @@ class SearchAndRefine:
             on_over_budget=self.on_over_budget,
         )
 
-    def _lr(self, epoch: int) -> float:
-        return step_learning_rate(
-            epoch,
-            learning_rate=self._run["learning_rate"],
-            milestones=self._run["schedule"],
-            gamma=self._run["gamma"],
+    def _lr(self, step: Step) -> float:
+        """The learning rate of a training step: the schedule over the
+        final training's epochs (search epoch `e` replays final epoch
+        `e`)."""
+        run = self._run
+        return learning_rate_at(
+            step.epoch,
+            run["epochs"],
+            schedule=run["schedule"],
+            learning_rate=run["learning_rate"],
+            milestones=run["milestones"],
+            gamma=run["gamma"],
         )
 
     def _train_epoch(self, step: Step) -> None:
         model = self._current_model(step)
         search = step.phase is Phase.SEARCH_TRAINING
         total = self.oracle.search_epochs if search else self.oracle.epochs
-        model.optimizer.learning_rate = self._lr(step.epoch)
+        model.optimizer.learning_rate = self._lr(step)
         batch_size = self._run["batch_size"]
         kwargs = self._train.fit_kwargs(batch_size)
         if self._train.arrays:
@@ -943,7 +1061,7 @@ class SearchAndRefine:
             summary = {"seconds": self._elapsed(), "last_logs": logs}
         self.oracle.complete(
             step,
-            logs={**logs, "learning_rate": self._lr(step.epoch)},
+            logs={**logs, "learning_rate": self._lr(step)},
             summary=summary,
             artifacts={"checkpoint": name},
         )

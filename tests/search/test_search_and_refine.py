@@ -115,7 +115,13 @@ class TestEndToEnd:
         ]
         history = json.load(open(os.path.join(folder, "history.json")))
         assert [e["epoch"] for e in history["training"]] == [0, 1]
-        assert history["training"][1]["learning_rate"] == pytest.approx(0.1)
+        # Step milestones at 0.3/0.6/0.8 of `epochs`: epoch 1 of 2 is past
+        # 0.3 * 2; the one search epoch replays epoch 0.
+        assert history["training"][0]["learning_rate"] == pytest.approx(0.1)
+        assert history["training"][1]["learning_rate"] == pytest.approx(0.02)
+        assert history["search_training"][0]["learning_rate"] == (
+            pytest.approx(0.1)
+        )
 
         model = search.get_best_models()[0]
         assert model.policy == policy
@@ -307,7 +313,17 @@ class TestOptions:
             ({"refine_after": 2}, "Received: refine_after=2"),
             ({"epochs": 0}, "Received: epochs=0"),
             ({"learning_rate": 0}, "Received: learning_rate=0"),
-            ({"schedule": [-1]}, r"Received: schedule=\[-1\]"),
+            ({"schedule": [60]}, r"Received: schedule=\[60\]"),
+            ({"schedule": "linear"}, "Received: schedule='linear'"),
+            ({"milestones": [-1]}, r"Received: milestones=\[-1\]"),
+            ({"milestones": [0.5, 3]}, r"Received: milestones=\[0.5, 3\]"),
+            (
+                {"schedule": "cosine", "milestones": [1]},
+                r"Received: milestones=\[1\]",
+            ),
+            ({"schedule": "cosine", "gamma": 0.5}, "Received: gamma=0.5"),
+            ({"gamma": 0}, "Received: gamma=0"),
+            ({"weight_decay": -1.0}, "Received: weight_decay=-1.0"),
             ({"batch_size": 0}, "Received: batch_size=0"),
         ]
         for kwargs, message in cases:
