@@ -1,0 +1,1345 @@
+"""Accuracy per parameter on real images: SWN against plain Keras WRNs.
+
+Trains every row of the table below with one recipe on one stratified
+split of an image `.npz` (e.g. the 10,000-image CIFAR-10 subset of
+`../shared/data`), and reports, per row, the trainable parameters, the
+validation accuracy (mean and sample standard deviation over seeds, and
+every seed's value) and the wall time. Writes a JSON file (every finished
+run, written as soon as it finishes), a Markdown table and a PNG plot of
+accuracy against trainable parameters.
+
+Data: `x` and `y` of the `.npz` (`keras_swn.data.load_npz`), split
+stratified 80/20 with `--split_seed` (fixed, independent of the run
+seeds: every row and seed sees the same split), scaled to [0, 1] and
+standardised per channel with the training split's mean and std. Training
+augmentation, the same for every row: zero-pad 4 + random crop back to
+the image size and a random horizontal flip, no Cutout
+(`keras_swn.data.make_dataset`, seeded by the run seed). Accuracy is
+measured on the held-out split (2,000 images for the CIFAR subset); for
+ensembles it is the accuracy of the mean of the member softmaxes.
+
+Recipe, identical for every row: `keras_swn.search.ReferenceSGD` (SGD,
+Nesterov momentum 0.9, coupled L2 `--weight_decay` on every trainable
+variable except SWN coefficient vectors; the plain models use the same
+class, so decay is applied the same way), batch `--batch_size`, cosine
+learning rate from `--learning_rate` to 0 over `--epochs`, set at the
+start of every epoch (`lr * (1 + cos(pi * epoch / epochs)) / 2`). The
+search-training epochs of the searched rows (`--search_epochs`, extra,
+their model is thrown away) run at the constant initial learning rate, as
+the reference's search does before its first milestone.
+
+Rows (`--methods` for the main network WRN-`depth`-`width`, per budget
+fraction where the row has a budget; `--ensemble_methods` for the
+ensemble `--ensemble_members`):
+
+- `plain`: the plain Keras WRN (stock `Conv2D` kernels, He-normal fan-in
+  initialisation, the layer graph of `keras_swn.models.WideResNet` and of
+  `keras_swn.export.to_keras`). For the ensemble: the unshared ensemble,
+  its members in one Keras model trained on the summed loss, which is the
+  same as training each member on its own with the same batches (they
+  share no variable).
+- `plain_narrow`: the plain WRN-`depth`-1 (dropped when `width` is 1).
+- `plain_matched`: a plain WRN whose channels are `16, round(16 k),
+  round(32 k), round(64 k)` for the float width `k` that brings its
+  trainable count closest to the `bins` SWN of the same budget.
+- `bins`: `SWNModel` with its default initial bins (`--num_bins`), every
+  layer its own coefficients; no search, no refine.
+- `search`: `SearchAndRefine` with its defaults (`sharing="learned"`,
+  gradient similarity): search, final training, refine.
+- `search_no_refine`: the same with `sharing="learned_no_refine"`.
+- `search_reference`: `SearchAndRefine(reference_compatible=True)`.
+- `parameter`: `SearchAndRefine(signal="parameter")`, the SSN-style
+  baseline, refine as `search`.
+- `bins_hard`: `SearchAndRefine(sharing="bins_hard")`: the bins, one
+  hard-shared coefficient vector per bank, refine.
+- `random`: a random grouping with, in every initial bin, as many groups
+  as the `search` run of the same seed and budget found (it must run
+  first); drawn with a seeded generator until the plan fits the budget;
+  other members attached as the search attaches them; trained as `bins`
+  (`SWNModel.fit`, no refine).
+- `reference_init`: `bins` with the reference's template initialisation
+  (`template_fan_in=9`). Every other SWN row uses the library's default.
+
+The budget is `--budget_fractions` times the plain network's convolution
+parameters (`--ensemble_budget_fraction` times the ensemble's); the
+reported count is every trainable variable (templates, coefficients,
+BatchNorm, heads), deduplicated.
+
+Resumable: the JSON is rewritten atomically after every run; rerunning
+with the same `--output` skips the runs it already holds (a killed
+`SearchAndRefine` run also resumes from its last epoch, in
+`<output stem>_runs/`). The settings that change results (data, split,
+networks, recipe) must match the file's; methods, budgets and seeds may
+be added.
+
+Defaults (the CPU-sized setting): WRN-16-1 at a 30% budget, the
+ensemble WRN-16-1 + WRN-16-1 (same depth) at 30% of its convolution
+parameters (about 31% of its trainable count), 10 epochs, 2 search
+epochs, seeds 0 and 1. With 4 initial bins a budget needs at least one
+template of the largest kernel of every bin: 67% of a WRN-10's
+convolution parameters (WRN-10-2: 201,728 of 301,488; the stage-3 bin
+alone needs 147,456), 53% of WRN-10-2 + WRN-10-1, but only ~29% of a
+WRN-16-k, hence WRN-16-1 for a ~30% budget on a CPU. On a 2-core CPU
+(TensorFlow) one WRN-16-1 epoch on 8,000 images takes ~15-20 s when the
+machine is idle (~45-55 s while other jobs load it); the whole default
+table about 60-80 minutes idle. The GPU-sized setting of the issue is e.g.
+`--width 2 --ensemble_members 16-4,16-2 --epochs 15 --budget_fractions
+0.3 0.5` (plain_narrow is then WRN-16-1).
+
+Usage:
+    python benchmarks/quality.py --data ../shared/data/cifar10_train_10k.npz
+        [--output quality.json] [--depth 16] [--width 1]
+        [--budget_fractions 0.3 [0.5 ...]] [--methods plain bins ...]
+        [--ensemble_members 16-1,16-1] [--ensemble_budget_fraction 0.3]
+        [--ensemble_methods plain search] [--num_bins 4] [--epochs 10]
+        [--search_epochs 2] [--refine_after N] [--seeds 0 1]
+        [--split_seed 0] [--overwrite] [--smoke] [--verbose]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+import traceback
+import warnings
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+_FORMAT = "keras_swn.benchmarks.quality"
+_VERSION = 1
+
+#: method -> (label, kind, has a budget, allowed for the ensemble)
+METHODS = {
+    "plain": ("plain (full)", "plain", False, True),
+    "plain_narrow": ("plain WRN-d-1", "plain", False, False),
+    "plain_matched": ("plain, width matched to SWN", "plain", True, False),
+    "bins": ("SWN bins only", "swn", True, True),
+    "search": ("SWN search + refine (gradient)", "search", True, True),
+    "search_no_refine": ("SWN search, no refine", "search", True, True),
+    "search_reference": ("SWN search, reference mode", "search", True, True),
+    "parameter": ("SWN parameter similarity (SSN-style)", "search", True, True),
+    "bins_hard": ("SWN bins, hard-shared + refine", "search", True, True),
+    "random": ("SWN random grouping", "swn", True, True),
+    "reference_init": ("SWN bins, reference init", "swn", True, True),
+}
+MAIN_METHODS = (
+    "plain",
+    "plain_narrow",
+    "plain_matched",
+    "bins",
+    "search",
+    "parameter",
+    "random",
+    "reference_init",
+)
+ENSEMBLE_METHODS = ("plain", "search")
+#: SearchAndRefine arguments of the searched methods.
+_SEARCH_KWARGS = {
+    "search": {},
+    "search_no_refine": {"sharing": "learned_no_refine"},
+    "search_reference": {"reference_compatible": True},
+    "parameter": {"signal": "parameter"},
+    "bins_hard": {"sharing": "bins_hard"},
+}
+#: Settings that change results: a resumed output file must match them.
+_RESULT_SETTINGS = (
+    "data",
+    "split_seed",
+    "n_train",
+    "n_val",
+    "depth",
+    "width",
+    "ensemble_members",
+    "num_bins",
+    "epochs",
+    "search_epochs",
+    "refine_after",
+    "batch_size",
+    "learning_rate",
+    "weight_decay",
+    "augmentation",
+    "backend",
+)
+_SMOKE = {
+    "depth": 10,
+    "width": 1,
+    "ensemble_members": "10-1,10-1",
+    "budget_fractions": [0.8],
+    "ensemble_budget_fraction": 0.8,
+    "epochs": 2,
+    "search_epochs": 1,
+    "refine_after": 1,
+    "seeds": [0],
+}
+_DEFAULTS = {
+    "depth": 16,
+    "width": 1,
+    "ensemble_members": "16-1,16-1",
+    "budget_fractions": [0.3],
+    "ensemble_budget_fraction": 0.3,
+    "epochs": 10,
+    "search_epochs": 2,
+    "refine_after": None,
+    "seeds": [0, 1],
+}
+_SMOKE_TRAIN, _SMOKE_VAL = 256, 64
+
+
+def log(text: str) -> None:
+    print(f"[quality] {text}", flush=True)
+
+
+# ----------------------------------------------------------------------
+# Arguments
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--data", required=True, help="the .npz with `x` and `y`")
+    add(
+        "--output",
+        default="quality.json",
+        help="JSON path; the .md and "
+        ".png are written next to it, under the same stem",
+    )
+    add("--depth", type=int, help="main WRN depth (6n + 4)")
+    add("--width", type=int, help="main WRN widening factor")
+    add(
+        "--budget_fractions",
+        type=float,
+        nargs="+",
+        help="template budgets, as fractions of the plain conv parameters",
+    )
+    add(
+        "--methods",
+        nargs="*",
+        default=list(MAIN_METHODS),
+        choices=sorted(METHODS),
+        help="rows of the main network",
+    )
+    add(
+        "--ensemble_members",
+        help="e.g. 16-1,16-1 (deepest first); '' for no ensemble rows",
+    )
+    add("--ensemble_budget_fraction", type=float)
+    add(
+        "--ensemble_methods",
+        nargs="*",
+        default=list(ENSEMBLE_METHODS),
+        choices=sorted(m for m, v in METHODS.items() if v[3]),
+    )
+    add("--num_bins", type=int, default=4)
+    add("--epochs", type=int, help="training epochs of every row")
+    add(
+        "--search_epochs",
+        type=int,
+        help="extra search-training epochs of the searched rows",
+    )
+    add(
+        "--refine_after",
+        type=int,
+        help="final-training epochs before "
+        "refine (default: max(1, epochs // 10))",
+    )
+    add("--batch_size", type=int, default=128)
+    add("--learning_rate", type=float, default=0.1)
+    add("--weight_decay", type=float, default=5e-4)
+    add("--seeds", type=int, nargs="+")
+    add("--split_seed", type=int, default=0)
+    add(
+        "--smoke",
+        action="store_true",
+        help=f"{_SMOKE_TRAIN} training and "
+        f"{_SMOKE_VAL} validation images, WRN-10-1, 2 epochs, one seed: "
+        "checks the pipeline in about a minute",
+    )
+    add(
+        "--overwrite",
+        action="store_true",
+        help="discard the results already in --output",
+    )
+    add("--verbose", action="store_true", help="show Keras progress")
+    args = parser.parse_args(argv)
+    defaults = _SMOKE if args.smoke else _DEFAULTS
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.refine_after is None:
+        args.refine_after = max(1, args.epochs // 10)
+    if args.epochs < 1 or args.search_epochs < 0:
+        parser.error("--epochs must be >= 1 and --search_epochs >= 0")
+    needs_refine = {"search", "search_reference", "parameter", "bins_hard"}
+    if needs_refine & set(args.methods + args.ensemble_methods) and not (
+        1 <= args.refine_after < args.epochs
+    ):
+        parser.error(
+            "the refining methods need 1 <= --refine_after < --epochs; "
+            f"got refine_after={args.refine_after}, epochs={args.epochs}"
+        )
+    for m in args.methods + args.ensemble_methods:
+        if METHODS[m][1] == "search" and m != "bins_hard":
+            if args.search_epochs < 1:
+                parser.error(f"method {m!r} needs --search_epochs >= 1")
+    for name in ("methods", "ensemble_methods"):
+        setattr(args, name, list(dict.fromkeys(getattr(args, name))))
+    args.members = _parse_members(args.ensemble_members, parser)
+    return args
+
+
+def _parse_members(text: str, parser) -> list[tuple[int, int]]:
+    if not text:
+        return []
+    members = []
+    for item in text.split(","):
+        try:
+            depth, width = (int(v) for v in item.split("-"))
+        except ValueError:
+            parser.error(f"--ensemble_members: bad member {item!r}")
+        members.append((depth, width))
+    return members
+
+
+# ----------------------------------------------------------------------
+# Data
+
+
+class Data:
+    """The split, its statistics and the `tf.data` pipelines."""
+
+    def __init__(self, path: str, split_seed: int, smoke: bool):
+        from keras_swn.data import load_npz
+
+        (x, y), (xv, yv) = load_npz(path, validation_split=0.2, seed=split_seed)
+        if smoke:
+            x, y, xv, yv = (
+                x[:_SMOKE_TRAIN],
+                y[:_SMOKE_TRAIN],
+                xv[:_SMOKE_VAL],
+                yv[:_SMOKE_VAL],
+            )
+        self.x, self.y, self.x_val, self.y_val = x, y, xv, yv
+        self.num_classes = int(max(y.max(), yv.max())) + 1
+        self.input_shape = tuple(int(d) for d in x.shape[1:])
+        self.mean = [float(v) for v in x.mean(axis=(0, 1, 2))]
+        self.std = [float(v) for v in x.std(axis=(0, 1, 2))]
+
+    def train(self, seed: int, batch_size: int, outputs: int = 0):
+        """Augmented, shuffled batches; `outputs` > 0 repeats the labels
+        for a plain multi-output model."""
+        from keras_swn.data import make_dataset
+
+        ds = make_dataset(
+            self.x,
+            self.y,
+            batch_size=batch_size,
+            training=True,
+            normalization=(self.mean, self.std),
+            padding=4,
+            cutout=0,
+            seed=seed,
+        )
+        if outputs:
+            ds = ds.map(lambda x, y: (x, (y,) * outputs))
+        return ds
+
+    def validation(self, batch_size: int):
+        from keras_swn.data import make_dataset
+
+        return make_dataset(
+            self.x_val,
+            self.y_val,
+            batch_size=batch_size,
+            training=False,
+            normalization=(self.mean, self.std),
+        )
+
+
+# ----------------------------------------------------------------------
+# Plain networks
+
+
+def wrn_channels(width: float) -> list[int]:
+    """`[16, 16 k, 32 k, 64 k]`, rounded, for a float widening factor."""
+    return [16] + [max(1, int(round(c * width))) for c in (16, 32, 64)]
+
+
+def plain_wrn_params(
+    depth: int, channels, in_channels: int, num_classes: int
+) -> int:
+    """Trainable parameters of `plain_wrn` (closed form)."""
+    n = (depth - 4) // 6
+    total = 9 * in_channels * channels[0]
+    c_in = channels[0]
+    for stage in range(1, 4):
+        for block in range(1, n + 1):
+            stride = 2 if stage > 1 and block == 1 else 1
+            c_out = channels[stage]
+            total += 2 * c_in + 9 * c_in * c_out + 2 * c_out + 9 * c_out**2
+            if c_in != c_out or stride != 1:
+                total += c_in * c_out
+            c_in = c_out
+    return total + 2 * c_in + c_in * num_classes + num_classes
+
+
+def plain_wrn(
+    inputs,
+    depth: int,
+    channels,
+    num_classes: int,
+    *,
+    seed: int,
+    prefix: str = "",
+):
+    """The WRN graph of `keras_swn.models.WideResNet` with stock layers.
+
+    Same layers, order, names (plus `prefix`), PyTorch-style explicit
+    padding (`ZeroPadding2D` + `"valid"` convolution, as
+    `keras_swn.export.to_keras` writes it) and BatchNorm settings; the
+    channels are free (`channels = [16, c1, c2, c3]`) so that widths
+    need not be integers. Convolutions start He-normal for their fan-in
+    (seeded), the head as the builder's.
+    """
+    import keras
+
+    counter = iter(range(10_000))
+
+    def init():
+        return keras.initializers.VarianceScaling(
+            2.0,
+            "fan_in",
+            "untruncated_normal",
+            seed=seed * 10_000 + next(counter),
+        )
+
+    def conv(x, filters, size, stride, name):
+        if size == 3:
+            x = keras.layers.ZeroPadding2D(1, name=f"{prefix}{name}_pad")(x)
+        return keras.layers.Conv2D(
+            filters,
+            size,
+            strides=stride,
+            padding="valid",
+            use_bias=False,
+            kernel_initializer=init(),
+            name=f"{prefix}{name}",
+        )(x)
+
+    def bn(x, name):
+        return keras.layers.BatchNormalization(
+            momentum=0.9, epsilon=1e-5, name=f"{prefix}{name}"
+        )(x)
+
+    def relu(x, name):
+        return keras.layers.ReLU(name=f"{prefix}{name}")(x)
+
+    n = (depth - 4) // 6
+    x = conv(inputs, channels[0], 3, 1, "stem")
+    c_in = channels[0]
+    for s in range(1, 4):
+        for b in range(1, n + 1):
+            p = f"stage{s}_block{b}"
+            stride = 2 if s > 1 and b == 1 else 1
+            c_out = channels[s]
+            h = relu(bn(x, f"{p}_bn1"), f"{p}_relu1")
+            out = conv(h, c_out, 3, stride, f"{p}_conv1")
+            out = relu(bn(out, f"{p}_bn2"), f"{p}_relu2")
+            out = conv(out, c_out, 3, 1, f"{p}_conv2")
+            if c_in != c_out or stride != 1:
+                shortcut = conv(h, c_out, 1, stride, f"{p}_shortcut")
+            else:
+                shortcut = x
+            x = keras.layers.Add(name=f"{prefix}{p}_add")([out, shortcut])
+            c_in = c_out
+    x = relu(bn(x, "bn"), "relu")
+    x = keras.layers.GlobalAveragePooling2D(name=f"{prefix}pool")(x)
+    return keras.layers.Dense(
+        num_classes, kernel_initializer=init(), name=f"{prefix}head"
+    )(x)
+
+
+def matched_width(depth, target, in_channels, num_classes):
+    """The width `k` (step 0.01) whose plain WRN count is closest to
+    `target`; returns `(k, channels, params)`."""
+    best = None
+    for i in range(1, 1601):
+        k = i / 100
+        channels = wrn_channels(k)
+        params = plain_wrn_params(depth, channels, in_channels, num_classes)
+        if best is None or abs(params - target) < abs(best[2] - target):
+            best = (k, channels, params)
+        if params > 2 * target:
+            break
+    return best
+
+
+# ----------------------------------------------------------------------
+# Runs
+
+
+class Network:
+    """The main network or the ensemble: builders, budgets, plain sizes."""
+
+    def __init__(self, name, members, data, num_bins):
+        from keras_swn.models import WideResNet
+
+        self.name = name  # "main" or "ensemble"
+        self.members = list(members)
+        self.builders = [WideResNet(d, w) for d, w in self.members]
+        self.label = " + ".join(b.name for b in self.builders)
+        shape, classes = data.input_shape, data.num_classes
+        self.unshared = [
+            b.unshared_params(shape, classes) for b in self.builders
+        ]
+        self.conv_params = sum(u.conv_params_unshared for u in self.unshared)
+        self.plain_params = sum(
+            plain_wrn_params(d, wrn_channels(w), shape[-1], classes)
+            for d, w in self.members
+        )
+        self.specs = [
+            s
+            for i, b in enumerate(self.builders)
+            for s in b.layer_specs(shape, member=i)
+        ]
+        self.num_bins = num_bins
+        self.input_shape, self.num_classes = shape, classes
+
+    def budget(self, fraction: float) -> int:
+        return int(round(fraction * self.conv_params))
+
+    def bins(self):
+        import keras_swn
+
+        return keras_swn.SharingPolicy.from_bins(
+            self.specs, self.num_bins, coefficients="per_layer"
+        )
+
+    def bins_report(self, fraction: float):
+        """The `BudgetReport` of the `bins` SWN (raises if over budget)."""
+        import keras_swn
+
+        plan = keras_swn.BankPlan.create(
+            self.specs, self.bins(), self.budget(fraction)
+        )
+        return keras_swn.BudgetReport.create(plan, self.unshared)
+
+
+def _run_key(network, method, fraction, seed):
+    budget = f"b{fraction:.2f}" if METHODS[method][2] else "full"
+    return f"{network}/{method}/{budget}/seed{seed}"
+
+
+def _trainable(model) -> int:
+    seen, total = set(), 0
+    for v in model.trainable_variables:
+        if id(v) not in seen:
+            seen.add(id(v))
+            total += int(np.prod(v.shape))
+    return total
+
+
+def _softmax(logits):
+    z = np.asarray(logits, dtype=np.float64)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def _evaluate(model, data, batch_size):
+    outputs = model.predict(data.validation(batch_size), verbose=0)
+    if not isinstance(outputs, (list, tuple)):
+        outputs = [outputs]
+    probs = [_softmax(o) for o in outputs]
+    members = [float(np.mean(p.argmax(1) == data.y_val)) for p in probs]
+    ensemble = float(np.mean(np.mean(probs, axis=0).argmax(1) == data.y_val))
+    return members, ensemble
+
+
+def _schedule_callback(args, search=None):
+    """Cosine LR per epoch; constant in the search-training phase."""
+    import keras
+
+    base, epochs = args.learning_rate, args.epochs
+
+    class Schedule(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            phase = None if search is None else search.phase
+            if phase is not None and str(phase) == "search_training":
+                lr = base
+            else:
+                lr = base * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+            self.model.optimizer.learning_rate = lr
+
+    return Schedule()
+
+
+def _optimizer(args):
+    from keras_swn.search import ReferenceSGD
+
+    return ReferenceSGD(
+        args.learning_rate, momentum=0.9, nesterov=True, l2=args.weight_decay
+    )
+
+
+def _fit_verbose(args):
+    return 2 if args.verbose else 0
+
+
+def run_plain(args, data, net, method, fraction, seed, results):
+    import keras
+
+    shape, classes = data.input_shape, data.num_classes
+    if method == "plain":
+        widths = [w for _, w in net.members]
+        channels = [wrn_channels(w) for w in widths]
+        extra = {}
+    elif method == "plain_narrow":
+        widths, channels = [1], [wrn_channels(1)]
+        extra = {}
+    else:  # plain_matched
+        target = net.bins_report(fraction).trainable_total
+        k, ch, params = matched_width(
+            net.members[0][0], target, shape[-1], classes
+        )
+        widths, channels = [k], [ch]
+        extra = {"matched_to": int(target), "width": k}
+    depths = [d for d, _ in net.members]
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(shape)
+    many = len(channels) > 1
+    outputs = [
+        plain_wrn(
+            inputs,
+            d,
+            ch,
+            classes,
+            seed=seed * 10 + i,
+            prefix=f"member_{i}_" if many else "",
+        )
+        for i, (d, ch) in enumerate(zip(depths, channels))
+    ]
+    model = keras.Model(inputs, outputs if many else outputs[0])
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(_optimizer(args), [loss] * len(outputs) if many else loss)
+    model.fit(
+        data.train(seed, args.batch_size, outputs=len(outputs) if many else 0),
+        epochs=args.epochs,
+        callbacks=[_schedule_callback(args)],
+        shuffle=False,  # the dataset shuffles, seeded
+        verbose=_fit_verbose(args),
+    )
+    members, ensemble = _evaluate(model, data, args.batch_size)
+    names = [
+        f"WRN-{d}-{w:g}"
+        + ("" if float(w).is_integer() else f" ({'-'.join(map(str, ch))})")
+        for d, w, ch in zip(depths, widths, channels)
+    ]
+    return {
+        "members": names,
+        "channels": channels,
+        "trainable_params": _trainable(model),
+        "member_accuracy": members,
+        "ensemble_accuracy": ensemble,
+        **extra,
+    }
+
+
+def _bin_counts(policy_groups, bins_groups):
+    """Distinct member-0 groups inside every initial bin."""
+    counts = {}
+    for g, b in zip(policy_groups[0], bins_groups[0]):
+        counts.setdefault(b, set()).add(g)
+    return {b: len(v) for b, v in counts.items()}
+
+
+def random_policy(net, fraction, counts, seed):
+    """A random grouping, `counts[bin]` groups in every bin of member 0,
+    other members attached as the search attaches them; redrawn until the
+    plan fits the budget. Returns `(policy, draws)`."""
+    import keras_swn
+    from keras_swn.analysis import attach_members
+
+    bins = net.bins().groups
+    budget = net.budget(fraction)
+    rng = np.random.default_rng([seed, int(round(fraction * 1000)), 17])
+    by_bin = {}
+    for lid, b in enumerate(bins[0]):
+        by_bin.setdefault(b, []).append(lid)
+    last = None
+    for draw in range(1, 1001):
+        member0 = [0] * len(bins[0])
+        next_id = 0
+        for b in sorted(by_bin):
+            layers = list(rng.permutation(by_bin[b]))
+            k = min(counts.get(b, 1), len(layers))
+            labels = list(range(k)) + list(
+                rng.integers(0, k, size=len(layers) - k)
+            )
+            for lid, label in zip(layers, labels):
+                member0[int(lid)] = next_id + int(label)
+            next_id += k
+        attached = attach_members(
+            net.specs, bins, member0, lambda a, b: float(rng.random())
+        )
+        policy = keras_swn.SharingPolicy.from_partners(
+            net.specs, attached.groups, attached.partners
+        )
+        try:
+            keras_swn.BankPlan.create(net.specs, policy, budget)
+        except ValueError as e:
+            last = e
+            continue
+        return policy, draw
+    raise ValueError(
+        f"No random grouping with {counts} groups per bin fits the budget "
+        f"{budget:,} in 1000 draws; last: {last}"
+    )
+
+
+def _same_partition(a, b) -> bool:
+    """Whether two `groups` tables group the layers the same way."""
+    mapping, back = {}, {}
+    for ra, rb in zip(a, b):
+        for ga, gb in zip(ra, rb):
+            if (
+                mapping.setdefault(ga, gb) != gb
+                or back.setdefault(gb, ga) != ga
+            ):
+                return False
+    return True
+
+
+def run_swn(args, data, net, method, fraction, seed, results):
+    import keras
+
+    import keras_swn
+
+    kwargs, extra = {}, {}
+    if method == "reference_init":
+        kwargs["template_fan_in"] = 9
+    if method == "random":
+        search_key = _run_key(net.name, "search", fraction, seed)
+        found = results["runs"].get(search_key)
+        if found is None:
+            raise ValueError(
+                f"method 'random' needs the result of {search_key} (its "
+                "group count): run 'search' for this network, budget and "
+                "seed first (list it before 'random')."
+            )
+        bins = net.bins().groups
+        counts = _bin_counts(found["policy"]["groups"], bins)
+        policy, draws = random_policy(net, fraction, counts, seed)
+        kwargs["policy"] = policy
+        extra = {
+            "groups_per_bin": {str(b): c for b, c in sorted(counts.items())},
+            "draws": draws,
+            "same_as_bins": _same_partition(policy.groups, bins),
+            "same_as_search": _same_partition(
+                policy.groups, found["policy"]["groups"]
+            ),
+        }
+    keras.utils.set_random_seed(seed)
+    model = keras_swn.SWNModel(
+        members=net.builders,
+        input_shape=data.input_shape,
+        num_classes=data.num_classes,
+        budget=net.budget(fraction),
+        num_bins=args.num_bins,
+        seed=seed,
+        **kwargs,
+    )
+    model.compile(optimizer=_optimizer(args))
+    model.fit(
+        data.train(seed, args.batch_size),
+        epochs=args.epochs,
+        callbacks=[_schedule_callback(args)],
+        shuffle=False,  # the dataset shuffles, seeded
+        verbose=_fit_verbose(args),
+    )
+    members, ensemble = _evaluate(model, data, args.batch_size)
+    return {
+        **_swn_record(model, net, fraction, members, ensemble),
+        **extra,
+    }
+
+
+def _phase_seconds(phases) -> dict:
+    """Seconds per phase (a phase that ran twice, e.g. training around
+    refine, is summed)."""
+    seconds: dict = {}
+    for p in phases:
+        if p.get("seconds") is not None and "phase" in p:
+            name = p["phase"]
+            seconds[name] = round(seconds.get(name, 0.0) + p["seconds"], 1)
+    return seconds
+
+
+def _swn_record(model, net, fraction, members, ensemble):
+    report = model.budget_report()
+    return {
+        "members": [b.name for b in net.builders],
+        "budget": net.budget(fraction),
+        "trainable_params": _trainable(model),
+        "report_trainable_total": int(report.trainable_total),
+        "template_fan_in": model.template_fan_in,
+        "groups": model.policy.num_groups,
+        "coefficient_vectors": int(report.coefficient_vectors),
+        "policy": model.policy.to_dict(),
+        "member_accuracy": members,
+        "ensemble_accuracy": ensemble,
+    }
+
+
+def run_search(args, data, net, method, fraction, seed, results, runs_dir):
+    import keras
+
+    from keras_swn.search import SearchAndRefine
+
+    keras.utils.set_random_seed(seed)
+    project = _run_key(net.name, method, fraction, seed).replace("/", "_")
+    resumed = os.path.exists(os.path.join(runs_dir, project, "state.json"))
+    search = SearchAndRefine(
+        members=net.builders,
+        input_shape=data.input_shape,
+        num_classes=data.num_classes,
+        budget=net.budget(fraction),
+        directory=runs_dir,
+        project_name=project,
+        overwrite=False,
+        seed=seed,
+        num_bins=args.num_bins,
+        batch_size=args.batch_size,
+        plots=False,
+        **_SEARCH_KWARGS[method],
+    )
+    search.search(
+        data.train(seed, args.batch_size),
+        None,
+        search_epochs=0 if method == "bins_hard" else args.search_epochs,
+        epochs=args.epochs,
+        refine_after=args.refine_after,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        callbacks=[_schedule_callback(args, search)],
+        verbose=_fit_verbose(args),
+    )
+    model = search.get_best_models()[0]
+    members, ensemble = _evaluate(model, data, args.batch_size)
+    record = _swn_record(model, net, fraction, members, ensemble)
+    record["template_fan_in"] = search.template_fan_in
+    result = search.search_result()
+    phases = search.results().get("phases", [])
+    record.update(
+        {
+            "sharing": search.sharing.value,
+            "signal": search.signal,
+            "resumed": resumed,
+            "phases": _phase_seconds(phases),
+        }
+    )
+    if result is not None:
+        record["search"] = {
+            "threshold": result.threshold,
+            "thresholds_tried": result.iterations,
+            "need": result.need,
+            "groups": result.num_groups,
+        }
+    refine = os.path.join(runs_dir, project, "refine.json")
+    if os.path.exists(refine):
+        with open(refine, encoding="utf-8") as f:
+            r = json.load(f)
+        record["refine"] = {
+            k: r.get(k) for k in ("vectors_before", "vectors_after")
+        }
+    return record
+
+
+# ----------------------------------------------------------------------
+# Results: JSON, Markdown, plot
+
+
+def _settings(args, data) -> dict:
+    return {
+        "data": os.path.abspath(args.data),
+        "split_seed": args.split_seed,
+        "n_train": int(len(data.y)),
+        "n_val": int(len(data.y_val)),
+        "input_shape": list(data.input_shape),
+        "num_classes": data.num_classes,
+        "depth": args.depth,
+        "width": args.width,
+        "ensemble_members": [f"{d}-{w}" for d, w in args.members],
+        "num_bins": args.num_bins,
+        "epochs": args.epochs,
+        "search_epochs": args.search_epochs,
+        "refine_after": args.refine_after,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "weight_decay": args.weight_decay,
+        "optimizer": "keras_swn.search.ReferenceSGD (SGD, Nesterov 0.9, "
+        "coupled L2, coefficients not decayed)",
+        "schedule": "cosine from learning_rate to 0 over epochs, set per "
+        "epoch; search-training epochs at the constant learning_rate",
+        "augmentation": "pad 4 + random crop, random horizontal flip, "
+        "per-channel train mean/std; seeded by the run seed",
+        "backend": _backend(),
+        "smoke": bool(args.smoke),
+    }
+
+
+def _backend() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
+def _machine() -> str:
+    return (
+        f"{platform.machine()} {platform.processor() or ''}".strip()
+        + f", {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
+
+
+def _mean_std(values):
+    mean = float(np.mean(values))
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else None
+    return mean, std
+
+
+def _label(network: str, method: str) -> str:
+    if network == "ensemble" and method == "plain":
+        return "unshared ensemble (plain members, summed loss)"
+    if network == "ensemble":
+        return f"{METHODS[method][0]}, one bank"
+    return METHODS[method][0]
+
+
+def summarise(results, networks) -> list[dict]:
+    """One row per (network, method, budget), in run order."""
+    rows = {}
+    for key in results["order"]:
+        run = results["runs"].get(key)
+        name, method, budget, seed = key.split("/")
+        row = rows.setdefault(
+            (name, method, budget),
+            {
+                "network": name,
+                "network_label": networks[name].label,
+                "method": method,
+                "budget_fraction": (
+                    None if budget == "full" else float(budget[1:])
+                ),
+                "label": _label(name, method),
+                "plain_params": networks[name].plain_params,
+                "seeds": [],
+                "accuracy": [],
+                "member_accuracy": [],
+                "trainable_params": [],
+                "wall_seconds": [],
+                "groups": [],
+                "missing": [],
+            },
+        )
+        seed = int(seed[len("seed") :])
+        if run is None:
+            row["missing"].append(seed)
+            continue
+        row["seeds"].append(seed)
+        members = run["member_accuracy"]
+        row["accuracy"].append(
+            run["ensemble_accuracy"] if len(members) > 1 else members[0]
+        )
+        row["member_accuracy"].append(members)
+        row["trainable_params"].append(run["trainable_params"])
+        row["wall_seconds"].append(run["wall_seconds"])
+        groups = run.get("groups")
+        if groups is not None:
+            if run.get("same_as_search"):
+                groups = f"{groups} (= search)"
+            elif run.get("same_as_bins"):
+                groups = f"{groups} (= bins)"
+        row["groups"].append(groups)
+        row["members"] = run["members"]
+        for extra in ("width", "matched_to", "template_fan_in", "budget"):
+            if extra in run:
+                row[extra] = run[extra]
+    for row in rows.values():
+        if row["accuracy"]:
+            mean, std = _mean_std(row["accuracy"])
+            row.update(
+                accuracy_mean=mean,
+                accuracy_std=std,
+                params_mean=float(np.mean(row["trainable_params"])),
+                wall_seconds_mean=float(np.mean(row["wall_seconds"])),
+            )
+    return list(rows.values())
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{100 * v:.1f}"
+
+
+def _row_name(row) -> str:
+    name = row["label"]
+    if row["method"] in ("plain_narrow", "plain_matched") and row.get(
+        "members"
+    ):
+        name += f": {row['members'][0]}"
+    return name
+
+
+def markdown(results) -> str:
+    s = results["settings"]
+    ensemble = " + ".join(f"WRN-{m}" for m in s["ensemble_members"])
+    lines = [
+        "# Accuracy per parameter: SWN vs plain Keras WRNs",
+        "",
+        f"Written by `benchmarks/quality.py` on {results['updated']} "
+        f"({s['backend']}; {results['machine']}).",
+        "",
+        f"- Command: `{results['command']}`",
+        f"- Data: `{os.path.basename(s['data'])}`, stratified split (seed "
+        f"{s['split_seed']}): {s['n_train']:,} training / {s['n_val']:,} "
+        "held-out images; accuracy on the held-out images.",
+        f"- Networks: WRN-{s['depth']}-{s['width']}"
+        + (f"; ensemble {ensemble}" if ensemble else "")
+        + f". Initial bins: {s['num_bins']}.",
+        f"- Augmentation: {s['augmentation']}.",
+        f"- Recipe (every row): {s['optimizer']}, L2 {s['weight_decay']:g}"
+        f", batch {s['batch_size']}, {s['schedule']} (learning_rate "
+        f"{s['learning_rate']:g}); {s['epochs']} epochs. Searched rows add "
+        f"{s['search_epochs']} search epochs; refine after "
+        f"{s['refine_after']}.",
+        "- Budget: a fraction of the plain network's convolution parameters "
+        "(templates only); `trainable params` counts every trainable "
+        "variable; `% of plain` is relative to the plain network (the "
+        "unshared ensemble for ensemble rows).",
+        "- Accuracy: mean ± sample standard deviation over seeds; per seed "
+        "in seed order. Ensembles: accuracy of the mean of the member "
+        "softmaxes, members in brackets. Wall time: mean per run, search "
+        "epochs included.",
+    ]
+    if s.get("smoke"):
+        lines.append("- **Smoke mode**: a pipeline check, not a result.")
+    lines += [
+        "",
+        "| network | row | budget | init | trainable params | % of plain "
+        "| accuracy % | per seed % | groups | wall time / run |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in results["rows"]:
+        budget = (
+            "–"
+            if row["budget_fraction"] is None
+            else f"{row['budget_fraction']:.0%}"
+        )
+        fan_in = row.get("template_fan_in")
+        init = "He-normal" if fan_in is None else f"`{fan_in!r}`"
+        name = _row_name(row)
+        if row["missing"]:
+            name += f" (seeds {row['missing']} not run yet)"
+        head = f"| {row['network_label']} | {name} | {budget} | {init} |"
+        if not row["accuracy"]:
+            lines.append(f"{head} | | not run yet | | | |")
+            continue
+        params = sorted(set(row["trainable_params"]))
+        params_text = f"{params[0]:,}" + (
+            f"–{params[-1]:,}" if len(params) > 1 else ""
+        )
+        ratio = row["params_mean"] / row["plain_params"]
+        acc = _pct(row["accuracy_mean"])
+        if row["accuracy_std"] is not None:
+            acc += f" ± {_pct(row['accuracy_std'])}"
+        per_seed = []
+        for a, m in zip(row["accuracy"], row["member_accuracy"]):
+            per_seed.append(
+                _pct(a)
+                + (" [" + " / ".join(map(_pct, m)) + "]" if len(m) > 1 else "")
+            )
+        groups = list(dict.fromkeys(g for g in row["groups"] if g))
+        lines.append(
+            f"{head} {params_text} | {100 * ratio:.0f}% | {acc} | "
+            f"{', '.join(per_seed)} | {', '.join(map(str, groups)) or '–'} "
+            f"| {row['wall_seconds_mean']:.0f} s |"
+        )
+    if results.get("errors"):
+        lines += ["", "Failed runs (rerun the command to retry them):", ""]
+        lines += [f"- `{k}`: {v}" for k, v in results["errors"].items()]
+    if results.get("notes"):
+        lines += ["", "Notes:", ""]
+        lines += [f"- {n}" for n in results["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results, path) -> None:
+    """Accuracy (mean ± std over seeds) against trainable parameters."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from keras_swn.io_utils import atomic_write
+
+    markers = {"plain": "o", "swn": "s", "search": "D"}
+    colors = plt.get_cmap("tab20").colors
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    for i, row in enumerate(r for r in results["rows"] if r["accuracy"]):
+        budget = (
+            ""
+            if row["budget_fraction"] is None
+            else f" @ {row['budget_fraction']:.0%}"
+        )
+        ax.errorbar(
+            row["params_mean"],
+            100 * row["accuracy_mean"],
+            yerr=100 * (row["accuracy_std"] or 0.0),
+            fmt=markers[METHODS[row["method"]][1]],
+            markerfacecolor=(
+                "none" if row["network"] == "ensemble" else colors[i % 20]
+            ),
+            color=colors[i % 20],
+            markersize=8,
+            capsize=3,
+            label=f"{row['network_label']}: {_row_name(row)}{budget}",
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters")
+    ax.set_ylabel("held-out accuracy (%), mean ± std over seeds")
+    s = results["settings"]
+    ax.set_title(
+        f"{s['epochs']} epochs on {s['n_train']:,} images "
+        f"({os.path.basename(s['data'])})"
+        + (", smoke mode" if s["smoke"] else ""),
+        fontsize=10,
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    atomic_write(
+        path,
+        lambda tmp: fig.savefig(tmp, format="png", dpi=120),
+        suffix=".png",
+    )
+    plt.close(fig)
+
+
+def _paths(output):
+    stem = output[:-5] if output.endswith(".json") else output
+    return stem + ".json", stem + ".md", stem + ".png", stem + "_runs"
+
+
+def _load(path, settings, overwrite):
+    if overwrite or not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        results = json.load(f)
+    if results.get("format") != _FORMAT or results.get("version") != _VERSION:
+        raise SystemExit(f"{path} is not a quality benchmark result file.")
+    old = results["settings"]
+    diff = [
+        f"{k}: file {old.get(k)!r}, now {settings.get(k)!r}"
+        for k in _RESULT_SETTINGS
+        if old.get(k) != settings.get(k)
+    ]
+    if diff:
+        raise SystemExit(
+            f"{path} holds runs with other settings ({'; '.join(diff)}). "
+            "Use another --output, or --overwrite to discard them."
+        )
+    return results
+
+
+def _write(results, networks, paths) -> None:
+    from keras_swn.io_utils import atomic_write_json
+    from keras_swn.io_utils import atomic_write_text
+
+    results["updated"] = datetime.datetime.now().isoformat(timespec="seconds")
+    results["rows"] = summarise(results, networks)
+    atomic_write_json(paths[0], results)
+    atomic_write_text(paths[1], markdown(results))
+    plot(results, paths[2])
+
+
+def plan_runs(args, networks) -> tuple[list, list[str]]:
+    """`(runs, notes)`: runs are `(network, method, fraction, seed)`."""
+    runs, notes = [], []
+    for seed in args.seeds:
+        for name, methods, fractions in (
+            ("main", args.methods, args.budget_fractions),
+            (
+                "ensemble",
+                args.ensemble_methods,
+                [args.ensemble_budget_fraction],
+            ),
+        ):
+            if name not in networks:
+                continue
+            for method in methods:
+                if (
+                    name == "main"
+                    and method == "plain_narrow"
+                    and args.width == 1
+                ):
+                    note = (
+                        f"plain_narrow skipped: WRN-{args.depth}-1 is the "
+                        "full plain network (width 1)."
+                    )
+                    if note not in notes:
+                        notes.append(note)
+                    continue
+                if METHODS[method][2]:
+                    for fraction in fractions:
+                        runs.append((name, method, fraction, seed))
+                else:
+                    runs.append((name, method, None, seed))
+    # `random` needs the `search` run of its seed and budget: move it after.
+    ordered = [r for r in runs if r[1] != "random"]
+    for r in [r for r in runs if r[1] == "random"]:
+        after = [
+            i
+            for i, o in enumerate(ordered)
+            if o[0] == r[0] and o[1] == "search" and o[2:] == r[2:]
+        ]
+        ordered.insert(after[0] + 1 if after else len(ordered), r)
+    return ordered, notes
+
+
+def check_budgets(args, networks) -> None:
+    """Every budget must pay for one template per bank of the bins."""
+    checks = [("main", f) for f in args.budget_fractions]
+    if "ensemble" in networks:
+        checks.append(("ensemble", args.ensemble_budget_fraction))
+    for name, fraction in checks:
+        net = networks[name]
+        try:
+            net.bins_report(fraction)
+        except ValueError as e:
+            raise SystemExit(
+                f"Budget fraction {fraction} is too small for {net.label} "
+                f"with {args.num_bins} initial bins: {e}"
+            ) from None
+
+
+def main(argv=None) -> dict:
+    """Run (or resume) the table; returns the results dict."""
+    args = parse_args(argv)
+    if not args.verbose:  # tf.function retracing notices and the like
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        # `SearchAndRefine` fits a dataset with fit's default shuffle=True;
+        # the pipeline shuffles itself (seeded).
+        warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
+    import keras
+
+    data = Data(args.data, args.split_seed, args.smoke)
+    networks = {
+        "main": Network("main", [(args.depth, args.width)], data, args.num_bins)
+    }
+    if args.members and args.ensemble_methods:
+        networks["ensemble"] = Network(
+            "ensemble", args.members, data, args.num_bins
+        )
+    check_budgets(args, networks)
+    paths = _paths(args.output)
+    settings = _settings(args, data)
+    results = _load(paths[0], settings, args.overwrite)
+    if results is None:
+        if os.path.isdir(paths[3]):
+            shutil.rmtree(paths[3])
+        results = {"format": _FORMAT, "version": _VERSION, "runs": {}}
+    results.update(
+        settings=settings,
+        machine=_machine(),
+        command=" ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]])
+        if argv is None
+        else " ".join(["quality.py", *argv]),
+        errors={},
+    )
+    runs, notes = plan_runs(args, networks)
+    results["notes"] = notes
+    keys = [_run_key(n, m, f or 0.0, s) for n, m, f, s in runs]
+    results["order"] = list(
+        dict.fromkeys(
+            [k for k in results.get("order", []) if k in results["runs"]] + keys
+        )
+    )
+    todo = [(r, k) for r, k in zip(runs, keys) if k not in results["runs"]]
+    log(
+        f"{len(keys)} runs, {len(keys) - len(todo)} already in "
+        f"{paths[0]}; {len(todo)} to run ({settings['backend']})"
+    )
+    _write(results, networks, paths)
+    for i, ((name, method, fraction, seed), key) in enumerate(todo, 1):
+        net = networks[name]
+        kind = METHODS[method][1]
+        keras.utils.clear_session()  # free the previous run's graphs
+        gc.collect()
+        start = time.perf_counter()
+        try:
+            if kind == "plain":
+                record = run_plain(
+                    args, data, net, method, fraction, seed, results
+                )
+            elif kind == "swn":
+                record = run_swn(
+                    args, data, net, method, fraction, seed, results
+                )
+            else:
+                record = run_search(
+                    args, data, net, method, fraction, seed, results, paths[3]
+                )
+        except Exception as e:  # noqa: BLE001 - recorded, retried on rerun
+            message = f"{type(e).__name__}: {e}"
+            results["errors"][key] = message[:2000]
+            log(f"{i}/{len(todo)} {key} FAILED: {message[:500]}")
+            if args.verbose:
+                traceback.print_exc()
+            _write(results, networks, paths)
+            continue
+        record.update(
+            key=key,
+            network=name,
+            method=method,
+            budget_fraction=fraction if METHODS[method][2] else None,
+            seed=seed,
+            wall_seconds=round(time.perf_counter() - start, 1),
+            finished=datetime.datetime.now().isoformat(timespec="seconds"),
+        )
+        results["runs"][key] = record
+        _write(results, networks, paths)
+        acc = record["member_accuracy"]
+        text = f"accuracy {100 * acc[0]:.1f}%"
+        if len(acc) > 1:
+            text = (
+                f"ensemble accuracy {100 * record['ensemble_accuracy']:.1f}% "
+                f"(members {' / '.join(f'{100 * a:.1f}' for a in acc)})"
+            )
+        log(
+            f"{i}/{len(todo)} {key}: {text}, "
+            f"{record['trainable_params']:,} trainable parameters, "
+            f"{record['wall_seconds']:.0f} s"
+        )
+    log(f"wrote {paths[0]}, {paths[1]}, {paths[2]}")
+    if results["errors"]:
+        log(f"{len(results['errors'])} runs failed; rerun to retry them.")
+    return results
+
+
+if __name__ == "__main__":
+    outcome = main()
+    sys.exit(1 if outcome["errors"] else 0)
