@@ -1,36 +1,35 @@
-"""Refine step: break hard coefficient sharing where gradients disagree (§3).
+"""Refine step: break hard coefficient sharing where gradients disagree.
 
-Pure NumPy (swn-algorithm.md §3.2, §0.5): from the per-slot accumulated
-gradients on the coefficient vectors, every hard-sharing set (the slots
-that read one owner's vector) is partitioned by gradient cosine; blocks
-other than the owner's get a new owner. The result is a new
-`SharingPolicy` plus the copies the model rebuild performs. No Keras
-import.
+Pure NumPy: from the per-slot accumulated gradients on the coefficient
+vectors, every hard-sharing set (the slots that read one owner's vector)
+is partitioned by gradient cosine; blocks other than the owner's get a new
+owner. The result is a new `SharingPolicy` plus the copies the model
+rebuild performs. No Keras import.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 from typing import Mapping
 from typing import Sequence
 
 import numpy as np
 
-from keras_swn.analysis.clustering import CLUSTERINGS
-from keras_swn.analysis.clustering import _check_choice
-from keras_swn.analysis.clustering import _UnionFind
+from keras_swn.analysis.partition import CLUSTERINGS
+from keras_swn.analysis.partition import threshold_blocks
 from keras_swn.policy.sharing_policy import SharingPolicy
-
-Slot = tuple[int, int, int]  # (member, layer_id, width)
-LayerKey = tuple[int, int]
-BankKey = tuple[int, int]  # (group, width)
+from keras_swn.types import BankKey
+from keras_swn.types import LayerKey
+from keras_swn.types import Slot
+from keras_swn.validation import check_choice
+from keras_swn.validation import check_instance
+from keras_swn.validation import check_real
 
 
 @dataclasses.dataclass(frozen=True)
 class RefineResult:
-    """Result of `refine_partition` (§3.2).
+    """Result of `refine_partition`.
 
     Attributes:
         policy: the refined `SharingPolicy` (same groups, new owners).
@@ -90,35 +89,22 @@ def _partition(
     threshold: float,
     clustering: str,
 ) -> list[list[Slot]]:
-    """Blocks of one hard-sharing set; `entries` sorted ascending."""
+    """Blocks of one hard-sharing set; `entries` sorted ascending.
+
+    Each unordered pair is listed once, `x < y` in entry order (member by
+    member, member 0 first, ascending layer id).
+    """
     n = len(entries)
-    if clustering == "connected_components":
-        uf = _UnionFind(n)
-        for x in range(n):
-            for y in range(x + 1, n):
-                if cos[(entries[x], entries[y])] > threshold:
-                    uf.union(x, y)
-        roots = [uf.find(x) for x in range(n)]
-    else:
-        # Greedy rule of §2.4, each unordered pair once (x < y in entry
-        # order: member by member, member 0 first, ascending layer id).
-        roots = list(range(n))
-        pairs = [
-            (cos[(entries[x], entries[y])], x, y)
-            for x in range(n)
-            for y in range(x + 1, n)
-        ]
-        pairs.sort(key=lambda p: p[0])  # stable
-        while pairs:
-            value, x, y = pairs.pop()
-            if value > threshold:
-                roots[y] = roots[x]
-            else:
-                break
-    blocks: dict[int, list[Slot]] = {}
-    for x in range(n):
-        blocks.setdefault(roots[x], []).append(entries[x])
-    return sorted(blocks.values(), key=lambda blk: blk[0])
+    pairs = [
+        (cos[(entries[x], entries[y])], x, y)
+        for x in range(n)
+        for y in range(x + 1, n)
+    ]
+    blocks = threshold_blocks(n, pairs, threshold, clustering)
+    return sorted(
+        ([entries[x] for x in block] for block in blocks),
+        key=lambda blk: blk[0],
+    )
 
 
 def refine_partition(
@@ -129,7 +115,7 @@ def refine_partition(
     clustering: str = "connected_components",
     levels: Mapping[LayerKey, int] | None = None,
 ) -> RefineResult:
-    """Partition every hard-sharing set by coefficient-gradient cosine (§3.2).
+    """Partition every hard-sharing set by coefficient-gradient cosine.
 
     A hard-sharing set is the set of slots `(member, layer_id, width)` that
     read one owner's vector (`policy.owner(slot)`), the owner's own slot
@@ -161,8 +147,8 @@ def refine_partition(
             README 0.9).
         clustering: `"connected_components"` (default) or `"reference"`.
         levels: optional `{(member, layer_id): number of width levels}`
-            (`keras_swn.bank.plan.layer_levels`), which lists every slot.
-            Without it, the slots are those of `coefficient_grads` and of
+            (`keras_swn.policy.chains.layer_levels`), which lists every
+            slot. Without it, the slots are those of `coefficient_grads` and of
             `policy.coefficient_owners` (with their owners); it only
             changes `vectors_before`/`vectors_after`.
 
@@ -183,22 +169,9 @@ def refine_partition(
         >>> r.copies, r.vectors_before, r.vectors_after
         ({(1, 0, 0): (0, 0, 0)}, 1, 2)
     """
-    if not isinstance(policy, SharingPolicy):
-        raise ValueError(
-            "Invalid value for argument `policy`. Expected a SharingPolicy. "
-            f"Received: policy={policy!r}"
-        )
-    _check_choice("clustering", clustering, CLUSTERINGS)
-    if (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, (int, float, np.integer, np.floating))
-        or not math.isfinite(float(threshold))
-    ):
-        raise ValueError(
-            "Invalid value for argument `threshold`. Expected a finite real "
-            f"number. Received: threshold={threshold!r}"
-        )
-    threshold = float(threshold)
+    check_instance("policy", policy, SharingPolicy)
+    check_choice("clustering", clustering, CLUSTERINGS)
+    threshold = check_real("threshold", threshold)
     grads: dict[Slot, Any] = {}
     for slot, value in coefficient_grads.items():
         key = tuple(int(v) for v in slot)
@@ -295,7 +268,11 @@ def refine_partition(
                 else:
                     owners[s] = new[:2]
 
-    new_policy = SharingPolicy(groups=policy.groups, coefficient_owners=owners)
+    new_policy = SharingPolicy(
+        groups=policy.groups,
+        coefficient_owners=owners,
+        chain_sort=policy.chain_sort,
+    )
 
     every = sorted(set(slots) | set(sets))
 

@@ -20,8 +20,10 @@ from typing import Sequence
 
 import numpy as np
 
+from keras_swn.policy.layer_spec import KINDS
+from keras_swn.validation import check_choice
+
 SIGNALS = ("gradient", "gradient+weight", "parameter")
-KINDS = ("conv2d", "dense")
 
 
 def to_oihw(array: Any, kind: str) -> np.ndarray:
@@ -45,11 +47,7 @@ def to_oihw(array: Any, kind: str) -> np.ndarray:
         >>> to_oihw(np.zeros((16, 10)), "dense").shape
         (10, 16, 1, 1)
     """
-    if kind not in KINDS:
-        raise ValueError(
-            "Invalid value for argument `kind`. Expected one of "
-            f"{KINDS}. Received: kind={kind!r}"
-        )
+    check_choice("kind", kind, KINDS)
     a = np.asarray(array, dtype=np.float64)
     if kind == "conv2d":
         if a.ndim != 4:
@@ -154,14 +152,6 @@ def cropped_cosine(a: Any, b: Any) -> float:
     return _cosine_from(dot, na, nb)
 
 
-def _check_signal(signal: str) -> None:
-    if signal not in SIGNALS:
-        raise ValueError(
-            "Invalid value for argument `signal`. Expected one of "
-            f"{SIGNALS}. Received: signal={signal!r}"
-        )
-
-
 class PairSimilarity:
     """Cached pairwise layer similarity for one signal (§2.3).
 
@@ -193,7 +183,7 @@ class PairSimilarity:
         signal: str = "gradient",
         weights: Mapping[Hashable, Any] | None = None,
     ) -> None:
-        _check_signal(signal)
+        check_choice("signal", signal, SIGNALS)
         if signal != "parameter" and gradients is None:
             raise ValueError(
                 "Invalid value for argument `gradients`. Expected a mapping "

@@ -1,8 +1,8 @@
 """`BudgetReport`: where the parameters of an SWN ensemble go.
 
 Banks, coefficients and the unshared per-member parts (BatchNorm, heads),
-deduplicated across members, next to the unshared member sizes
-(swn-algorithm.md §1.7, §9 item 15). Pure Python: no Keras import.
+deduplicated across members, next to the unshared member sizes. Pure
+Python: no Keras import.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Sequence
 
 from keras_swn.bank.plan import BankPlan
 from keras_swn.bank.plan import BankSpec
+from keras_swn.validation import check_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,17 +42,8 @@ class MemberBudget:
             "params_unshared",
             "unshared_trainable",
         ):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(
-                    f"Invalid value for argument `{field}`. Expected a "
-                    f"non-negative integer. Received: {field}={value!r}"
-                )
-            if value < 0:
-                raise ValueError(
-                    f"Invalid value for argument `{field}`. Expected a "
-                    f"non-negative integer. Received: {field}={value}"
-                )
+            value = check_int(field, getattr(self, field), minimum=0)
+            object.__setattr__(self, field, value)
 
     @classmethod
     def from_counts(
@@ -60,7 +52,7 @@ class MemberBudget:
         """From a dict with `conv`, `bn`, `head` and `total` keys.
 
         Examples:
-            >>> from keras_swn.policy.wide_resnet_shapes import (
+            >>> from keras_swn.models.wide_resnet_shapes import (
             ...     wide_resnet_param_counts)
             >>> counts = wide_resnet_param_counts(16, 4, num_classes=100)
             >>> MemberBudget.from_counts("WRN-16-4", counts).unshared_trainable

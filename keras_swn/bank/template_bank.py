@@ -13,13 +13,15 @@ from keras import ops
 
 from keras_swn import seeding
 from keras_swn.api_export import swn_export
+from keras_swn.bank.assembly import assemble
 from keras_swn.bank.plan import BankPlan
-from keras_swn.bank.plan import assemble
 from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.policy.sharing_policy import SharingPolicy
 from keras_swn.probe import active_probe
-
-LayerKey = tuple[int, int]
+from keras_swn.types import BankKey
+from keras_swn.types import LayerKey
+from keras_swn.validation import check_choice
+from keras_swn.validation import check_instance
 
 TEMPLATE_FAN_IN = ("kernel", "layer", 9)
 
@@ -124,7 +126,8 @@ class TemplateBank(keras.layers.Layer):
             (`K` cap, 1 to 8).
         template_fan_in: `"kernel"` (default), `"layer"` or `9` (the
             reference), see above.
-        chain_sort: `"stable"` or `"reference"` (§1.4).
+        chain_sort: `None` (default: the policy's chain order),
+            `"stable"` or `"reference"`; see `BankPlan.create`.
         on_over_budget: `"raise"` or `"report"` (F6).
         seed: int or None, the root seed of every initial value.
 
@@ -146,7 +149,7 @@ class TemplateBank(keras.layers.Layer):
         *,
         bank_size: int = 8,
         template_fan_in: int | str = "kernel",
-        chain_sort: str = "stable",
+        chain_sort: str | None = None,
         on_over_budget: str = "raise",
         seed: int | None = None,
         **kwargs: Any,
@@ -158,27 +161,10 @@ class TemplateBank(keras.layers.Layer):
         )
         if isinstance(policy, Mapping):
             policy = SharingPolicy.from_dict(policy)
-        if not isinstance(policy, SharingPolicy):
-            raise ValueError(
-                "Invalid value for argument `policy`. Expected a "
-                f"`SharingPolicy`. Received: policy={policy!r}"
-            )
-        if not any(
-            template_fan_in == v and type(template_fan_in) is type(v)
-            for v in TEMPLATE_FAN_IN
-        ):
-            raise ValueError(
-                "Invalid value for argument `template_fan_in`. Expected one "
-                f"of {TEMPLATE_FAN_IN}. Received: "
-                f"template_fan_in={template_fan_in!r}"
-            )
-        self.policy = policy
-        self.budget = budget
-        self.bank_size = bank_size
-        self.template_fan_in = template_fan_in
-        self.chain_sort = chain_sort
-        self.on_over_budget = on_over_budget
-        self.seed = seeding.resolve_seed(seed)
+        self.policy = check_instance("policy", policy, SharingPolicy)
+        self.template_fan_in = check_choice(
+            "template_fan_in", template_fan_in, TEMPLATE_FAN_IN
+        )
         self.plan = BankPlan.create(
             self.specs,
             policy,
@@ -187,12 +173,18 @@ class TemplateBank(keras.layers.Layer):
             chain_sort=chain_sort,
             on_over_budget=on_over_budget,
         )
+        # The plan's normalised values (`chain_sort=None` resolved).
+        self.budget = self.plan.budget
+        self.bank_size = self.plan.bank_size
+        self.chain_sort = self.plan.chain_sort
+        self.on_over_budget = on_over_budget
+        self.seed = seeding.resolve_seed(seed)
         self._gains = {
             key: use_gains(self.plan, key, template_fan_in)
             for key in self.plan.layers
         }
         # Static lookup tables: coefficient row of every owner slot.
-        self._rows: dict[tuple[int, int], dict[LayerKey, int]] = {}
+        self._rows: dict[BankKey, dict[LayerKey, int]] = {}
         for m, l, w in self.plan.owner_slots:
             g = self.plan.layers[(m, l)].group
             rows = self._rows.setdefault((g, w), {})
@@ -202,8 +194,8 @@ class TemplateBank(keras.layers.Layer):
     def build(self, input_shape=None):
         if self.built:
             return
-        self.templates: dict[tuple[int, int], keras.Variable] = {}
-        self.coefficients: dict[tuple[int, int], keras.Variable] = {}
+        self.templates: dict[BankKey, keras.Variable] = {}
+        self.coefficients: dict[BankKey, keras.Variable] = {}
         for (g, w), bank in self.plan.banks.items():
             self.templates[(g, w)] = self.add_weight(
                 name=f"templates_g{g}_w{w}",
@@ -294,7 +286,7 @@ class TemplateBank(keras.layers.Layer):
                 f"{sorted(self.plan.layers)[:8]}..."
             )
         recipe = self.plan.layers[key]
-        levels = self.plan.chains[recipe.group].levels[: recipe.num_levels]
+        levels = self.plan.levels_of(*key)
         vectors = [self.superweight(key, w) for w in range(len(levels))]
         return assemble(
             levels,

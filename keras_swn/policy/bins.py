@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import Sequence
 
 from keras_swn.policy.layer_spec import LayerSpec
+from keras_swn.types import Groups
+from keras_swn.types import LayerKey
+from keras_swn.validation import check_int
 
 
 def index_specs(
@@ -36,7 +39,7 @@ def index_specs(
             "Invalid value for argument `specs`. Expected at least one "
             "LayerSpec. Received: specs=[]"
         )
-    seen: dict[tuple[int, int], LayerSpec] = {}
+    seen: dict[LayerKey, LayerSpec] = {}
     for spec in specs:
         if not isinstance(spec, LayerSpec):
             raise ValueError(
@@ -97,16 +100,7 @@ def bins_per_kernel(
             kernel type that member 0 lacks, or when more than
             `num_bins + 1` bins would be needed (§9, item 16).
     """
-    if isinstance(num_bins, bool) or not isinstance(num_bins, int):
-        raise ValueError(
-            "Invalid value for argument `num_bins`. Expected a strictly "
-            f"positive integer. Received: num_bins={num_bins!r}"
-        )
-    if num_bins < 1:
-        raise ValueError(
-            "Invalid value for argument `num_bins`. Expected a strictly "
-            f"positive integer. Received: num_bins={num_bins}"
-        )
+    num_bins = check_int("num_bins", num_bins, minimum=1)
     by_member = index_specs(specs)
     teacher = by_member[0]
     depth = len(teacher)
@@ -135,9 +129,7 @@ def bins_per_kernel(
     return counts
 
 
-def initial_bins(
-    specs: Sequence[LayerSpec], num_bins: int
-) -> tuple[tuple[int, ...], ...]:
+def initial_bins(specs: Sequence[LayerSpec], num_bins: int) -> Groups:
     """The initial bins of every layer of every member (§1.3).
 
     For every kernel type (keys sorted as strings), the number of bins is
@@ -158,7 +150,7 @@ def initial_bins(
         ValueError: see `bins_per_kernel`.
 
     Examples:
-        >>> from keras_swn.policy.wide_resnet_shapes import (
+        >>> from keras_swn.models.wide_resnet_shapes import (
         ...     wide_resnet_layer_specs)
         >>> bins = initial_bins(wide_resnet_layer_specs(16, 4), 4)
         >>> bins[0][:6]

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from keras_swn.types import OIHW
+from keras_swn.types import LayerKey
+from keras_swn.validation import check_choice
+
 KINDS = ("conv2d", "dense")
 
 
@@ -28,15 +32,11 @@ class LayerSpec:
     member: int
     layer_id: int
     kind: str
-    shape: tuple[int, int, int, int]
+    shape: OIHW
     name: str = ""
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(
-                "Invalid value for argument `kind`. Expected one of "
-                f"{KINDS}. Received: kind={self.kind!r}"
-            )
+        check_choice("kind", self.kind, KINDS)
         shape = tuple(int(s) for s in self.shape)
         if len(shape) != 4 or min(shape) < 1:
             raise ValueError(
@@ -57,7 +57,7 @@ class LayerSpec:
             )
 
     @property
-    def key(self) -> tuple[int, int]:
+    def key(self) -> LayerKey:
         """`(member, layer_id)`, the identity of the layer."""
         return (self.member, self.layer_id)
 

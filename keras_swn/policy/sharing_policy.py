@@ -10,30 +10,44 @@ from typing import Sequence
 
 from keras_swn.io_utils import atomic_write_text
 from keras_swn.io_utils import parse_json
+from keras_swn.policy.bins import initial_bins
+from keras_swn.policy.chains import CHAIN_SORTS
+from keras_swn.policy.chains import layer_levels
 from keras_swn.policy.layer_spec import LayerSpec
-
-Slot = tuple[int, int, int]  # (member, layer_id, width level)
-LayerKey = tuple[int, int]  # (member, layer_id)
+from keras_swn.types import Groups
+from keras_swn.types import GroupsLike
+from keras_swn.types import LayerKey
+from keras_swn.types import Slot
+from keras_swn.validation import check_choice
+from keras_swn.validation import check_format
+from keras_swn.validation import invalid_argument
 
 _FORMAT = "keras_swn.SharingPolicy"
-_VERSION = 1
+#: Version 2 records `chain_sort`; version 1 files are read as "stable".
+_VERSION = 2
+_VERSIONS = (1, 2)
 
 
 @dataclasses.dataclass(frozen=True)
 class SharingPolicy:
     """Which templates and which coefficients every shared layer reads.
 
-    A policy has two levels (swn-algorithm.md §1.1):
+    A policy has two levels:
 
     - **Groups** (SuperWeight clusters): `groups[member][layer_id]` is the
       group whose banks the layer draws its templates from. Layers of one
-      group are stacked into one chain of width levels (§1.4).
+      group are stacked into one chain of width levels.
     - **Coefficient slots**: every `(member, layer_id, width)` of a layer
       that reaches that width level of its group reads one coefficient
       vector. By default a slot owns its vector; `coefficient_owners` maps a
       slot to the `(member, layer_id)` whose vector (at the same width) it
       reads instead: that is *hard* sharing. Owners always own their own
       slot. Keys are layer identities, never list positions (fix F2).
+
+    Which width levels a layer reaches, and therefore which slots exist,
+    depends on the order of the stacking chain, `chain_sort`; the policy
+    records it, and a `BankPlan` with another chain order refuses a policy
+    that names slots (see `check_chain_sort`).
 
     Policies come from initial bins (`from_bins`), from a search, from the
     refine step, or by hand, and round-trip through JSON.
@@ -44,6 +58,9 @@ class SharingPolicy:
         coefficient_owners: mapping from a slot `(member, layer_id, width)`
             to the owner `(member, layer_id)` whose vector it reads. Slots
             not listed own their vector.
+        chain_sort: `"stable"` (default) or `"reference"`, the chain order
+            the slots are defined for (see
+            `keras_swn.policy.chains.stacking_chains`).
 
     Examples:
         >>> policy = keras_swn.SharingPolicy(groups=[[0, 0], [0, 0]],
@@ -52,12 +69,14 @@ class SharingPolicy:
         ((0, 0), (1, 1))
     """
 
-    groups: tuple[tuple[int, ...], ...]
+    groups: Groups
     coefficient_owners: Mapping[Slot, LayerKey] = dataclasses.field(
         default_factory=dict
     )
+    chain_sort: str = "stable"
 
     def __post_init__(self) -> None:
+        check_choice("chain_sort", self.chain_sort, CHAIN_SORTS)
         try:
             groups = tuple(tuple(int(g) for g in row) for row in self.groups)
         except (TypeError, ValueError):
@@ -139,6 +158,44 @@ class SharingPolicy:
             if g == group
         ]
 
+    def check_chain_sort(self, chain_sort: str | None = None) -> str:
+        """The chain order a plan of this policy uses.
+
+        Args:
+            chain_sort: `None` (the policy's own), `"stable"` or
+                `"reference"`.
+
+        Returns:
+            The chain order.
+
+        Raises:
+            ValueError: on an unknown `chain_sort`, or one that differs
+                from the policy's when the policy names coefficient slots
+                (`coefficient_owners`): those slots were defined for the
+                policy's chain order. A policy without owners names no
+                slot and fits either order.
+
+        Examples:
+            >>> policy = keras_swn.SharingPolicy(groups=[[0, 0]],
+            ...     coefficient_owners={(0, 1, 0): (0, 0)})
+            >>> policy.check_chain_sort()
+            'stable'
+        """
+        if chain_sort is None:
+            return self.chain_sort
+        check_choice("chain_sort", chain_sort, CHAIN_SORTS)
+        if chain_sort != self.chain_sort and self.coefficient_owners:
+            raise invalid_argument(
+                "chain_sort",
+                "The policy's coefficient slots are defined for "
+                f"chain_sort={self.chain_sort!r} (which width levels a "
+                "layer reaches depends on the chain order). Build the "
+                f"policy with chain_sort={chain_sort!r}, or plan with "
+                f"chain_sort={self.chain_sort!r}.",
+                chain_sort,
+            )
+        return chain_sort
+
     # ------------------------------------------------------------------
     @classmethod
     def from_bins(
@@ -149,23 +206,24 @@ class SharingPolicy:
         coefficients: str = "per_bank",
         chain_sort: str = "stable",
     ) -> "SharingPolicy":
-        """The search-phase policy: groups are the initial bins (§1.3).
+        """The search-phase policy: groups are the initial bins.
 
         Args:
             specs: every shared layer of every member.
             num_bins: the reference's `param_group_bins` (B).
-            coefficients: `"per_bank"` (the search-phase model of §2.1: one
+            coefficients: `"per_bank"` (the search-phase model: one
                 coefficient vector per bank, read by every layer of every
                 member that uses the bank) or `"per_layer"` (every slot owns
                 its vector: pure soft sharing).
-            chain_sort: passed to the stacking chain (§1.4); it decides
-                which layers reach which width level.
-        """
-        from keras_swn.policy.bins import initial_bins
+            chain_sort: the order of the stacking chain; it decides which
+                layers reach which width level. Recorded in the policy.
 
+        Returns:
+            A `SharingPolicy`.
+        """
         groups = initial_bins(specs, num_bins)
         if coefficients == "per_layer":
-            return cls(groups=groups)
+            return cls(groups=groups, chain_sort=chain_sort)
         if coefficients != "per_bank":
             raise ValueError(
                 "Invalid value for argument `coefficients`. Expected "
@@ -178,13 +236,20 @@ class SharingPolicy:
     def one_vector_per_bank(
         cls,
         specs: Sequence[LayerSpec],
-        groups: Sequence[Sequence[int]],
+        groups: GroupsLike,
         *,
         chain_sort: str = "stable",
     ) -> "SharingPolicy":
-        """Every slot of a bank reads the vector of the bank's first user."""
-        from keras_swn.bank.plan import layer_levels
+        """Every slot of a bank reads the vector of the bank's first user.
 
+        Args:
+            specs: every shared layer of every member.
+            groups: `groups[member][layer_id]`, the group of every layer.
+            chain_sort: the order of the stacking chain, recorded.
+
+        Returns:
+            A `SharingPolicy`.
+        """
         levels = layer_levels(specs, groups, chain_sort=chain_sort)
         first: dict[tuple[int, int], LayerKey] = {}
         owners: dict[Slot, LayerKey] = {}
@@ -193,26 +258,39 @@ class SharingPolicy:
             for w in range(levels[key]):
                 owner = first.setdefault((g, w), key)
                 owners[(*key, w)] = owner
-        return cls(groups=groups, coefficient_owners=owners)
+        return cls(
+            groups=groups, coefficient_owners=owners, chain_sort=chain_sort
+        )
 
     @classmethod
     def from_partners(
         cls,
         specs: Sequence[LayerSpec],
-        groups: Sequence[Sequence[int]],
+        groups: GroupsLike,
         partners: Mapping[LayerKey, LayerKey],
         *,
         chain_sort: str = "stable",
     ) -> "SharingPolicy":
-        """Hard-share each layer's vectors with a partner layer (§3.1).
+        """Hard-share each layer's vectors with a partner layer.
 
         A layer listed in `partners` reads its partner's vector at every
         width level the partner reaches too, and owns its vector at the
         levels the partner lacks. Partners that are themselves mapped are
         followed to their final owner.
-        """
-        from keras_swn.bank.plan import layer_levels
 
+        Args:
+            specs: every shared layer of every member.
+            groups: `groups[member][layer_id]`, the group of every layer.
+            partners: `{(member, layer_id): (partner member, partner
+                layer_id)}`.
+            chain_sort: the order of the stacking chain, recorded.
+
+        Returns:
+            A `SharingPolicy`.
+
+        Raises:
+            ValueError: if a layer of `partners` does not exist.
+        """
         levels = layer_levels(specs, groups, chain_sort=chain_sort)
         for key, partner in partners.items():
             for k in (tuple(key), tuple(partner)):
@@ -239,10 +317,13 @@ class SharingPolicy:
                 owner = final(tuple(key), w)
                 if owner != tuple(key):
                     owners[(*key, w)] = owner
-        return cls(groups=groups, coefficient_owners=owners)
+        return cls(
+            groups=groups, coefficient_owners=owners, chain_sort=chain_sort
+        )
 
     # ------------------------------------------------------------------
     def to_dict(self) -> dict:
+        """The policy as JSON-serialisable data (`from_dict` reads it)."""
         return {
             "format": _FORMAT,
             "version": _VERSION,
@@ -251,20 +332,20 @@ class SharingPolicy:
                 [*slot, *owner]
                 for slot, owner in self.coefficient_owners.items()
             ],
+            "chain_sort": self.chain_sort,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "SharingPolicy":
-        if not isinstance(d, Mapping) or d.get("format") != _FORMAT:
-            raise ValueError(
-                "Invalid sharing policy: expected a JSON object with "
-                f'"format": "{_FORMAT}". Received: {str(d)[:200]}'
-            )
-        if d.get("version") != _VERSION:
-            raise ValueError(
-                "Unsupported sharing policy version. Expected "
-                f"{_VERSION}. Received: version={d.get('version')!r}"
-            )
+        """Read `to_dict` output; a version-1 policy is `"stable"`.
+
+        Raises:
+            ValueError: on another format or version, or invalid contents.
+        """
+        version = check_format(
+            d, format=_FORMAT, versions=_VERSIONS, what="sharing policy"
+        )
+        chain_sort = d.get("chain_sort", "stable") if version > 1 else "stable"
         try:
             owners = {
                 (int(a), int(b), int(c)): (int(e), int(f))
@@ -281,7 +362,9 @@ class SharingPolicy:
                 'Invalid sharing policy: missing "groups". '
                 f"Received keys: {sorted(d)}"
             )
-        return cls(groups=d["groups"], coefficient_owners=owners)
+        return cls(
+            groups=d["groups"], coefficient_owners=owners, chain_sort=chain_sort
+        )
 
     def to_json(self, indent: int | None = None) -> str:
         """The policy as a JSON string."""
@@ -302,13 +385,17 @@ class SharingPolicy:
         with open(path, encoding="utf-8") as f:
             return cls.from_json(f.read())
 
+    def _identity(self) -> tuple:
+        return (
+            self.groups,
+            tuple(self.coefficient_owners.items()),
+            self.chain_sort,
+        )
+
     def __hash__(self) -> int:
-        return hash((self.groups, tuple(self.coefficient_owners.items())))
+        return hash(self._identity())
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SharingPolicy):
             return NotImplemented
-        return (
-            self.groups == other.groups
-            and self.coefficient_owners == other.coefficient_owners
-        )
+        return self._identity() == other._identity()
