@@ -274,8 +274,23 @@ flags.DEFINE_enum(
     ["learned", "learned_no_refine", "bins_hard", "soft"],
     "search: the sharing regime (swn-algorithm.md §3.3).",
 )
+flags.DEFINE_enum(
+    "threshold_schedule",
+    None,
+    ["fill", "step"],
+    "search: which clustering thresholds are tried: fill (default: the "
+    "least-merged grouping within --group_share of the budget) or step "
+    "(the reference's: from --threshold_start down by --threshold_decrement; "
+    "the default with --reference_compatible).",
+)
 flags.DEFINE_float(
-    "threshold_start", 0.1, "search: the first clustering threshold."
+    "group_share",
+    0.5,
+    "search: the share of the budget one template per bank may take under "
+    "--threshold_schedule=fill.",
+)
+flags.DEFINE_float(
+    "threshold_start", 0.1, "search: the first clustering threshold (step)."
 )
 flags.DEFINE_float(
     "threshold_decrement", 0.05, "search: the threshold step (> 0)."
@@ -589,6 +604,7 @@ def _check_recipe_flags(kind: str) -> None:
             ("schedule", "step"),
             ("template_fan_in", "9"),
             ("budget_check", "proxy"),
+            ("threshold_schedule", "step"),
         ):
             value = getattr(FLAGS, name)
             if value is not None and value != allowed:
@@ -874,6 +890,8 @@ def _cmd_search() -> int:
         project_name=os.path.basename(os.path.abspath(out_dir)),
         seed=FLAGS.seed,
         num_bins=FLAGS.bins,
+        threshold_schedule=FLAGS.threshold_schedule,
+        group_share=FLAGS.group_share,
         threshold_start=FLAGS.threshold_start,
         threshold_decrement=FLAGS.threshold_decrement,
         clustering=FLAGS.clustering,

@@ -24,6 +24,7 @@ from keras import ops
 from keras_swn import seeding
 from keras_swn.analysis.clustering import BUDGET_CHECKS
 from keras_swn.analysis.clustering import CLUSTERINGS
+from keras_swn.analysis.clustering import SCHEDULES
 from keras_swn.analysis.clustering import SearchResult
 from keras_swn.analysis.clustering import attach_members
 from keras_swn.analysis.clustering import search_groups
@@ -287,8 +288,19 @@ class SearchAndRefine:
         seed: int, the root seed of initial values, data order, the
             capture batch and the refine pass.
         num_bins: int, initial bins `B` (§1.3).
-        threshold_start: float, the first clustering threshold (0.1).
-        threshold_decrement: float > 0, the threshold step (0.05).
+        threshold_schedule: which clustering thresholds the search tries:
+            `"fill"` (the default: the least-merged grouping whose one
+            template per bank takes at most `group_share` of the budget;
+            the rest pays for more templates per bank) or `"step"` (the
+            reference's: from `threshold_start` down by
+            `threshold_decrement` until the grouping fits the budget;
+            selected by `reference_compatible=True`).
+        group_share: float in (0, 1], the share of the budget the groups
+            may take under `"fill"` (0.5: about two templates per bank).
+        threshold_start: float, the first clustering threshold of
+            `"step"` (0.1).
+        threshold_decrement: float > 0, the threshold step of `"step"`
+            (0.05).
         clustering: `"connected_components"` (default) or `"reference"`.
         signal: `"gradient"` (default), `"gradient+weight"` or
             `"parameter"` (the SSN-style baseline, no gradient capture).
@@ -380,6 +392,8 @@ class SearchAndRefine:
         overwrite: bool = False,
         seed: int = 0,
         num_bins: int = 4,
+        threshold_schedule: str | None = None,
+        group_share: float = 0.5,
         threshold_start: float = 0.1,
         threshold_decrement: float = 0.05,
         clustering: str | None = None,
@@ -464,6 +478,7 @@ class SearchAndRefine:
             "chain_sort": ("reference", chain_sort, "stable"),
             "template_fan_in": (9, template_fan_in, "kernel"),
             "budget_check": ("proxy", budget_check, "exact"),
+            "threshold_schedule": ("step", threshold_schedule, "fill"),
         }
         resolved = {}
         for name, (ref, given, default) in compatible.items():
@@ -487,6 +502,14 @@ class SearchAndRefine:
         self.budget_check = _check_choice(
             "budget_check", resolved["budget_check"], BUDGET_CHECKS
         )
+        self.threshold_schedule = _check_choice(
+            "threshold_schedule", resolved["threshold_schedule"], SCHEDULES
+        )
+        self.group_share = _check_real("group_share", group_share)
+        if not 0 < self.group_share <= 1:
+            raise _fail(
+                "group_share", "Expected a number in (0, 1].", group_share
+            )
         fan_in = resolved["template_fan_in"]
         if not any(
             type(fan_in) is type(v) and fan_in == v for v in TEMPLATE_FAN_IN
@@ -597,6 +620,8 @@ class SearchAndRefine:
             "budget": self.budget,
             "seed": self.seed,
             "num_bins": self.num_bins,
+            "threshold_schedule": self.threshold_schedule,
+            "group_share": self.group_share,
             "threshold_start": self.threshold_start,
             "threshold_decrement": self.threshold_decrement,
             "clustering": self.clustering,
@@ -738,6 +763,8 @@ class SearchAndRefine:
             if w == 0.0
             for v in _own_variables(model.members[m])
         ]
+        for v in frozen:  # not run in training: no gradient, no update
+            v.trainable = False
         self._compile(model, exclude=frozen)
         return model
 
@@ -1129,6 +1156,8 @@ class SearchAndRefine:
             weights=weights,
             coefficient_threshold=self.coefficient_threshold,
             chain_sort=self.chain_sort,
+            schedule=self.threshold_schedule,
+            group_share=self.group_share,
         )
         if self.sharing is Sharing.SOFT:
             policy = SharingPolicy(groups=result.groups)
@@ -1147,6 +1176,7 @@ class SearchAndRefine:
             "thresholds_tried": result.iterations,
             "need": result.need,
             "groups": result.num_groups,
+            "group_share_of_budget": result.need / self.budget,
         }
         self.oracle.complete(
             step,
@@ -1162,8 +1192,9 @@ class SearchAndRefine:
         self._log(
             f"clustering done: {result.num_groups} groups at threshold "
             f"{result.threshold:.3g} ({result.iterations} thresholds tried); "
-            f"need {result.need:,} <= budget {self.budget:,} "
-            f"({summary['seconds']:.1f} s)"
+            f"one template per bank takes {result.need:,} of the budget "
+            f"{self.budget:,} ({result.need / self.budget:.0%}; the rest "
+            f"goes to more templates per bank) ({summary['seconds']:.1f} s)"
         )
 
     def _refine(self, step: Step) -> None:
