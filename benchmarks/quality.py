@@ -59,6 +59,9 @@ ensemble `--ensemble_members`):
   (`SWNModel.fit`, no refine).
 - `reference_init`: `bins` with the reference's template initialisation
   (`template_fan_in=9`). Every other SWN row uses the library's default.
+- `layer_init`: `bins` with `template_fan_in="layer"` (templates at the
+  He scale of the level's own shape, orthogonal coefficient rows, no
+  per-use gain): shows what the default's fixed gain buys.
 
 The budget is `--budget_fractions` times the plain network's convolution
 parameters (`--ensemble_budget_fraction` times the ensemble's); the
@@ -133,6 +136,7 @@ METHODS = {
     "bins_hard": ("SWN bins, hard-shared + refine", "search", True, True),
     "random": ("SWN random grouping", "swn", True, True),
     "reference_init": ("SWN bins, reference init", "swn", True, True),
+    "layer_init": ("SWN bins, level-scaled init, no gain", "swn", True, True),
 }
 MAIN_METHODS = (
     "plain",
@@ -143,6 +147,7 @@ MAIN_METHODS = (
     "parameter",
     "random",
     "reference_init",
+    "layer_init",
 )
 ENSEMBLE_METHODS = ("plain", "search")
 #: SearchAndRefine arguments of the searched methods.
@@ -731,6 +736,8 @@ def run_swn(args, data, net, method, fraction, seed, results):
     kwargs, extra = {}, {}
     if method == "reference_init":
         kwargs["template_fan_in"] = 9
+    if method == "layer_init":
+        kwargs["template_fan_in"] = "layer"
     if method == "random":
         search_key = _run_key(net.name, "search", fraction, seed)
         found = results["runs"].get(search_key)
