@@ -1,4 +1,7 @@
-"""Tests for `keras_swn.analysis.clustering` (swn-algorithm.md §2.4-§2.7)."""
+"""Tests for `keras_swn.analysis.clustering`: `search_groups` (§2.6, App. B).
+
+The per-bin clustering is tested in test_partition.py, the attachment of
+the other members in test_attachment.py."""
 
 import json
 import os
@@ -7,14 +10,11 @@ import re
 import numpy as np
 import pytest
 
-from keras_swn.analysis.clustering import SearchResult
-from keras_swn.analysis.clustering import attach_members
-from keras_swn.analysis.clustering import cluster_bin
 from keras_swn.analysis.clustering import search_groups
+from keras_swn.analysis.search_result import SearchResult
+from keras_swn.models.wide_resnet_shapes import wide_resnet_layer_specs
 from keras_swn.policy.bins import initial_bins
-from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.policy.sharing_policy import SharingPolicy
-from keras_swn.policy.wide_resnet_shapes import wide_resnet_layer_specs
 
 DATA = os.path.join(os.path.dirname(__file__), os.pardir, "data")
 
@@ -94,198 +94,6 @@ def searched(readme):
     """The default-mode search on the Appendix B input (run once)."""
     specs, bins, grads = readme
     return search_groups(specs, bins, grads, 18_000_000)
-
-
-# ----------------------------------------------------------------------
-# §2.4
-
-
-class TestClusterBin:
-    def test_connected_components_and_numbering(self):
-        s = np.eye(5)
-        ids = [0, 1, 2, 4, 7]
-        for x, y in [(0, 1), (2, 3)]:  # {0, 1} and {2, 4}; 7 alone
-            s[x, y] = s[y, x] = 0.92
-        assert cluster_bin(ids, s, 0.1) == [(7,), (2, 4), (0, 1)]
-
-    def test_strict_threshold(self):
-        s = np.array([[1.0, 0.5], [0.5, 1.0]])
-        assert cluster_bin([3, 5], s, 0.5) == [(5,), (3,)]
-        assert cluster_bin([3, 5], s, 0.4999) == [(3, 5)]
-        assert cluster_bin([3, 5], s, 0.5, clustering="reference") == [
-            (5,),
-            (3,),
-        ]
-
-    @pytest.mark.parametrize("mode", ["connected_components", "reference"])
-    def test_independent_of_input_order(self, mode):
-        rng = np.random.default_rng(7)
-        n = 9
-        x = rng.standard_normal((n, 4))
-        s = np.corrcoef(x)
-        ids = list(rng.choice(40, size=n, replace=False))
-        expected = cluster_bin(ids, s, 0.3, clustering=mode)
-        for _ in range(5):
-            perm = rng.permutation(n)
-            shuffled = cluster_bin(
-                [ids[i] for i in perm],
-                s[np.ix_(perm, perm)],
-                0.3,
-                clustering=mode,
-            )
-            assert shuffled == expected
-
-    def test_monotone_merging(self):
-        rng = np.random.default_rng(8)
-        s = np.corrcoef(rng.standard_normal((12, 5)))
-        ids = list(range(12))
-        previous = None
-        for t in np.arange(1.0, -1.05, -0.05):
-            clusters = cluster_bin(ids, s, float(t))
-            assert sorted(lid for c in clusters for lid in c) == ids
-            if previous is not None:
-                # Every earlier cluster lies inside one later cluster.
-                for c in previous:
-                    assert any(set(c) <= set(d) for d in clusters)
-            previous = clusters
-        assert previous == [tuple(ids)]
-
-    def test_reference_label_propagation_differs(self):
-        # Hook order 21, 12, 3. Queue (stable, ascending):
-        # (21,3,0) (3,21,0) (12,3,.8) (3,12,.8) (21,12,.9) (12,21,.9).
-        # Popping: label[21]=label[12]; label[12]=label[21];
-        # label[12]=label[3]; label[3]=label[12]; stop at 0.
-        # 21 keeps label "12", {12, 3} share label "3": 21 is pulled out
-        # of the group it joined first, although sim(21, 12) = 0.9.
-        s = np.array(
-            [[1.0, 0.8, 0.0], [0.8, 1.0, 0.9], [0.0, 0.9, 1.0]]
-        )  # ids 3, 12, 21
-        ids = [3, 12, 21]
-        assert cluster_bin(ids, s, 0.5, clustering="reference") == [
-            (21,),
-            (3, 12),
-        ]
-        assert cluster_bin(ids, s, 0.5) == [(3, 12, 21)]
-
-    def test_reference_numbering_by_label(self):
-        s = np.eye(3)
-        s[0, 1] = s[1, 0] = 0.92  # {3, 12}
-        assert cluster_bin([3, 12, 21], s, 0.1, clustering="reference") == [
-            (21,),
-            (3, 12),
-        ]
-
-    def test_errors(self):
-        with _raises(
-            "Invalid value for argument `clustering`. Expected one of "
-            "('connected_components', 'reference'). Received: "
-            "clustering='kmeans'"
-        ):
-            cluster_bin([0], np.eye(1), 0.1, clustering="kmeans")
-        with _raises(
-            "Invalid value for argument `sim`. Expected a square matrix "
-            "matching `layer_ids`, shape (2, 2). Received: sim.shape=(1, 1)"
-        ):
-            cluster_bin([0, 1], np.eye(1), 0.1)
-        with _raises(
-            "Invalid value for argument `layer_ids`: ids must be unique. "
-            "Received: layer_ids=[1, 1]"
-        ):
-            cluster_bin([1, 1], np.eye(2), 0.1)
-
-
-# ----------------------------------------------------------------------
-# §2.5
-
-
-def _small_specs():
-    """Member 0: 4 layers; member 1: same depth, narrower; member 2: 2."""
-    specs = []
-    for m, widths, n in [(0, 8, 4), (1, 4, 4), (2, 6, 2)]:
-        for lid in range(n):
-            specs.append(LayerSpec(m, lid, "conv2d", (widths, widths, 3, 3)))
-    return specs
-
-
-class TestAttachMembers:
-    def test_same_depth_and_cross_depth(self):
-        specs = _small_specs()
-        bins = [[0, 0, 1, 1], [0, 0, 1, 1], [0, 1]]
-        rng = np.random.default_rng(9)
-        base = {lid: rng.standard_normal((8, 8, 3, 3)) for lid in range(4)}
-        grads = {(0, lid): base[lid] for lid in range(4)}
-        grads[(2, 0)] = base[1][:6, :6]  # most similar to (0, 1)
-        grads[(2, 1)] = base[2][:6, :6]  # most similar to (0, 2)
-        att = attach_members(specs, bins, [10, 11, 12, 13], grads)
-        assert att.groups == (
-            (10, 11, 12, 13),
-            (10, 11, 12, 13),
-            (11, 12),
-        )
-        assert att.partners == {
-            (1, 0): (0, 0),
-            (1, 1): (0, 1),
-            (1, 2): (0, 2),
-            (1, 3): (0, 3),
-            (2, 0): (0, 1),
-            (2, 1): (0, 2),
-        }
-
-    def test_first_maximum_in_ascending_order_wins(self):
-        specs = _small_specs()
-        bins = [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0]]
-        g = np.ones((8, 8, 3, 3))
-        grads = {(0, lid): g for lid in range(4)}
-        grads[(2, 0)] = g[:6, :6]
-        grads[(2, 1)] = -g[:6, :6]  # ties everywhere
-        att = attach_members(specs, bins, [0, 0, 1, 1], grads)
-        assert att.partners[(2, 0)] == (0, 0)
-        assert att.partners[(2, 1)] == (0, 0)
-
-    def test_coefficient_threshold_gates_sharing(self):
-        specs = _small_specs()
-        bins = [[0, 0, 1, 1], [0, 0, 1, 1], [0, 1]]
-        rng = np.random.default_rng(10)
-        grads = {
-            (0, lid): rng.standard_normal((8, 8, 3, 3)) for lid in range(4)
-        }
-        for lid in range(4):  # member 1 agrees on layers 0, 1 only
-            g = grads[(0, lid)][:4, :4]
-            grads[(1, lid)] = g if lid < 2 else -g
-        grads[(2, 0)] = grads[(0, 0)][:6, :6]
-        grads[(2, 1)] = rng.standard_normal((6, 6, 3, 3))  # weak match
-        att = attach_members(
-            specs, bins, [0, 0, 1, 1], grads, coefficient_threshold=0.5
-        )
-        assert att.groups[1] == (0, 0, 1, 1)
-        assert att.partners == {(1, 0): (0, 0), (1, 1): (0, 1), (2, 0): (0, 0)}
-
-    def test_member0_must_be_deepest(self):
-        specs = [LayerSpec(0, 0, "conv2d", (4, 4, 3, 3))] + [
-            LayerSpec(1, lid, "conv2d", (4, 4, 3, 3)) for lid in range(2)
-        ]
-        with _raises(
-            "Invalid value for argument `specs`: member 0 must be the "
-            "deepest member (§1.1). Member(s) [1] have more shared layers "
-            "than member 0. Received: layers per member=[1, 2]"
-        ):
-            attach_members(specs, [[0], [0, 0]], [0], {})
-
-    def test_callable_similarity(self):
-        specs = _small_specs()
-        bins = [[0, 0, 1, 1], [0, 0, 1, 1], [0, 1]]
-        table = {
-            ((2, 0), (0, 0)): 0.1,
-            ((2, 0), (0, 1)): 0.7,
-            ((2, 1), (0, 2)): 0.7,
-            ((2, 1), (0, 3)): 0.9,
-        }
-        att = attach_members(
-            specs, bins, {0: 0, 1: 1, 2: 2, 3: 2}, lambda a, b: table[(a, b)]
-        )
-        assert att.partners[(2, 0)] == (0, 1)
-        assert att.partners[(2, 1)] == (0, 3)
-        assert att.groups[2] == (1, 2)
 
 
 # ----------------------------------------------------------------------
@@ -545,3 +353,13 @@ class TestFillSchedule:
             search_groups(
                 specs, bins, grads, 1000, schedule="fill", group_share=0.5
             )
+
+    def test_share_falls_back_to_the_whole_budget(self):
+        specs, bins, grads = self._setup()
+        merged = search_groups(specs, bins, grads, 10**9, threshold_start=-2.0)
+        budget = merged.need + 10  # fits fully merged, never half of it
+        result = search_groups(
+            specs, bins, grads, budget, schedule="fill", group_share=0.5
+        )
+        assert result.need <= budget
+        assert all(need > budget for _, need in result.history[:-1])

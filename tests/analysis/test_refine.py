@@ -7,8 +7,9 @@ import re
 import numpy as np
 import pytest
 
-from keras_swn.analysis.refine import RefineResult
 from keras_swn.analysis.refine import refine_partition
+from keras_swn.models.wide_resnet_shapes import wide_resnet_layer_specs
+from keras_swn.policy.chains import layer_levels
 from keras_swn.policy.sharing_policy import SharingPolicy
 
 DATA = os.path.join(os.path.dirname(__file__), os.pardir, "data")
@@ -40,6 +41,7 @@ def _policy():
 
 
 LEVELS = {(0, 0): 1, (0, 1): 1, (1, 0): 1, (1, 1): 1, (2, 0): 1}
+LEVELS_SLOTS = [(m, lid, 0) for m, lid in LEVELS]
 
 
 class TestRefinePartition:
@@ -168,8 +170,27 @@ class TestRefinePartition:
         result = refine_partition(_policy(), grads)
         again = SharingPolicy.from_json(result.policy.to_json())
         assert again == result.policy
-        json.dumps(result.to_dict())
-        assert isinstance(result, RefineResult)
+        summary = json.loads(json.dumps(result.to_dict()))
+        assert SharingPolicy.from_dict(summary["policy"]) == result.policy
+        assert summary["copies"] == [
+            [*new, *old] for new, old in result.copies.items()
+        ]
+        assert (summary["vectors_before"], summary["vectors_after"]) == (
+            result.vectors_before,
+            result.vectors_after,
+        )
+
+    def test_keeps_the_chain_order(self):
+        policy = _policy()
+        policy = SharingPolicy(
+            groups=policy.groups,
+            coefficient_owners=policy.coefficient_owners,
+            chain_sort="reference",
+        )
+        grads = {s: _unit(90 * s[0]) for s in LEVELS_SLOTS}
+        result = refine_partition(policy, grads, levels=LEVELS)
+        assert result.copies
+        assert result.policy.chain_sort == "reference"
 
     def test_multi_width_slots(self):
         # Layer (1, 0) reads (0, 0) at levels 0 and 1; refine per level.
@@ -214,9 +235,6 @@ class TestRefinePartition:
 
 class TestRefineAppendixB:
     def test_everything_unshares(self):
-        from keras_swn.bank.plan import layer_levels
-        from keras_swn.policy.wide_resnet_shapes import wide_resnet_layer_specs
-
         with open(os.path.join(DATA, "appendix_b.json"), encoding="utf-8") as f:
             ref = json.load(f)
         specs = []

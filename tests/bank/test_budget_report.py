@@ -8,9 +8,9 @@ import pytest
 from keras_swn.bank.budget_report import BudgetReport
 from keras_swn.bank.budget_report import MemberBudget
 from keras_swn.bank.plan import BankPlan
+from keras_swn.models.wide_resnet_shapes import wide_resnet_layer_specs
+from keras_swn.models.wide_resnet_shapes import wide_resnet_param_counts
 from keras_swn.policy.sharing_policy import SharingPolicy
-from keras_swn.policy.wide_resnet_shapes import wide_resnet_layer_specs
-from keras_swn.policy.wide_resnet_shapes import wide_resnet_param_counts
 
 DATA = pathlib.Path(__file__).parents[1] / "data"
 README_MEMBERS = [(28, 7), (28, 4), (16, 7), (16, 4)]

@@ -1,5 +1,6 @@
 """Tests for `keras_swn.bank.plan` (swn-algorithm.md §1.4-§1.7, App. B)."""
 
+import functools
 import json
 import pathlib
 import random
@@ -7,19 +8,16 @@ import random
 import numpy as np
 import pytest
 
+from keras_swn.bank.assembly import assemble
 from keras_swn.bank.plan import BankPlan
-from keras_swn.bank.plan import Level
 from keras_swn.bank.plan import OverBudgetWarning
-from keras_swn.bank.plan import allocate
-from keras_swn.bank.plan import assemble
-from keras_swn.bank.plan import layer_levels
-from keras_swn.bank.plan import need_proxy
-from keras_swn.bank.plan import one_template_total
-from keras_swn.bank.plan import stacking_chains
-from keras_swn.bank.plan import window_offsets
+from keras_swn.models.wide_resnet_shapes import wide_resnet_layer_specs
+from keras_swn.policy.chains import layer_levels
+from keras_swn.policy.chains import need_proxy
+from keras_swn.policy.chains import one_template_total
+from keras_swn.policy.chains import stacking_chains
 from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.policy.sharing_policy import SharingPolicy
-from keras_swn.policy.wide_resnet_shapes import wide_resnet_layer_specs
 
 DATA = pathlib.Path(__file__).parents[1] / "data"
 README_MEMBERS = [(28, 7), (28, 4), (16, 7), (16, 4)]
@@ -40,23 +38,14 @@ def member_specs(members):
     ]
 
 
-def np_assemble(levels, vectors, shape=None):
-    return assemble(
-        levels,
-        vectors,
-        concatenate=np.concatenate,
-        reshape=np.reshape,
-        shape=shape,
-    )
+np_assemble = functools.partial(
+    assemble, concatenate=np.concatenate, reshape=np.reshape
+)
 
 
 def random_vectors(levels, seed=0):
     rng = np.random.default_rng(seed)
     return [rng.standard_normal(level.seg) for level in levels]
-
-
-def conv1x1(member, layer_id, out, inp):
-    return LayerSpec(member, layer_id, "conv2d", (out, inp, 1, 1))
 
 
 def check_against_reference(plan, ref):
@@ -289,179 +278,7 @@ class TestMultiWidth:
 
 
 # ----------------------------------------------------------------------
-# Small hand-checked chains
-
-
-def small_chain_specs():
-    shapes = [(2, 2), (4, 2), (3, 4), (5, 3), (5, 5), (7, 6)]
-    specs = [conv1x1(0, lid, o, i) for lid, (o, i) in enumerate(shapes)]
-    # Member 1 repeats (4, 2): a duplicate adds no level.
-    specs.append(conv1x1(1, 0, 4, 2))
-    return specs
-
-
-class TestHandCheckedChain:
-    def test_chain(self):
-        specs = small_chain_specs()
-        chains = stacking_chains(specs, [[0] * 6, [0]])
-        assert list(chains) == [0]
-        chain = chains[0]
-        assert chain.kernel == (1, 1)
-        assert chain.levels == (
-            Level(2, 2, ((2, 2, 1, 1),), 4),
-            Level(4, 2, ((2, 2, 1, 1),), 4),  # rows only
-            # negative d_out: drop one row, add two columns for 3 rows
-            Level(3, 4, ((-1, 4, 1, 1), (3, 2, 1, 1)), 6),
-            # column cropping: keep 3 of 4 columns, add two rows
-            Level(5, 3, ((2, 3, 1, 1),), 6),
-            # columns only (d_out = 0)
-            Level(5, 5, ((0, 5, 1, 1), (5, 2, 1, 1)), 10),
-            # rows and columns
-            Level(7, 6, ((2, 6, 1, 1), (5, 1, 1, 1)), 12 + 5),
-        )
-        levels = layer_levels(specs, [[0] * 6, [0]])
-        assert levels == {
-            (0, 0): 1,
-            (0, 1): 2,
-            (0, 2): 3,
-            (0, 3): 4,
-            (0, 4): 5,
-            (0, 5): 6,
-            (1, 0): 2,
-        }
-
-    def test_assemble_matches_hand_built_blocks(self):
-        specs = small_chain_specs()
-        chain = stacking_chains(specs, [[0] * 6, [0]])[0]
-        v = [
-            np.arange(level.seg, dtype=np.float64) + 100 * (w + 1)
-            for w, level in enumerate(chain.levels)
-        ]
-        # Hand-built 2-D blocks (kernel 1x1), level by level.
-        b0 = v[0].reshape(2, 2)
-        b1 = np.vstack([b0, v[1].reshape(2, 2)])
-        b2 = np.hstack([b1[:3], v[2].reshape(3, 2)])  # crop a row, add cols
-        b3 = np.vstack([b2[:, :3], v[3].reshape(2, 3)])  # crop a col, add rows
-        b4 = np.hstack([b3, v[4].reshape(5, 2)])  # columns only
-        b5 = np.vstack(
-            [
-                np.hstack([b4, v[5][:5].reshape(5, 1)]),  # columns come first
-                v[5][5:].reshape(2, 6),  # then the new rows
-            ]
-        )
-        expected = [b0, b1, b2, b3, b4, b5]
-        for n in range(1, 7):
-            w = np_assemble(chain.levels[:n], v[:n])
-            assert w.shape == expected[n - 1].shape + (1, 1)
-            np.testing.assert_array_equal(w[:, :, 0, 0], expected[n - 1])
-        # A few entries by hand.
-        assert b5[0, 0] == 100 and b5[1, 1] == 103  # level 0
-        assert b5[2, 0] == 200  # level 1 rows (row 3 dropped by level 2)
-        assert b5[0, 2] == 300 and b5[2, 2] == 304  # level 2 column 2 kept
-        assert b5[3, 0] == 400 and b5[4, 2] == 405  # level 3 rows
-        assert b5[0, 3] == 500 and b5[4, 4] == 509  # level 4 columns
-        assert b5[0, 5] == 600 and b5[4, 5] == 604  # level 5 columns
-        assert b5[5, 0] == 605 and b5[6, 5] == 616  # level 5 rows
-
-    def test_assemble_3x3_negative_d_out(self):
-        # Bin 1 of the README chain: (16,3) -> (64,16) -> (112,16) ->
-        # (64,64) -> (112,112); the step to (64,64) drops 48 rows.
-        levels = [
-            Level(16, 3, ((16, 3, 3, 3),), 432),
-            Level(64, 16, ((48, 16, 3, 3), (16, 13, 3, 3)), 8784),
-            Level(112, 16, ((48, 16, 3, 3),), 6912),
-            Level(64, 64, ((-48, 64, 3, 3), (64, 48, 3, 3)), 27648),
-        ]
-        v = random_vectors(levels, seed=3)
-        w = np_assemble(levels, v, shape=(64, 64, 3, 3))
-        e = np.zeros((64, 64, 3, 3))
-        e[:16, :3] = v[0].reshape(16, 3, 3, 3)
-        e[:16, 3:16] = v[1][: 16 * 13 * 9].reshape(16, 13, 3, 3)
-        e[16:64, :16] = v[1][16 * 13 * 9 :].reshape(48, 16, 3, 3)
-        # level 2 rows (64:112) are dropped again by level 3
-        e[:, 16:64] = v[3].reshape(64, 48, 3, 3)
-        np.testing.assert_array_equal(w, e)
-
-    def test_assemble_shape_mismatch(self):
-        levels = [Level(2, 2, ((2, 2, 1, 1),), 4)]
-        with pytest.raises(ValueError, match=r"assembled kernel has shape"):
-            np_assemble(levels, [np.zeros(4)], shape=(3, 2, 1, 1))
-        with pytest.raises(ValueError, match=r"one vector per level"):
-            np_assemble(levels, [])
-        with pytest.raises(ValueError, match=r"`levels`"):
-            np_assemble([], [])
-
-    def test_equal_numel_tie(self):
-        specs = [conv1x1(0, 0, 8, 2), conv1x1(0, 1, 2, 8), conv1x1(0, 2, 4, 4)]
-        groups = [[0, 0, 0]]
-        chain = stacking_chains(specs, groups)[0]
-        # stable key (numel, out, in)
-        assert chain.shapes == ((2, 8), (4, 4), (8, 2))
-        assert chain.levels[1].pieces == ((2, 4, 1, 1),)
-        assert chain.levels[2].pieces == ((4, 2, 1, 1),)
-        assert layer_levels(specs, groups) == {(0, 0): 3, (0, 1): 1, (0, 2): 2}
-        # reference: numpy's default argsort over the input order
-        order = np.argsort(np.array([16, 16, 16]))
-        ref_chain = stacking_chains(specs, groups, chain_sort="reference")[0]
-        assert ref_chain.shapes[0] == specs[order[0]].shape[:2]
-        for sort in ("stable", "reference"):
-            policy = SharingPolicy(groups=groups)
-            plan = BankPlan.create(specs, policy, 1000, chain_sort=sort)
-            for spec in specs:
-                levels = plan.levels_of(*spec.key)
-                assert (
-                    np_assemble(levels, random_vectors(levels)).shape
-                    == spec.shape
-                )
-
-    def test_group_mixing_kernel_sizes(self):
-        specs = member_specs([(16, 4)])
-        with pytest.raises(ValueError, match=r"Group 0 mixes kernel"):
-            stacking_chains(specs, [[0] * 16])
-
-    def test_groups_must_match_specs(self):
-        specs = member_specs([(16, 4)])
-        with pytest.raises(ValueError, match=r"`groups`"):
-            stacking_chains(specs, [[0] * 15])
-
-    def test_unknown_chain_sort(self):
-        specs = member_specs([(16, 4)])
-        groups = SharingPolicy.from_bins(specs, 4).groups
-        with pytest.raises(ValueError, match=r"chain_sort='numpy'"):
-            stacking_chains(specs, groups, chain_sort="numpy")
-
-
-# ----------------------------------------------------------------------
-# Allocation and sliding windows
-
-
-class TestAllocate:
-    def test_hand_example(self):
-        units = {(0, 0): 10, (0, 1): 5, (1, 0): 20}
-        users = {(0, 0): 3, (0, 1): 1, (1, 0): 2}
-        alloc = allocate(units, users, 100)
-        assert alloc.sizes == {(0, 0): 40, (0, 1): 15, (1, 0): 40}
-        assert alloc.templates == {(0, 0): 4, (0, 1): 3, (1, 0): 2}
-        assert alloc.excess == 5
-        alloc = allocate(units, users, 100, bank_size=2)
-        assert alloc.templates == {(0, 0): 2, (0, 1): 2, (1, 0): 2}
-
-    def test_strict_test(self):
-        # excess - unit == 0 does not buy a template.
-        alloc = allocate({(0, 0): 10}, {(0, 0): 2}, 20)
-        assert alloc.sizes == {(0, 0): 10} and alloc.excess == 10
-        alloc = allocate({(0, 0): 10}, {(0, 0): 2}, 21)
-        assert alloc.sizes == {(0, 0): 20} and alloc.excess == 1
-
-    def test_cap_is_8_not_bank_size(self):
-        alloc = allocate({(0, 0): 1}, {(0, 0): 20}, 1000, bank_size=4)
-        assert alloc.sizes == {(0, 0): 8}
-        assert alloc.templates == {(0, 0): 4}
-
-    def test_one_template_does_not_fit(self):
-        alloc = allocate({(0, 0): 10, (0, 1): 10}, {(0, 0): 5, (0, 1): 5}, 15)
-        assert alloc.sizes == {(0, 0): 10, (0, 1): 10}
-        assert alloc.excess == -5
+# Sliding windows (the allocator itself: test_allocation.py)
 
 
 def same_shape_specs(n_members, n_layers):
@@ -497,15 +314,6 @@ class TestSlidingWindows:
         bank = plan.banks[(0, 0)]
         assert (bank.size, bank.templates) == (6 * self.SEG, 4)
         assert all(r.offsets == (0,) for r in plan.layers.values())
-
-    def test_window_offsets(self):
-        assert window_offsets(8, 1, 4, 5) == [0, 4, 0, 4, 0]
-        assert window_offsets(6, 1, 4, 3) == [0, 0, 0]
-        assert window_offsets(8, 1, 8, 3) == [0, 0, 0]
-        # The counter also wraps after K layers.
-        assert window_offsets(8, 1, 2, 5) == [0, 2, 0, 2, 0]
-        assert window_offsets(9, 1, 3, 4) == [0, 3, 6, 0]
-        assert window_offsets(8, 1, 3, 4) == [0, 3, 0, 3]
 
 
 # ----------------------------------------------------------------------
@@ -567,31 +375,66 @@ class TestBudgetChecks:
         with pytest.raises(ValueError, match=r"Expected a SharingPolicy"):
             BankPlan.create(self.specs, self.policy.groups, BUDGET)
 
-    def test_owner_lacks_width_level(self):
-        # Bin 1 of member 0: layer 0 (the stem) uses 1 level, layer 2 uses 5.
+    @pytest.mark.parametrize(
+        "owners,match",
+        [
+            (  # bin 1 of member 0: the stem uses 1 level, layer 2 uses 5
+                {(0, 2, 2): (0, 0)},
+                r"slot \(member=0, layer_id=2, width=2\) reads the "
+                r"coefficients of layer \(member=0, layer_id=0\) at width 2",
+            ),
+            (
+                {(0, 0, 3): (0, 2)},
+                r"slot \(member=0, layer_id=0, width=3\) does not exist",
+            ),
+        ],
+    )
+    def test_owner_slots_need_their_width_level(self, owners, match):
         policy = SharingPolicy(
-            groups=self.policy.groups,
-            coefficient_owners={(0, 2, 2): (0, 0)},
+            groups=self.policy.groups, coefficient_owners=owners
         )
-        with pytest.raises(
-            ValueError,
-            match=r"slot \(member=0, layer_id=2, width=2\) reads the "
-            r"coefficients of layer \(member=0, layer_id=0\) at width 2",
-        ):
-            BankPlan.create(self.specs, policy, BUDGET)
-
-    def test_slot_does_not_exist(self):
-        policy = SharingPolicy(
-            groups=self.policy.groups,
-            coefficient_owners={(0, 0, 3): (0, 2)},
-        )
-        with pytest.raises(
-            ValueError,
-            match=r"slot \(member=0, layer_id=0, width=3\) does not exist",
-        ):
+        with pytest.raises(ValueError, match=match):
             BankPlan.create(self.specs, policy, BUDGET)
 
     def test_layer_lookup(self):
         plan = BankPlan.create(self.specs, self.policy, BUDGET)
         with pytest.raises(KeyError, match=r"member=4"):
             plan.levels_of(4, 0)
+
+
+# ----------------------------------------------------------------------
+# The chain order of the policy and of the plan
+
+
+class TestChainSort:
+    def setup_method(self):
+        self.specs = member_specs([(16, 4), (16, 2)])
+
+    def test_plan_takes_the_policy_chain_sort(self):
+        policy = SharingPolicy.from_bins(self.specs, 4, chain_sort="reference")
+        plan = BankPlan.create(self.specs, policy, BUDGET)
+        assert plan.chain_sort == "reference"
+        same = BankPlan.create(
+            self.specs, policy, BUDGET, chain_sort="reference"
+        )
+        assert same.chains == plan.chains and same.layers == plan.layers
+
+    def test_other_chain_sort_refused_for_named_slots(self):
+        policy = SharingPolicy.from_bins(self.specs, 4)
+        assert policy.coefficient_owners
+        with pytest.raises(
+            ValueError,
+            match=r"`chain_sort`.*defined for chain_sort='stable'.*"
+            r"Received: chain_sort='reference'",
+        ):
+            BankPlan.create(self.specs, policy, BUDGET, chain_sort="reference")
+
+    def test_policy_without_owners_fits_either_order(self):
+        policy = SharingPolicy.from_bins(
+            self.specs, 4, coefficients="per_layer"
+        )
+        assert policy.chain_sort == "stable"
+        plan = BankPlan.create(
+            self.specs, policy, BUDGET, chain_sort="reference"
+        )
+        assert plan.chain_sort == "reference"

@@ -6,11 +6,11 @@ import random
 
 import pytest
 
+from keras_swn.models.wide_resnet_shapes import wide_resnet_layer_specs
 from keras_swn.policy.bins import bins_per_kernel
 from keras_swn.policy.bins import index_specs
 from keras_swn.policy.bins import initial_bins
 from keras_swn.policy.layer_spec import LayerSpec
-from keras_swn.policy.wide_resnet_shapes import wide_resnet_layer_specs
 
 DATA = pathlib.Path(__file__).parents[1] / "data"
 README_MEMBERS = [(28, 7), (28, 4), (16, 7), (16, 4)]
@@ -135,24 +135,29 @@ class TestInitialBinsErrors:
             initial_bins(specs, 2)
         assert initial_bins(specs, 3) == ((0, 1, 2, 3),)
 
-    def test_student_kernel_type_unknown_to_member_0(self):
-        specs = [conv(0, 0, 8, 8), conv(1, 0, 8, 8, k=5)]
-        with pytest.raises(ValueError, match=r"member 1 has kernel types"):
-            initial_bins(specs, 2)
-
-    def test_gap_in_layer_ids(self):
-        specs = [conv(0, 0, 8, 8), conv(0, 2, 8, 8)]
-        with pytest.raises(ValueError, match=r"member 0 lacks layer ids \[1\]"):
-            initial_bins(specs, 2)
-
-    def test_gap_in_members(self):
-        specs = [conv(0, 0, 8, 8), conv(2, 0, 8, 8)]
-        with pytest.raises(ValueError, match=r"members numbered 0 \.\. M-1"):
-            initial_bins(specs, 2)
-
-    def test_duplicate_layer(self):
-        specs = [conv(0, 0, 8, 8), conv(0, 0, 4, 4)]
-        with pytest.raises(ValueError, match=r"listed twice"):
+    @pytest.mark.parametrize(
+        "specs,match",
+        [
+            (  # a student kernel type unknown to member 0
+                [conv(0, 0, 8, 8), conv(1, 0, 8, 8, k=5)],
+                r"member 1 has kernel types",
+            ),
+            (  # a gap in the layer ids
+                [conv(0, 0, 8, 8), conv(0, 2, 8, 8)],
+                r"member 0 lacks layer ids \[1\]",
+            ),
+            (  # a gap in the members
+                [conv(0, 0, 8, 8), conv(2, 0, 8, 8)],
+                r"members numbered 0 \.\. M-1",
+            ),
+            (  # a duplicate layer
+                [conv(0, 0, 8, 8), conv(0, 0, 4, 4)],
+                r"listed twice",
+            ),
+        ],
+    )
+    def test_bad_specs(self, specs, match):
+        with pytest.raises(ValueError, match=match):
             initial_bins(specs, 2)
 
     def test_empty_specs(self):

@@ -7,8 +7,8 @@ import pytest
 
 from keras_swn import LayerSpec
 from keras_swn import SharingPolicy
-from keras_swn.bank.plan import layer_levels
-from keras_swn.policy.wide_resnet_shapes import wide_resnet_layer_specs
+from keras_swn.models.wide_resnet_shapes import wide_resnet_layer_specs
+from keras_swn.policy.chains import layer_levels
 
 
 def _specs():
@@ -119,3 +119,71 @@ class TestSharingPolicy:
         assert (
             LayerSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
         )
+
+
+class TestChainSort:
+    """The policy records the chain order its slots are defined for."""
+
+    def test_recorded_by_every_constructor(self):
+        specs = _specs()
+        groups = SharingPolicy.from_bins(specs, 4).groups
+        for sort in ("stable", "reference"):
+            for coefficients in ("per_bank", "per_layer"):
+                policy = SharingPolicy.from_bins(
+                    specs, 4, coefficients=coefficients, chain_sort=sort
+                )
+                assert policy.chain_sort == sort
+            partners = {(1, l): (0, l) for l in range(16)}
+            policy = SharingPolicy.from_partners(
+                specs, groups, partners, chain_sort=sort
+            )
+            assert policy.chain_sort == sort
+        assert SharingPolicy(groups=[[0]]).chain_sort == "stable"
+
+    def test_part_of_equality_and_json(self):
+        stable = SharingPolicy(groups=[[0, 0]])
+        reference = SharingPolicy(groups=[[0, 0]], chain_sort="reference")
+        assert stable != reference and hash(stable) != hash(reference)
+        data = json.loads(reference.to_json())
+        assert data["version"] == 2 and data["chain_sort"] == "reference"
+        assert SharingPolicy.from_json(reference.to_json()) == reference
+
+    def test_version_1_is_read_as_stable(self):
+        text = (
+            '{"format": "keras_swn.SharingPolicy", "version": 1, '
+            '"groups": [[0, 0], [0, 0]], '
+            '"coefficient_owners": [[1, 0, 0, 0, 0]]}'
+        )
+        policy = SharingPolicy.from_json(text)
+        assert policy.chain_sort == "stable"
+        assert policy.owner((1, 0, 0)) == (0, 0)
+
+    def test_unknown_chain_sort(self):
+        with pytest.raises(ValueError, match="Received: chain_sort='numpy'"):
+            SharingPolicy(groups=[[0]], chain_sort="numpy")
+        text = (
+            '{"format": "keras_swn.SharingPolicy", "version": 2, '
+            '"groups": [[0]], "chain_sort": "numpy"}'
+        )
+        with pytest.raises(ValueError, match="chain_sort='numpy'"):
+            SharingPolicy.from_json(text)
+
+    def test_check_chain_sort(self):
+        shared = SharingPolicy(
+            groups=[[0, 0]],
+            coefficient_owners={(0, 1, 0): (0, 0)},
+            chain_sort="reference",
+        )
+        assert shared.check_chain_sort() == "reference"
+        assert shared.check_chain_sort("reference") == "reference"
+        with pytest.raises(
+            ValueError,
+            match="defined for chain_sort='reference'.*"
+            "Received: chain_sort='stable'",
+        ):
+            shared.check_chain_sort("stable")
+        with pytest.raises(ValueError, match="Received: chain_sort='x'"):
+            shared.check_chain_sort("x")
+        # Without owners the policy names no slot: either order fits.
+        soft = SharingPolicy(groups=[[0, 0]])
+        assert soft.check_chain_sort("reference") == "reference"

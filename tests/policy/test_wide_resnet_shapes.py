@@ -1,12 +1,12 @@
-"""Tests for `keras_swn.policy.wide_resnet_shapes` (§1.2, §1.7, §6)."""
+"""Tests for `keras_swn.models.wide_resnet_shapes` (§1.2, §1.7, §6)."""
 
 import json
 import pathlib
 
 import pytest
 
-from keras_swn.policy.wide_resnet_shapes import wide_resnet_layer_specs
-from keras_swn.policy.wide_resnet_shapes import wide_resnet_param_counts
+from keras_swn.models.wide_resnet_shapes import wide_resnet_layer_specs
+from keras_swn.models.wide_resnet_shapes import wide_resnet_param_counts
 
 DATA = pathlib.Path(__file__).parents[1] / "data"
 

@@ -1,0 +1,67 @@
+"""`TemplateBank`: arguments, the plan's chain order, config round trip."""
+
+import pytest
+
+import keras_swn
+from keras_swn.bank.template_bank import TemplateBank
+
+
+def _specs():
+    return [
+        keras_swn.LayerSpec(0, 0, "conv2d", (8, 3, 3, 3)),
+        keras_swn.LayerSpec(0, 1, "conv2d", (8, 8, 3, 3)),
+        keras_swn.LayerSpec(1, 0, "conv2d", (4, 3, 3, 3)),
+    ]
+
+
+def _shared_policy(chain_sort="stable"):
+    return keras_swn.SharingPolicy(
+        groups=[[0, 0], [0]],
+        coefficient_owners={(1, 0, 0): (0, 0)},
+        chain_sort=chain_sort,
+    )
+
+
+class TestChainSort:
+    def test_default_is_the_policy_chain_sort(self):
+        for sort in ("stable", "reference"):
+            bank = TemplateBank(_specs(), _shared_policy(sort), 10_000)
+            assert bank.chain_sort == bank.plan.chain_sort == sort
+            assert bank.get_config()["chain_sort"] == sort
+
+    def test_config_round_trip(self):
+        bank = TemplateBank(
+            _specs(), _shared_policy("reference"), 10_000, seed=1
+        )
+        again = TemplateBank.from_config(bank.get_config())
+        assert again.policy == bank.policy
+        assert again.plan.chains == bank.plan.chains
+        assert again.chain_sort == "reference"
+
+    def test_mismatch_raises(self):
+        with pytest.raises(ValueError, match=r"Received: chain_sort='stable'"):
+            TemplateBank(
+                _specs(),
+                _shared_policy("reference"),
+                10_000,
+                chain_sort="stable",
+            )
+
+
+class TestArguments:
+    @pytest.mark.parametrize("value", ["fan_in", 9.0, True, 3])
+    def test_template_fan_in(self, value):
+        with pytest.raises(
+            ValueError,
+            match=r"`template_fan_in`\. Expected one of \('kernel', 'layer', "
+            r"9\)\. Received: template_fan_in=",
+        ):
+            TemplateBank(
+                _specs(), _shared_policy(), 10_000, template_fan_in=value
+            )
+
+    def test_policy(self):
+        with pytest.raises(ValueError, match=r"Expected a SharingPolicy"):
+            TemplateBank(_specs(), [[0, 0], [0]], 10_000)
+        bank = TemplateBank(_specs(), _shared_policy().to_dict(), 10_000)
+        assert bank.policy == _shared_policy()
