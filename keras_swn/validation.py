@@ -11,8 +11,10 @@ value itself), so a caller can check and store in one line.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
+from typing import Iterator
 from typing import Mapping
 from typing import Sequence
 from typing import TypeVar
@@ -63,6 +65,10 @@ def check_choice(name: str, value: T, choices: Sequence[Any]) -> T:
     Examples:
         >>> check_choice("mode", "fast", ("fast", "exact"))
         'fast'
+        >>> check_choice("fan_in", 9.0, ("layer", 9))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: Invalid value for argument `fan_in`. Expected one of ...
     """
     for choice in choices:
         if isinstance(value, type(choice)) and value == choice:
@@ -119,14 +125,14 @@ def check_int(
         raise invalid_argument(
             name, f"Expected {_int_text(minimum, maximum)}.", value
         )
-    value = int(value)
-    if (minimum is not None and value < minimum) or (
-        maximum is not None and value > maximum
+    number = int(value)
+    if (minimum is not None and number < minimum) or (
+        maximum is not None and number > maximum
     ):
         raise invalid_argument(
-            name, f"Expected {_int_text(minimum, maximum)}.", value
+            name, f"Expected {_int_text(minimum, maximum)}.", number
         )
-    return value
+    return number
 
 
 def check_real(name: str, value: Any, *, positive: bool = False) -> float:
@@ -196,6 +202,11 @@ def check_format(
         >>> check_format({"format": "f", "version": 1}, format="f",
         ...              versions=(1, 2), what="thing")
         1
+        >>> check_format({"format": "f", "version": 3}, format="f",
+        ...              versions=(1,), what="x")
+        Traceback (most recent call last):
+        ...
+        ValueError: Unsupported x version. Expected 1. Received: version=3
     """
     if not isinstance(data, Mapping) or data.get("format") != format:
         raise ValueError(
@@ -203,7 +214,11 @@ def check_format(
             f'"format": "{format}". Received: {str(data)[:200]}'
         )
     version = data.get("version")
-    if isinstance(version, bool) or version not in versions:
+    if (
+        isinstance(version, bool)
+        or not isinstance(version, int)
+        or version not in versions
+    ):
         expected = (
             str(versions[0])
             if len(versions) == 1
@@ -213,4 +228,58 @@ def check_format(
             f"Unsupported {what} version. Expected {expected}. "
             f"Received: version={version!r}"
         )
-    return int(version)
+    return version
+
+
+class ArgumentError(ValueError):
+    """A `ValueError` that names the argument it is about.
+
+    The message is the library's message, unchanged; `argument` lets a
+    caller (the command line) say which of its own inputs to fix without
+    reading the message.
+
+    Attributes:
+        argument: str, the name of the argument.
+    """
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(message)
+        self.argument = argument
+
+
+def argument_of(error: BaseException) -> str | None:
+    """The argument an `ArgumentError` names; `None` for other errors."""
+    return getattr(error, "argument", None)
+
+
+@contextlib.contextmanager
+def naming(argument: str) -> Iterator[None]:
+    """Let a `ValueError` raised inside name `argument`.
+
+    A plain `ValueError` becomes an `ArgumentError` with the same message;
+    an `ArgumentError` keeps the argument it already names.
+
+    Examples:
+        >>> try:
+        ...     with naming("k"):
+        ...         check_int("k", 0, minimum=1)
+        ... except ArgumentError as e:
+        ...     e.argument
+        'k'
+    """
+    try:
+        yield
+    except ArgumentError:
+        raise
+    except ValueError as e:
+        raise ArgumentError(argument, str(e)) from e
+
+
+def argument_error(name: str, expected: str, value: Any) -> ArgumentError:
+    """`invalid_argument` as an `ArgumentError` that names `name`.
+
+    Examples:
+        >>> argument_error("k", "Expected an int.", "2").argument
+        'k'
+    """
+    return ArgumentError(name, str(invalid_argument(name, expected, value)))

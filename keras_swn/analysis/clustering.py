@@ -64,17 +64,19 @@ BUDGET_CHECKS = ("proxy", "exact")
 SCHEDULES = ("fill", "step")
 
 
-def _fill_thresholds(similarity: Mapping) -> list[float]:
+def _fill_thresholds(
+    similarity: Mapping[int, tuple[tuple[int, ...], np.ndarray]],
+) -> list[float]:
     """Every threshold at which a bin's grouping can change, highest
     first: the largest similarity (no pair links), then just below each
     distinct similarity (the pairs at that value link too), ending below
     -1 (every pair links)."""
-    values = set()
+    seen: set[float] = set()
     for ids, mat in similarity.values():
         n = len(ids)
         if n > 1:
-            values.update(float(v) for v in mat[~np.eye(n, dtype=bool)])
-    values = sorted((v for v in values if math.isfinite(v)), reverse=True)
+            seen.update(float(v) for v in mat[~np.eye(n, dtype=bool)])
+    values = sorted((v for v in seen if math.isfinite(v)), reverse=True)
     top = values[0] if values else 1.0
     below = [float(np.nextafter(v, -np.inf)) for v in values]
     return [max(top, 1.0)] + below + [-1.0 - 1e-9]
@@ -246,7 +248,9 @@ def search_groups(
     # when no grouping meets `group_share * budget`.
     fallback: tuple[float, int, int, Attachment] | None = None
 
-    def finish(t: float, iterations: int, need: int, att: Attachment):
+    def finish(
+        t: float, iterations: int, need: int, att: Attachment
+    ) -> SearchResult:
         return SearchResult(
             threshold=t,
             iterations=iterations,
@@ -255,7 +259,7 @@ def search_groups(
             groups=att.groups,
             partners=att.partners,
             similarity=similarity,
-            history=history[:iterations],
+            history=tuple(history[:iterations]),
             clustering=clustering,
             budget_check=budget_check,
             signal=signal,
@@ -284,8 +288,11 @@ def search_groups(
         if need <= limit:
             return finish(t, len(history), need, att)
         t_next = next(candidates, None) if schedule == "fill" else t - step
-        exhausted = t_next is None or t < -1.0
-        if (clustering == "connected_components" and merged) or exhausted:
+        if (
+            (clustering == "connected_components" and merged)
+            or t_next is None
+            or t < -1.0
+        ):
             if fallback is not None:
                 return finish(*fallback)
             reason = (

@@ -59,7 +59,7 @@ class RefineResult:
         """Vectors created by the refine step (`len(copies)`)."""
         return len(self.copies)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable summary (the policy, copies and cosines)."""
         return {
             "policy": self.policy.to_dict(),
@@ -181,7 +181,7 @@ def refine_partition(
                 "keys (member, layer_id, width). Received: key="
                 f"{slot!r}"
             )
-        grads[key] = value  # type: ignore[index]
+        grads[key] = value
 
     # Every known slot, sorted.
     if levels is not None:

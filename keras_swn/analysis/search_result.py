@@ -6,6 +6,7 @@ Immutable and JSON-serialisable (`to_dict`, `from_dict`). No Keras import.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 from typing import Mapping
 from typing import Sequence
 
@@ -96,7 +97,7 @@ class SearchResult:
             specs, self.groups, self.partners, chain_sort=chain_sort
         )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (`from_dict` reads it back exactly)."""
         return {
             "format": _FORMAT,
@@ -122,7 +123,7 @@ class SearchResult:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "SearchResult":
+    def from_dict(cls, d: Mapping[str, Any]) -> "SearchResult":
         """Rebuild a `SearchResult` from `to_dict` output.
 
         Raises:
@@ -150,7 +151,7 @@ class SearchResult:
                 for a, b, c, e in d.get("partners", [])
             },
             similarity=similarity,
-            history=[(float(t), int(n)) for t, n in d.get("history", [])],
+            history=tuple((float(t), int(n)) for t, n in d.get("history", [])),
             clustering=str(d.get("clustering", "connected_components")),
             budget_check=str(d.get("budget_check", "proxy")),
             signal=str(d.get("signal", "gradient")),

@@ -212,7 +212,7 @@ class PairSimilarity:
     def check_keys(
         self,
         keys: Sequence[Hashable],
-        shapes: Mapping[Hashable, tuple[int, ...]] | None = None,
+        shapes: Mapping[Any, tuple[int, ...]] | None = None,
     ) -> None:
         """Raise a `ValueError` naming the keys that have no array.
 

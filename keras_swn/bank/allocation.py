@@ -84,7 +84,9 @@ def allocate(
     return Allocation(sizes, templates, excess)
 
 
-def window_offsets(size: int, seg: int, templates: int, n_layers: int) -> list:
+def window_offsets(
+    size: int, seg: int, templates: int, n_layers: int
+) -> list[int]:
     """Start of every layer's template window in a flat bank.
 
     Layers take windows of `templates * seg` parameters in turn: the first

@@ -6,6 +6,7 @@ import math
 from typing import Any
 from typing import Mapping
 from typing import Sequence
+from typing import cast
 
 import keras
 import numpy as np
@@ -24,6 +25,11 @@ from keras_swn.validation import check_choice
 from keras_swn.validation import check_instance
 
 TEMPLATE_FAN_IN = ("kernel", "layer", 9)
+
+
+def _key(key: Sequence[int]) -> LayerKey:
+    """A layer key given as any sequence (a JSON list), as a tuple."""
+    return cast(LayerKey, tuple(key))
 
 
 def level_fan_in(plan: BankPlan, group: int, width: int) -> int:
@@ -58,7 +64,7 @@ def use_gains(
         >>> [round(g, 3) for g in use_gains(plan, (0, 1))]
         [0.5, 1.0]
     """
-    recipe = plan.layers[tuple(key)]
+    recipe = plan.layers[_key(key)]
     if template_fan_in != "kernel":
         return (1.0,) * recipe.num_levels
     out, inp, kh, kw = recipe.shape
@@ -253,7 +259,7 @@ class TemplateBank(keras.layers.Layer):
     # ------------------------------------------------------------------
     def superweight(self, key: LayerKey, width: int):
         """The flat SuperWeight `sum_k c_k T_k` of one layer at one level."""
-        recipe = self.plan.layers[tuple(key)]
+        recipe = self.plan.layers[_key(key)]
         g = recipe.group
         bank = self.plan.banks[(g, width)]
         k, seg = bank.templates, bank.seg
@@ -268,14 +274,14 @@ class TemplateBank(keras.layers.Layer):
         probe = active_probe(coefficient_probe_key(self, key, width))
         if probe is not None:
             coefficients = coefficients + ops.reshape(probe, (1, k))
-        gain = self._gains[tuple(key)][width]
+        gain = self._gains[_key(key)][width]
         if gain != 1.0:
             coefficients = coefficients * gain
         return ops.reshape(ops.matmul(coefficients, templates), (seg,))
 
     def kernel_oihw(self, key: LayerKey):
         """The composed kernel of layer `key` in OIHW layout, float32."""
-        key = tuple(key)
+        key = _key(key)
         if not self.built:
             raise AttributeError(
                 "The bank has no variables yet. Call `bank.build()` first."
@@ -309,7 +315,7 @@ class TemplateBank(keras.layers.Layer):
             dense layer.
         """
         kernel = self.kernel_oihw(key)
-        if self.plan.layers[tuple(key)].kind == "dense":
+        if self.plan.layers[_key(key)].kind == "dense":
             kernel = ops.transpose(kernel[:, :, 0, 0], (1, 0))
         else:
             kernel = ops.transpose(kernel, (2, 3, 1, 0))
@@ -319,8 +325,8 @@ class TemplateBank(keras.layers.Layer):
 
     def kernel_shape(self, key: LayerKey) -> tuple[int, ...]:
         """The Keras-layout shape of `kernel(key)`."""
-        out, inp, kh, kw = self.plan.layers[tuple(key)].shape
-        if self.plan.layers[tuple(key)].kind == "dense":
+        out, inp, kh, kw = self.plan.layers[_key(key)].shape
+        if self.plan.layers[_key(key)].kind == "dense":
             return (inp, out)
         return (kh, kw, inp, out)
 

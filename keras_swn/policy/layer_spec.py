@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
+from typing import Mapping
+from typing import cast
 
 from keras_swn.types import OIHW
 from keras_swn.types import LayerKey
@@ -78,7 +81,8 @@ class LayerSpec:
             return "dense"
         return f"{self.shape[2]} {self.shape[3]}"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as JSON-serialisable data (`from_dict` reads it)."""
         return {
             "member": self.member,
             "layer_id": self.layer_id,
@@ -88,11 +92,12 @@ class LayerSpec:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "LayerSpec":
+    def from_dict(cls, d: Mapping[str, Any]) -> "LayerSpec":
+        """Read `to_dict` output."""
         return cls(
             member=int(d["member"]),
             layer_id=int(d["layer_id"]),
             kind=str(d["kind"]),
-            shape=tuple(int(s) for s in d["shape"]),
+            shape=cast(OIHW, tuple(int(s) for s in d["shape"])),
             name=str(d.get("name", "")),
         )

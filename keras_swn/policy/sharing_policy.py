@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from typing import Any
 from typing import Mapping
 from typing import Sequence
+from typing import cast
 
 from keras_swn.io_utils import atomic_write_text
 from keras_swn.io_utils import parse_json
@@ -26,6 +28,10 @@ _FORMAT = "keras_swn.SharingPolicy"
 #: Version 2 records `chain_sort`; version 1 files are read as "stable".
 _VERSION = 2
 _VERSIONS = (1, 2)
+
+
+def _as_groups(groups: GroupsLike) -> Groups:
+    return tuple(tuple(row) for row in groups)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,9 +101,9 @@ class SharingPolicy:
                 f"non-negative. Received: groups={groups}"
             )
         owners: dict[Slot, LayerKey] = {}
-        for slot, owner in dict(self.coefficient_owners).items():
-            slot = tuple(int(v) for v in slot)
-            owner = tuple(int(v) for v in owner)
+        for given_slot, given_owner in dict(self.coefficient_owners).items():
+            slot = cast(Slot, tuple(int(v) for v in given_slot))
+            owner = cast(LayerKey, tuple(int(v) for v in given_owner))
             if len(slot) != 3 or len(owner) != 2:
                 raise ValueError(
                     "Invalid value for argument `coefficient_owners`. "
@@ -146,8 +152,8 @@ class SharingPolicy:
 
     def owner(self, slot: Slot) -> LayerKey:
         """The `(member, layer_id)` whose coefficient vector `slot` reads."""
-        slot = tuple(slot)
-        return self.coefficient_owners.get(slot, slot[:2])
+        slot = cast(Slot, tuple(slot))
+        return self.coefficient_owners.get(slot, (slot[0], slot[1]))
 
     def layers_in_group(self, group: int) -> list[LayerKey]:
         """All `(member, layer_id)` of a group, ascending."""
@@ -259,7 +265,9 @@ class SharingPolicy:
                 owner = first.setdefault((g, w), key)
                 owners[(*key, w)] = owner
         return cls(
-            groups=groups, coefficient_owners=owners, chain_sort=chain_sort
+            groups=_as_groups(groups),
+            coefficient_owners=owners,
+            chain_sort=chain_sort,
         )
 
     @classmethod
@@ -305,24 +313,27 @@ class SharingPolicy:
             seen = set()
             while key in partners and key not in seen:
                 seen.add(key)
-                nxt = tuple(partners[key])
+                nxt = cast(LayerKey, tuple(partners[key]))
                 if levels.get(nxt, 0) <= w:
                     break
                 key = nxt
             return key
 
-        owners = {}
-        for key in sorted(partners):
-            for w in range(levels[tuple(key)]):
-                owner = final(tuple(key), w)
-                if owner != tuple(key):
+        owners: dict[Slot, LayerKey] = {}
+        for given in sorted(partners):
+            key = cast(LayerKey, tuple(given))
+            for w in range(levels[key]):
+                owner = final(key, w)
+                if owner != key:
                     owners[(*key, w)] = owner
         return cls(
-            groups=groups, coefficient_owners=owners, chain_sort=chain_sort
+            groups=_as_groups(groups),
+            coefficient_owners=owners,
+            chain_sort=chain_sort,
         )
 
     # ------------------------------------------------------------------
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The policy as JSON-serialisable data (`from_dict` reads it)."""
         return {
             "format": _FORMAT,
@@ -336,7 +347,7 @@ class SharingPolicy:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "SharingPolicy":
+    def from_dict(cls, d: Mapping[str, Any]) -> "SharingPolicy":
         """Read `to_dict` output; a version-1 policy is `"stable"`.
 
         Raises:
@@ -375,17 +386,17 @@ class SharingPolicy:
         """Parse a policy from `to_json` output; raises `ValueError`."""
         return cls.from_dict(parse_json(text, "sharing policy"))
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the policy as JSON, atomically (no half-written file)."""
         atomic_write_text(path, self.to_json(indent=1))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "SharingPolicy":
+    def load(cls, path: str | os.PathLike[str]) -> "SharingPolicy":
         """Read a policy written by `save`."""
         with open(path, encoding="utf-8") as f:
             return cls.from_json(f.read())
 
-    def _identity(self) -> tuple:
+    def _identity(self) -> tuple[Any, ...]:
         return (
             self.groups,
             tuple(self.coefficient_owners.items()),
