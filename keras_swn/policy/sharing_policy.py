@@ -16,6 +16,7 @@ from keras_swn.policy.bins import initial_bins
 from keras_swn.policy.chains import CHAIN_SORTS
 from keras_swn.policy.chains import layer_levels
 from keras_swn.policy.layer_spec import LayerSpec
+from keras_swn.types import BankKey
 from keras_swn.types import Groups
 from keras_swn.types import GroupsLike
 from keras_swn.types import LayerKey
@@ -257,7 +258,7 @@ class SharingPolicy:
             A `SharingPolicy`.
         """
         levels = layer_levels(specs, groups, chain_sort=chain_sort)
-        first: dict[tuple[int, int], LayerKey] = {}
+        first: dict[BankKey, LayerKey] = {}
         owners: dict[Slot, LayerKey] = {}
         for key in sorted(levels):
             g = groups[key[0]][key[1]]
