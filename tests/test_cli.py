@@ -267,7 +267,9 @@ class TestSearch:
         ],
     )
     def test_bad_flags(self, capsys, args, text, tmp_path):
-        rc = run_cli(*args, f"--output_dir={tmp_path / 'x'}")
+        # Flags are per command: only `search` takes --output_dir.
+        out = [f"--output_dir={tmp_path / 'x'}"] if args[0] == "search" else []
+        rc = run_cli(*args, *out)
         assert rc in (1, 2)
         err = capsys.readouterr().err
         assert text in err

@@ -1,27 +1,35 @@
 """The search object: SuperWeight clusters, final training and refine.
 
 `SearchAndRefine` runs the whole pipeline of swn-algorithm.md (Appendix A)
-with the surface of a KerasTuner tuner; `PhaseOracle` is its pure,
-JSON-resumable phase state machine; `ReferenceSGD` and
-`step_learning_rate` are the reference's training recipe (§5).
+with the surface of a KerasTuner tuner; `SearchConfig` and `RunConfig` are
+its validated configuration (what it searches, how it trains), and
+`TrainingRecipe` with `ReferenceSGD` and `step_learning_rate` the
+reference's training recipe (§5). `train_and_save` trains a fixed-policy
+`SWNModel` with the same recipe; `load_and_evaluate` reloads a saved one.
+The phase state machine (`keras_swn.search.oracle.PhaseOracle`) and its
+vocabulary (`keras_swn.search.phases`) are internals of the search.
 """
 
+from keras_swn.search.config import SearchConfig
 from keras_swn.search.optim import ReferenceSGD
+from keras_swn.search.optim import learning_rate_at
 from keras_swn.search.optim import make_optimizer
 from keras_swn.search.optim import step_learning_rate
-from keras_swn.search.oracle import Phase
-from keras_swn.search.oracle import PhaseOracle
-from keras_swn.search.oracle import Sharing
-from keras_swn.search.oracle import Step
+from keras_swn.search.recipe import TrainingRecipe
+from keras_swn.search.run_config import RunConfig
 from keras_swn.search.search_and_refine import SearchAndRefine
+from keras_swn.search.training import load_and_evaluate
+from keras_swn.search.training import train_and_save
 
 __all__ = [
-    "Phase",
-    "PhaseOracle",
     "ReferenceSGD",
+    "RunConfig",
     "SearchAndRefine",
-    "Sharing",
-    "Step",
+    "SearchConfig",
+    "TrainingRecipe",
+    "learning_rate_at",
+    "load_and_evaluate",
     "make_optimizer",
     "step_learning_rate",
+    "train_and_save",
 ]

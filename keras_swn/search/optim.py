@@ -31,6 +31,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_swn.validation import ArgumentError
+from keras_swn.validation import argument_error
+
 _DEFAULT_EXCLUDE = ("coefficients",)
 
 #: The learning-rate schedules of `learning_rate_at`.
@@ -103,19 +106,12 @@ def check_milestones(milestones: Any) -> tuple:
             values = list(milestones)
         except TypeError:
             values = None
-    if values is None:
-        raise ValueError(
-            f"Invalid value for argument `milestones`. {expected} "
-            f"Received: milestones={milestones!r}"
-        )
-    if all(_is_int(v) and v >= 0 for v in values):
-        return tuple(sorted(int(v) for v in values))
-    if all(_is_float(v) and 0.0 < float(v) < 1.0 for v in values):
-        return tuple(sorted(float(v) for v in values))
-    raise ValueError(
-        f"Invalid value for argument `milestones`. {expected} "
-        f"Received: milestones={milestones!r}"
-    )
+    if values is not None:
+        if all(_is_int(v) and v >= 0 for v in values):
+            return tuple(sorted(int(v) for v in values))
+        if all(_is_float(v) and 0.0 < float(v) < 1.0 for v in values):
+            return tuple(sorted(float(v) for v in values))
+    raise argument_error("milestones", expected, milestones)
 
 
 def milestone_epochs(milestones: Sequence, epochs: int) -> tuple[int, ...]:
@@ -193,17 +189,17 @@ def check_schedule(
             if not isinstance(schedule, str) and schedule is not None
             else ""
         )
-        raise ValueError(
-            "Invalid value for argument `schedule`. Expected one of "
-            f"{SCHEDULES}.{hint} Received: schedule={schedule!r}"
+        raise argument_error(
+            "schedule", f"Expected one of {SCHEDULES}.{hint}", schedule
         )
     if schedule == "cosine":
         for name, value in (("milestones", milestones), ("gamma", gamma)):
             if value is not None:
-                raise ValueError(
+                raise ArgumentError(
+                    name,
                     f"Invalid value for argument `{name}`: it applies to "
                     "schedule='step' only; the cosine schedule has no "
-                    f"{name}. Received: {name}={value!r}"
+                    f"{name}. Received: {name}={value!r}",
                 )
         return schedule, None, None
     milestones = check_milestones(
@@ -216,10 +212,7 @@ def check_schedule(
         or not math.isfinite(float(gamma))
         or not float(gamma) > 0
     ):
-        raise ValueError(
-            "Invalid value for argument `gamma`. Expected a finite number "
-            f"> 0. Received: gamma={gamma!r}"
-        )
+        raise argument_error("gamma", "Expected a finite number > 0.", gamma)
     return schedule, milestones, float(gamma)
 
 
@@ -257,10 +250,7 @@ def learning_rate_at(
         0.05
     """
     if not _is_int(epochs) or epochs < 1:
-        raise ValueError(
-            "Invalid value for argument `epochs`. Expected an int >= 1. "
-            f"Received: epochs={epochs!r}"
-        )
+        raise argument_error("epochs", "Expected an int >= 1.", epochs)
     schedule, milestones, gamma = check_schedule(schedule, milestones, gamma)
     if schedule == "cosine":
         return cosine_learning_rate(
@@ -341,10 +331,7 @@ class ReferenceSGD(keras.optimizers.SGD):
             **kwargs,
         )
         if isinstance(l2, bool) or not isinstance(l2, (int, float)) or l2 < 0:
-            raise ValueError(
-                "Invalid value for argument `l2`. Expected a float >= 0. "
-                f"Received: l2={l2!r}"
-            )
+            raise argument_error("l2", "Expected a float >= 0.", l2)
         self.l2 = float(l2)
         self.exclude_patterns = tuple(str(p) for p in exclude_patterns)
         self._l2_excluded_ids: set[int] = set()

@@ -4,29 +4,14 @@
 "The search object in the KerasTuner shape"): this module is its
 **oracle**, the policy that says what runs next, kept apart from the
 runner that builds and fits `SWNModel`s. Instead of trials it walks the
-phases of swn-algorithm.md Appendix A:
+phases of `keras_swn.search.phases` (swn-algorithm.md Appendix A).
 
-```
-search_training (epochs 0 .. search_epochs-1)   # §2.1-§2.2
-clustering                                      # §2.3-§2.6
-training (epochs 0 .. refine_after-1)           # §3.1
-refine                                          # §3.2
-training (epochs refine_after .. epochs-1)
-finish                                          # evaluate, save the model
-done
-```
-
-Which phases run is fixed by the sharing regime (§3.3, named explicitly):
-
-- `"learned"`: search; final training starts from the learned groups,
-  member 0 soft, students hard-shared with their partner layer; refine
-  at `refine_after`.
-- `"learned_no_refine"`: as `"learned"`, never refined.
-- `"bins_hard"`: no search; the initial bins, every bank one hard-shared
-  vector; refine at `refine_after`.
-- `"soft"`: search; every layer its own coefficients; no refine.
-
-The oracle's whole state is a JSON-serialisable dict (`get_state` /
+The runner asks `next_task()`: the oracle answers with a `Task`, the step
+to run and everything the runner needs to run it (which model it starts
+from, the policy and checkpoint to restore, how many epochs the `fit`
+spans, whether it opens or closes its phase). The runner reports back
+with `complete(...)`. The oracle's whole state is typed (`Artifacts`,
+the history, the phase log) and round-trips through JSON (`get_state` /
 `set_state`), so a search killed at any moment resumes from the last
 completed step. No Keras import.
 """
@@ -34,158 +19,34 @@ completed step. No Keras import.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import enum
 import json
 import math
 from typing import Any
 from typing import Mapping
-from typing import NamedTuple
 
 from keras_swn.io_utils import parse_json
+from keras_swn.search.phases import Phase
+from keras_swn.search.phases import Sharing
+from keras_swn.search.phases import Step
+from keras_swn.search.phases import check_sharing
+from keras_swn.search.phases import schedule
+from keras_swn.validation import check_format
+
+__all__ = [
+    "Artifacts",
+    "Phase",
+    "PhaseOracle",
+    "Sharing",
+    "Step",
+    "Task",
+    "model_key",
+    "schedule",
+]
 
 _FORMAT = "keras_swn.PhaseOracle"
 _VERSION = 1
-
-
-class Phase(str, enum.Enum):
-    """A phase of the pipeline (its value is the JSON spelling)."""
-
-    SEARCH_TRAINING = "search_training"
-    CLUSTERING = "clustering"
-    TRAINING = "training"
-    REFINE = "refine"
-    FINISH = "finish"
-    DONE = "done"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class Sharing(str, enum.Enum):
-    """The sharing regimes of swn-algorithm.md §3.3, named explicitly."""
-
-    LEARNED = "learned"
-    LEARNED_NO_REFINE = "learned_no_refine"
-    BINS_HARD = "bins_hard"
-    SOFT = "soft"
-
-    def __str__(self) -> str:
-        return self.value
-
-    @property
-    def searches(self) -> bool:
-        """Whether the regime runs the search (§2)."""
-        return self is not Sharing.BINS_HARD
-
-    @property
-    def refines(self) -> bool:
-        """Whether the regime runs the refine step (§3.2)."""
-        return self in (Sharing.LEARNED, Sharing.BINS_HARD)
-
-
-SHARINGS = tuple(s.value for s in Sharing)
-
-
-class Step(NamedTuple):
-    """One unit of work: a phase, and the epoch for the training phases.
-
-    Attributes:
-        phase: the `Phase`.
-        epoch: int, the 0-based epoch of a training phase (the epoch index
-            of the whole final training for `Phase.TRAINING`); `None` for
-            the other phases.
-    """
-
-    phase: Phase
-    epoch: int | None = None
-
-    def to_json(self) -> list:
-        return [self.phase.value, self.epoch]
-
-    @classmethod
-    def from_json(cls, value: Any) -> "Step":
-        phase, epoch = value
-        return cls(Phase(phase), None if epoch is None else int(epoch))
-
-    def __str__(self) -> str:
-        if self.epoch is None:
-            return self.phase.value
-        return f"{self.phase.value} epoch {self.epoch + 1}"
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected an int >= "
-            f"{minimum}. Received: {name}={value!r}"
-        )
-    return int(value)
-
-
-def check_sharing(sharing: object) -> Sharing:
-    """The `Sharing` named by `sharing`; `ValueError` if unknown."""
-    try:
-        return Sharing(sharing)
-    except ValueError:
-        raise ValueError(
-            "Invalid value for argument `sharing`. Expected one of "
-            f"{SHARINGS}. Received: sharing={sharing!r}"
-        ) from None
-
-
-def schedule(
-    sharing: str | Sharing,
-    search_epochs: int,
-    epochs: int,
-    refine_after: int | None,
-) -> tuple[Step, ...]:
-    """Every step of a search, in order, ending with `FINISH` and `DONE`.
-
-    Args:
-        sharing: the regime (see the module docstring).
-        search_epochs: int >= 0, epochs of the search-phase model (§2.2);
-            must be 0 for `"bins_hard"`, which has no search.
-        epochs: int >= 1, epochs of the final training.
-        refine_after: the number of final-training epochs before the
-            refine step (1 <= refine_after < epochs) for the regimes that
-            refine; ignored (may be `None`) for the others.
-
-    Raises:
-        ValueError: naming the argument and its value.
-    """
-    regime = check_sharing(sharing)
-    search_epochs = _check_int("search_epochs", search_epochs, 0)
-    epochs = _check_int("epochs", epochs, 1)
-    steps: list[Step] = []
-    if regime.searches:
-        steps += [Step(Phase.SEARCH_TRAINING, e) for e in range(search_epochs)]
-        steps.append(Step(Phase.CLUSTERING))
-    elif search_epochs:
-        raise ValueError(
-            "Invalid value for argument `search_epochs`: "
-            f"sharing={regime.value!r} runs no search; pass search_epochs=0 "
-            f"or another regime. Received: search_epochs={search_epochs}"
-        )
-    if regime.refines:
-        if (
-            isinstance(refine_after, bool)
-            or not isinstance(refine_after, int)
-            or not 1 <= refine_after < epochs
-        ):
-            raise ValueError(
-                "Invalid value for argument `refine_after`. Expected an int "
-                f"with 1 <= refine_after < epochs={epochs} (sharing="
-                f"{regime.value!r} refines; use sharing='learned_no_refine' "
-                f"for no refine). Received: refine_after={refine_after!r}"
-            )
-        steps += [Step(Phase.TRAINING, e) for e in range(refine_after)]
-        steps.append(Step(Phase.REFINE))
-        steps += [Step(Phase.TRAINING, e) for e in range(refine_after, epochs)]
-    else:
-        steps += [Step(Phase.TRAINING, e) for e in range(epochs)]
-    steps.append(Step(Phase.FINISH))
-    steps.append(Step(Phase.DONE))
-    return tuple(steps)
 
 
 def _jsonable(value: Any) -> Any:
@@ -209,16 +70,103 @@ def _jsonable(value: Any) -> Any:
     return f if math.isfinite(f) else None
 
 
+@dataclasses.dataclass(frozen=True)
+class Artifacts:
+    """What the completed steps produced, as JSON values.
+
+    Attributes:
+        policy: dict or None, the current `SharingPolicy` (`to_dict()`):
+            the initial bins of `"bins_hard"`, then the learned (and later
+            refined) policy; None before clustering.
+        checkpoint: str or None, the checkpoint file of the current model
+            (None: the model starts from its initial values).
+        search_result: str or None, the clustering result file.
+        refine: str or None, the refine result file.
+        results: str or None, the results file.
+        model: str or None, the final model file.
+    """
+
+    policy: dict | None = None
+    checkpoint: str | None = None
+    search_result: str | None = None
+    refine: str | None = None
+    results: str | None = None
+    model: str | None = None
+
+    def to_dict(self) -> dict:
+        return copy.deepcopy(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "Artifacts":
+        return cls().updated(data)
+
+    def updated(self, changes: Mapping[str, Any]) -> "Artifacts":
+        """A copy with `changes` (artifact name -> JSON value) applied."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(map(str, changes)) - names)
+        if unknown:
+            raise ValueError(
+                f"Unknown artifacts {unknown}; expected names in "
+                f"{sorted(names)}."
+            )
+        return dataclasses.replace(
+            self, **{str(k): _jsonable(v) for k, v in changes.items()}
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """The next unit of work, as the oracle hands it to the runner.
+
+    Attributes:
+        step: the `Step` (phase and epoch).
+        model: `"search"` (the throwaway search-phase model) or `"final"`
+            (the model built from `policy`).
+        policy: dict or None, the policy the final model is built from.
+        checkpoint: str or None, the checkpoint to restore into a model
+            built afresh.
+        epochs: int or None, the `epochs` of the `fit` call of a training
+            step (its phase's length); None for the other phases.
+        first_of_phase: bool, the step opens its phase.
+        last_of_phase: bool, the step closes its phase.
+    """
+
+    step: Step
+    model: str
+    policy: dict | None
+    checkpoint: str | None
+    epochs: int | None
+    first_of_phase: bool
+    last_of_phase: bool
+
+    @property
+    def phase(self) -> Phase:
+        return self.step.phase
+
+    @property
+    def model_key(self) -> tuple:
+        """Two tasks with the same key start from the same model object."""
+        return model_key(self.model, self.policy)
+
+
+def model_key(model: str, policy: Mapping | None) -> tuple:
+    """The identity of a model: the search model, or the final model of
+    one policy."""
+    if model == "search":
+        return ("search",)
+    return ("final", json.dumps(policy, sort_keys=True))
+
+
 class PhaseOracle:
     """The phase state machine of `SearchAndRefine` (pure, JSON state).
 
     The oracle holds the ordered steps of a search (`schedule`) and a
-    cursor: `current()` is the next step to run, `complete(step, ...)`
+    cursor: `next_task()` says what runs next, `complete(step, ...)`
     records its outcome and moves on. Outcomes are kept as JSON values:
     per-epoch logs (`history`), one summary per finished phase
-    (`phase_log`), and named artifacts (`artifacts`: file names, the
-    current policy as a dict, ...), so that the runner can rebuild its
-    state after a restart from `get_state()` alone.
+    (`phase_log`), and the `Artifacts` (file names, the current policy),
+    so that the runner can rebuild its state after a restart from
+    `get_state()` alone.
 
     Args:
         sharing: the regime: `"learned"`, `"learned_no_refine"`,
@@ -262,7 +210,7 @@ class PhaseOracle:
             Phase.TRAINING.value: [],
         }
         self.phase_log: list[dict] = []
-        self.artifacts: dict[str, Any] = {}
+        self.artifacts = Artifacts()
 
     # ------------------------------------------------------------------
     @property
@@ -273,6 +221,11 @@ class PhaseOracle:
     def phase(self) -> Phase:
         """The phase of the next step."""
         return self.current().phase
+
+    @property
+    def fresh(self) -> bool:
+        """Whether nothing ran yet (the runner has the search to start)."""
+        return self.cursor == 0 and self.artifacts.policy is None
 
     def current(self) -> Step:
         """The next step to run (`Phase.DONE` once everything ran)."""
@@ -291,6 +244,33 @@ class PhaseOracle:
         i = self.steps.index(step)
         return self.steps[i + 1].phase is not step.phase
 
+    def next_task(self) -> Task | None:
+        """The next unit of work, or None when the search is done."""
+        if self.done:
+            return None
+        step = self.current()
+        i = self.cursor
+        searching = step.phase in (Phase.SEARCH_TRAINING, Phase.CLUSTERING)
+        epochs = None
+        if step.phase.trains:
+            search = step.phase is Phase.SEARCH_TRAINING
+            epochs = self.search_epochs if search else self.epochs
+        return Task(
+            step=step,
+            model="search" if searching else "final",
+            policy=None if searching else self.artifacts.policy,
+            checkpoint=self.artifacts.checkpoint,
+            epochs=epochs,
+            first_of_phase=i == 0 or self.steps[i - 1].phase is not step.phase,
+            last_of_phase=self.is_last_of_phase(step),
+        )
+
+    def start(self, *, policy: Mapping | None = None) -> None:
+        """Record the policy a search starts from (`"bins_hard"`)."""
+        if not self.fresh:
+            raise ValueError("The search has already started.")
+        self.artifacts = self.artifacts.updated({"policy": policy})
+
     def complete(
         self,
         step: Step,
@@ -307,8 +287,7 @@ class PhaseOracle:
                 `history[phase]`).
             summary: a JSON summary, appended to `phase_log` (with the
                 phase name) when `step` is the last step of its phase.
-            artifacts: named JSON values to store (replacing older ones
-                of the same name).
+            artifacts: `Artifacts` fields to set (name -> JSON value).
 
         Raises:
             ValueError: if `step` is not the current step.
@@ -326,8 +305,7 @@ class PhaseOracle:
                 {"epoch": step.epoch, **_jsonable(logs)}
             )
         if artifacts:
-            for key, value in artifacts.items():
-                self.artifacts[str(key)] = _jsonable(value)
+            self.artifacts = self.artifacts.updated(artifacts)
         if self.is_last_of_phase(step):
             self.phase_log.append(
                 {"phase": step.phase.value, **_jsonable(summary or {})}
@@ -348,21 +326,14 @@ class PhaseOracle:
             "current": self.current().to_json(),
             "history": copy.deepcopy(self.history),
             "phase_log": copy.deepcopy(self.phase_log),
-            "artifacts": copy.deepcopy(self.artifacts),
+            "artifacts": self.artifacts.to_dict(),
         }
 
     def set_state(self, state: Mapping) -> None:
         """Restore `get_state()` output (validates it first)."""
-        if not isinstance(state, Mapping) or state.get("format") != _FORMAT:
-            raise ValueError(
-                "Invalid oracle state: expected a JSON object with "
-                f'"format": "{_FORMAT}". Received: {str(state)[:200]}'
-            )
-        if state.get("version") != _VERSION:
-            raise ValueError(
-                "Unsupported oracle state version. Expected "
-                f"{_VERSION}. Received: version={state.get('version')!r}"
-            )
+        check_format(
+            state, format=_FORMAT, versions=(_VERSION,), what="oracle state"
+        )
         fresh = PhaseOracle(
             state["sharing"],
             search_epochs=state["search_epochs"],
@@ -397,7 +368,7 @@ class PhaseOracle:
             k: [dict(e) for e in v] for k, v in state["history"].items()
         }
         self.phase_log = [dict(e) for e in state["phase_log"]]
-        self.artifacts = copy.deepcopy(dict(state["artifacts"]))
+        self.artifacts = Artifacts.from_dict(state["artifacts"])
 
     @classmethod
     def from_state(cls, state: Mapping) -> "PhaseOracle":

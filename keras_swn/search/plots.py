@@ -197,3 +197,19 @@ def write_search_plots(result, directory: str | os.PathLike) -> list[str]:
             save_figure(fig, os.path.join(directory, f"similarity_bin{b}.png"))
         )
     return paths
+
+
+def write_group_map(
+    policy, member_names: Sequence[str], path: str | os.PathLike
+) -> str:
+    """The layer -> group map of a `SharingPolicy` as a PNG at `path`, the
+    layers that read another layer's coefficients marked."""
+    hard = {
+        slot[:2]: owner for slot, owner in policy.coefficient_owners.items()
+    }
+    return save_figure(
+        plot_group_map(
+            policy.groups, member_names=member_names, hard_shared=hard
+        ),
+        path,
+    )

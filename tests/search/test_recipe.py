@@ -17,8 +17,10 @@ from keras_swn.bank.plan import one_template_total
 from keras_swn.data import load_digits_dataset
 from keras_swn.models import WideResNet
 from keras_swn.policy.bins import initial_bins
-from keras_swn.search import Phase
 from keras_swn.search import SearchAndRefine
+from keras_swn.search import TrainingRecipe
+from keras_swn.search.oracle import Phase
+from keras_swn.search.steps import StepRunner
 
 
 def digits(n_train=32, n_val=16):
@@ -117,8 +119,8 @@ class TestSchedule:
         refine = search.oracle.phase_log[3]
         assert refine["vectors_after"] > refine["vectors_before"]  # rebuilt
         assert search.oracle.refine_after == 1
-        assert search._run["schedule"] == "cosine"
-        assert search._run["milestones"] is None
+        assert search.run_config.to_dict()["schedule"] == "cosine"
+        assert search.run_config.to_dict()["milestones"] is None
 
     def test_step_fractions_and_explicit_milestones(self, tmp_path):
         search = make(tmp_path, sharing="learned_no_refine")
@@ -138,7 +140,7 @@ class TestSchedule:
             (Phase.TRAINING, 2): {0.02},
             (Phase.TRAINING, 3): {0.004},
         }
-        assert search._run["milestones"] == [0.3, 0.6, 0.8]
+        assert search.run_config.to_dict()["milestones"] == [0.3, 0.6, 0.8]
 
         # Explicit epochs keep working, in both phases.
         explicit = make(tmp_path, project="q", sharing="learned_no_refine")
@@ -166,9 +168,9 @@ class TestSchedule:
         )
         train, val = digits()
         search.search(train, val, search_epochs=1, epochs=3, verbose=0)
-        assert search._run["schedule"] == "step"
-        assert search._run["milestones"] == [60, 120, 160]
-        assert search._run["gamma"] == 0.2
+        assert search.run_config.to_dict()["schedule"] == "step"
+        assert search.run_config.to_dict()["milestones"] == [60, 120, 160]
+        assert search.run_config.to_dict()["gamma"] == 0.2
         lrs = [h["learning_rate"] for h in search.oracle.history["training"]]
         assert lrs == pytest.approx([0.1, 0.1, 0.1])  # fractions: 0.02 at 1
 
@@ -197,11 +199,11 @@ class TestSchedule:
     def test_search_epochs_default(self, tmp_path, monkeypatch):
         calls = []
         monkeypatch.setattr(
-            SearchAndRefine, "_train_epoch", lambda self, step: calls.append(1)
+            StepRunner, "train_epoch", lambda self, task: calls.append(1)
         )
         monkeypatch.setattr(
-            SearchAndRefine,
-            "_start",
+            StepRunner,
+            "start",
             lambda self: (_ for _ in ()).throw(RuntimeError("stop")),
         )
         train, val = digits()
@@ -281,9 +283,10 @@ class TestTemplateFanIn:
     def test_passed_to_the_model(self, tmp_path, value):
         search = make(tmp_path, template_fan_in=value)
         assert search.template_fan_in == value
-        assert search._model_kwargs()["template_fan_in"] == value
-        search._run = {"learning_rate": 0.1, "weight_decay": 5e-4}
-        model = search._build_search_model()
+        assert search.models.model_kwargs()["template_fan_in"] == value
+        model = search.models.search_model(
+            TrainingRecipe(learning_rate=0.1, weight_decay=5e-4)
+        )
         assert model.template_fan_in == value
 
     @pytest.mark.parametrize(

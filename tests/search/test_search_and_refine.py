@@ -15,10 +15,10 @@ import pytest
 from keras_swn.data import load_digits_dataset
 from keras_swn.models import WideResNet
 from keras_swn.policy.sharing_policy import SharingPolicy
-from keras_swn.search import Phase
 from keras_swn.search import ReferenceSGD
 from keras_swn.search import SearchAndRefine
-from keras_swn.search import search_and_refine as sar_module
+from keras_swn.search import steps as steps_module
+from keras_swn.search.oracle import Phase
 
 MEMBERS = [(10, 2), (10, 1)]  # different layer counts: a cross-depth student
 RUN = dict(search_epochs=1, epochs=2, refine_after=1, verbose=0)
@@ -184,7 +184,7 @@ def test_resume_after_a_crash_in_every_phase(
     def attempt(callbacks=(), patch=None):
         search = make(tmp_path)
         if patch is not None:
-            monkeypatch.setattr(sar_module, patch[0], patch[1])
+            monkeypatch.setattr(steps_module, patch[0], patch[1])
         try:
             search.search(train, val, callbacks=list(callbacks), **RUN)
         finally:
@@ -194,7 +194,7 @@ def test_resume_after_a_crash_in_every_phase(
     def raises(*args, **kwargs):
         raise Crash("patched")
 
-    real_refine = sar_module.refine_partition
+    real_refine = steps_module.refine_partition
 
     def refine_then_crash(*args, **kwargs):
         real_refine(*args, **kwargs)

@@ -1,0 +1,5 @@
+"""`python -m keras_swn.cli`: the `keras-swn` command."""
+
+from keras_swn.cli import run
+
+run()

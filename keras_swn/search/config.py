@@ -1,0 +1,370 @@
+"""`SearchConfig`: what a search searches, validated once.
+
+Everything that defines *what* `SearchAndRefine` searches (the members,
+the budget, the clustering and refine options) in one frozen dataclass,
+validated once when it is made (every error an
+`keras_swn.validation.ArgumentError` naming the argument), that
+round-trips through JSON (`to_dict` / `from_dict`): `state.json` records
+it, and a resumed search compares it with the one it is given. How long
+and how the search trains is its `keras_swn.search.run_config.RunConfig`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+from typing import Callable
+from typing import Mapping
+from typing import Sequence
+
+import keras
+
+from keras_swn.analysis.attachment import attach_members
+from keras_swn.analysis.clustering import BUDGET_CHECKS
+from keras_swn.analysis.clustering import SCHEDULES as THRESHOLD_SCHEDULES
+from keras_swn.analysis.partition import CLUSTERINGS
+from keras_swn.analysis.similarity import SIGNALS
+from keras_swn.bank.plan import ON_OVER_BUDGET
+from keras_swn.bank.template_bank import TEMPLATE_FAN_IN
+from keras_swn.models.member_builder import MemberBuilder
+from keras_swn.policy.bins import initial_bins
+from keras_swn.policy.chains import CHAIN_SORTS
+from keras_swn.policy.chains import need_proxy
+from keras_swn.policy.chains import one_template_total
+from keras_swn.policy.layer_spec import LayerSpec
+from keras_swn.search.phases import check_sharing
+from keras_swn.validation import argument_error
+from keras_swn.validation import check_choice
+from keras_swn.validation import check_int
+from keras_swn.validation import check_real
+from keras_swn.validation import naming
+
+#: The options `reference_compatible=True` selects: (reference, default).
+REFERENCE_OPTIONS = {
+    "clustering": ("reference", "connected_components"),
+    "chain_sort": ("reference", "stable"),
+    "template_fan_in": (9, "kernel"),
+    "budget_check": ("proxy", "exact"),
+    "threshold_schedule": ("step", "fill"),
+}
+
+
+def _int(minimum: int, maximum: int | None = None) -> Callable:
+    return lambda n, v: check_int(n, v, minimum=minimum, maximum=maximum)
+
+
+def _real(positive: bool = False) -> Callable:
+    return lambda n, v: check_real(n, v, positive=positive)
+
+
+def _choice(choices: Sequence) -> Callable:
+    return lambda n, v: check_choice(n, v, choices)
+
+
+def _members(name: str, value: Any) -> tuple:
+    members = tuple(value) if isinstance(value, (list, tuple)) else ()
+    if not members or not all(isinstance(m, MemberBuilder) for m in members):
+        raise argument_error(
+            name,
+            "Expected a non-empty list of member builders such as "
+            "keras_swn.models.WideResNet(16, 4).",
+            value,
+        )
+    return members
+
+
+def _shape(name: str, value: Any) -> tuple:
+    try:
+        return tuple(int(d) for d in value)
+    except (TypeError, ValueError):
+        raise argument_error(name, "Expected a tuple of ints.", value) from None
+
+
+def _share(name: str, value: Any) -> float:
+    if not 0 < check_real(name, value) <= 1:
+        raise argument_error(name, "Expected a number in (0, 1].", value)
+    return float(value)
+
+
+def _fan_in(name: str, value: Any) -> Any:
+    try:
+        return check_choice(name, value, TEMPLATE_FAN_IN)
+    except ValueError:
+        raise argument_error(
+            name,
+            "Expected one of 'kernel' (He-normal scale for every composed "
+            "kernel), 'layer' or 9 (the reference).",
+            value,
+        ) from None
+
+
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise argument_error(name, "Expected a bool.", value)
+    return value
+
+
+#: One check per field, in the order they run; each takes the name and
+#: the value and returns the value normalised. The reference-mode options
+#: are resolved before their checks run.
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "members": _members,
+    "input_shape": _shape,
+    "num_classes": _int(2),
+    "budget": _int(1),
+    "seed": _int(0),
+    "num_bins": _int(1),
+    "threshold_start": _real(),
+    "threshold_decrement": _real(positive=True),
+    "signal": _choice(SIGNALS),
+    "capture_batches": _int(1),
+    "batch_size": _int(1),
+    "refine_threshold": _real(),
+    "coefficient_threshold": lambda n, v: None if v is None else _real()(n, v),
+    "bank_size": _int(1, 8),
+    "on_over_budget": _choice(ON_OVER_BUDGET),
+    "sharing": lambda n, v: check_sharing(v),
+    "reference_compatible": _bool,
+    "clustering": _choice(CLUSTERINGS),
+    "chain_sort": _choice(CHAIN_SORTS),
+    "budget_check": _choice(BUDGET_CHECKS),
+    "threshold_schedule": _choice(THRESHOLD_SCHEDULES),
+    "group_share": _share,
+    "template_fan_in": _fan_in,
+}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class SearchConfig:
+    """What `SearchAndRefine` searches: validated once, JSON round trip.
+
+    The options marked *reference* default to None, which resolves to the
+    library default, or to the reference's value with
+    `reference_compatible=True` (§0.6); passing another value for one of
+    them together with `reference_compatible=True` is an error.
+
+    Args:
+        members: list of member builders, deepest first (e.g.
+            `[keras_swn.models.WideResNet(28, 7), WideResNet(16, 4)]`).
+        input_shape: the shape of one input, e.g. `(32, 32, 3)`.
+        num_classes: int >= 2.
+        budget: int > 0, the template budget (bank parameters only).
+        seed: int >= 0, the root seed of initial values, data order, the
+            capture batch and the refine pass.
+        num_bins: int, initial bins `B` (§1.3).
+        threshold_schedule: *reference*; which clustering thresholds the
+            search tries: `"fill"` (the default: the least-merged grouping
+            whose one template per bank takes at most `group_share` of the
+            budget; the rest pays for more templates per bank) or `"step"`
+            (the reference's: from `threshold_start` down by
+            `threshold_decrement` until the grouping fits the budget).
+        group_share: float in (0, 1], the share of the budget the groups
+            may take under `"fill"` (0.5: about two templates per bank).
+        threshold_start: float, the first clustering threshold of `"step"`.
+        threshold_decrement: float > 0, the threshold step of `"step"`.
+        clustering: *reference*; `"connected_components"` (default) or
+            `"reference"`.
+        signal: `"gradient"` (default), `"gradient+weight"` or
+            `"parameter"` (the SSN-style baseline, no gradient capture).
+        capture_batches: int, batches of gradient capture (§2.3: 1).
+        batch_size: int, the batch size of training, capture and refine.
+        refine_threshold: float, the refine cosine threshold (README 0.9).
+        coefficient_threshold: float or None: gate student coefficient
+            sharing at search time (§2.5); also trains every member
+            during the search.
+        budget_check: *reference*; the measure of the clustering threshold
+            loop: `"exact"` (the default: the one-template total of the
+            restacked groups, the measure the plan is built with) or
+            `"proxy"` (the reference's `need`, the sum of each group's
+            largest kernel, which ignores cropping waste).
+        chain_sort: *reference*; `"stable"` (default) or `"reference"`
+            (§1.4).
+        template_fan_in: *reference*; the template initialisation passed
+            to `SWNModel`: `"kernel"` (the default: every composed kernel
+            starts with the He-normal scale of its own fan-in), `"layer"`
+            or `9` (the reference: every template entry N(0, 2/9)).
+        bank_size: int in 1..8.
+        on_over_budget: `"raise"` (default) or `"report"`.
+        sharing: the regime (`keras_swn.search.phases`), default
+            `"learned"`.
+        reference_compatible: bool; True selects the reference's value of
+            every *reference* option (and makes the reference's schedule
+            the default of `RunConfig`).
+
+    Raises:
+        ValueError: an `ArgumentError` naming the first bad argument; and,
+            for the regimes that search, naming `budget` when even the
+            least-demanding grouping the search can return (every initial
+            bin merged into one group) needs more than `budget`.
+    """
+
+    members: Sequence[MemberBuilder]
+    input_shape: Sequence[int]
+    num_classes: int
+    budget: int
+    seed: int = 0
+    num_bins: int = 4
+    threshold_schedule: str | None = None
+    group_share: float = 0.5
+    threshold_start: float = 0.1
+    threshold_decrement: float = 0.05
+    clustering: str | None = None
+    signal: str = "gradient"
+    capture_batches: int = 1
+    batch_size: int = 128
+    refine_threshold: float = 0.9
+    coefficient_threshold: float | None = None
+    budget_check: str | None = None
+    chain_sort: str | None = None
+    template_fan_in: int | str | None = None
+    bank_size: int = 8
+    on_over_budget: str = "raise"
+    sharing: str = "learned"
+    reference_compatible: bool = False
+
+    def __post_init__(self) -> None:
+        for name, check in _CHECKS.items():
+            value = getattr(self, name)
+            if name in REFERENCE_OPTIONS:
+                value = self._resolve(name, value)
+            with naming(name):
+                object.__setattr__(self, name, check(name, value))
+        if self.signal != "gradient" and not self.sharing.searches:
+            raise argument_error(
+                "signal",
+                f"sharing={self.sharing.value!r} runs no search; leave "
+                "`signal` at 'gradient'.",
+                self.signal,
+            )
+        if self.sharing.searches:
+            self._check_search_budget()
+
+    def _resolve(self, name: str, given: Any) -> Any:
+        reference, default = REFERENCE_OPTIONS[name]
+        if not self.reference_compatible:
+            return default if given is None else given
+        if given is not None and given != reference:
+            raise argument_error(
+                name,
+                f"reference_compatible=True selects {name}={reference!r}; "
+                "pass one or the other.",
+                given,
+            )
+        return reference
+
+    @functools.cached_property
+    def specs(self) -> tuple[LayerSpec, ...]:
+        """The shared layers of every member, member by member."""
+        return tuple(
+            s
+            for i, b in enumerate(self.members)
+            for s in b.layer_specs(self.input_shape, member=i)
+        )
+
+    @functools.cached_property
+    def search_members(self) -> list[int]:
+        """The members that train during the search: member 0 and the
+        first member of each new depth (every member with
+        `coefficient_threshold`)."""
+        depths = [0] * len(self.members)
+        for s in self.specs:
+            depths[s.member] += 1
+        seen: set[int] = set()
+        found = []
+        for m, d in enumerate(depths):
+            if d not in seen or self.coefficient_threshold is not None:
+                found.append(m)
+            seen.add(d)
+        return found
+
+    @property
+    def member_names(self) -> list[str]:
+        return [getattr(m, "name", type(m).__name__) for m in self.members]
+
+    def _check_search_budget(self) -> None:
+        """Raise before any training if the search can never meet `budget`.
+
+        The least-demanding grouping the search can return has every
+        initial bin fully merged into one group (the other members attached
+        as the search attaches them). If even that needs more than `budget`
+        (one template per bank), the threshold loop, or the exact plan
+        after it, would fail after the search training was spent.
+        """
+        bins = initial_bins(self.specs, self.num_bins)
+        merged = attach_members(
+            self.specs, bins, bins[0], lambda a, b: 0.0
+        ).groups
+        if self.budget_check == "proxy" and self.on_over_budget == "report":
+            # Only the threshold loop (proxy `need`) can fail; the plan
+            # after it reports instead of raising.
+            minimum = need_proxy(self.specs, merged)
+        else:
+            minimum = one_template_total(
+                self.specs, merged, chain_sort=self.chain_sort
+            )
+        if self.budget < minimum:
+            raise argument_error(
+                "budget",
+                f"Expected at least {minimum:,}: the least-demanding "
+                f"grouping the search can return (each of the "
+                f"{self.num_bins} initial bins merged into one group, one "
+                f"template per bank) needs {minimum:,} template parameters, "
+                f"so the search could never meet budget={self.budget:,}. "
+                "Raise `budget` or use fewer initial bins (`num_bins`).",
+                self.budget,
+            )
+
+    def clustering_kwargs(self) -> dict[str, Any]:
+        """The options of `keras_swn.analysis.clustering.search_groups`."""
+        return dict(
+            threshold_start=self.threshold_start,
+            threshold_decrement=self.threshold_decrement,
+            clustering=self.clustering,
+            budget_check=self.budget_check,
+            signal=self.signal,
+            coefficient_threshold=self.coefficient_threshold,
+            chain_sort=self.chain_sort,
+            schedule=self.threshold_schedule,
+            group_share=self.group_share,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SearchConfig):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """The `SWNModel` arguments this configuration fixes."""
+        return dict(
+            members=list(self.members),
+            input_shape=tuple(self.input_shape),
+            num_classes=self.num_classes,
+            budget=self.budget,
+            num_bins=self.num_bins,
+            bank_size=self.bank_size,
+            template_fan_in=self.template_fan_in,
+            chain_sort=self.chain_sort,
+            on_over_budget=self.on_over_budget,
+            seed=self.seed,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON values (the members as Keras-serialised builders)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["members"] = [
+            keras.saving.serialize_keras_object(m) for m in self.members
+        ]
+        data["input_shape"] = list(self.input_shape)
+        data["sharing"] = self.sharing.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "SearchConfig":
+        data = dict(data)
+        data["members"] = [
+            keras.saving.deserialize_keras_object(m) for m in data["members"]
+        ]
+        return cls(**data)

@@ -1,0 +1,137 @@
+"""`DataSource`: training or validation data as the search reads it.
+
+Arrays `(x, y)` or an iterable of `(x, y)` batches (a `tf.data.Dataset`,
+a generator factory, ...). Arrays are put in a seeded order by the
+search itself (a pure function of the seed and the step, so a resumed
+search sees the same batches); batches are used as given.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from typing import Mapping
+
+import numpy as np
+from keras import ops
+
+from keras_swn import seeding
+from keras_swn.validation import argument_error
+
+_FORMS = (
+    "Expected a tuple of arrays (x, y), a tf.data.Dataset or an iterable "
+    "of (x, y) batches."
+)
+
+
+def floats(logs: Mapping | None) -> dict[str, float]:
+    """Keras logs (tensors or numbers) as a dict of Python floats."""
+    return {
+        str(k): float(ops.convert_to_numpy(v)) for k, v in (logs or {}).items()
+    }
+
+
+class DataSource:
+    """Training or validation data: arrays `(x, y)` or batches.
+
+    Args:
+        data: `(x, y)` arrays of the same non-zero length, or an iterable
+            of `(x, y)` batches.
+        name: str, the argument name for error messages.
+
+    Raises:
+        ValueError: an `ArgumentError` naming `name`.
+    """
+
+    def __init__(self, data: Any, name: str):
+        self.name = name
+        self.x = self.y = self.dataset = None
+        if (
+            isinstance(data, (tuple, list))
+            and len(data) == 2
+            and hasattr(data[0], "shape")
+        ):
+            self.x = np.asarray(data[0])
+            self.y = np.asarray(data[1])
+            if len(self.x) != len(self.y) or len(self.x) == 0:
+                raise argument_error(
+                    name,
+                    "Expected (x, y) arrays of the same non-zero length.",
+                    f"(x of {len(self.x)}, y of {len(self.y)})",
+                )
+        elif (
+            data is None
+            or isinstance(data, (str, bytes, Mapping))
+            or not hasattr(data, "__iter__")
+        ):
+            raise argument_error(
+                name, _FORMS, None if data is None else type(data).__name__
+            )
+        else:
+            self.dataset = data
+
+    @property
+    def arrays(self) -> bool:
+        """Whether the data is arrays (else an iterable of batches)."""
+        return self.x is not None
+
+    @property
+    def num_examples(self) -> int | None:
+        """The number of examples of arrays (None for batches)."""
+        return len(self.x) if self.arrays else None
+
+    def permuted(self, seed: int, tag: str, *identity: int):
+        """The arrays in a seeded order (a pure function of the ids)."""
+        perm = seeding.rng_for(seed, tag, *identity).permutation(len(self.x))
+        return self.x[perm], self.y[perm]
+
+    def fit_kwargs(self, batch_size: int) -> dict:
+        """`fit` arguments: the arrays (shuffled by `fit`) or the batches."""
+        if not self.arrays:
+            return {"x": self.dataset}
+        return {"x": self.x, "y": self.y, "batch_size": batch_size}
+
+    def ordered_fit_kwargs(
+        self, batch_size: int, seed: int, tag: str, *identity: int
+    ) -> dict:
+        """`fit` arguments for one epoch: arrays in the seeded order of
+        `(tag, *identity)` (not shuffled again by `fit`), or the batches."""
+        if not self.arrays:
+            return {"x": self.dataset}
+        x, y = self.permuted(seed, tag, *identity)
+        return {"x": x, "y": y, "batch_size": batch_size, "shuffle": False}
+
+    def validation_kwargs(self, batch_size: int) -> dict:
+        """`fit` arguments that validate on this data after each epoch."""
+        if not self.arrays:
+            return {"validation_data": self.dataset}
+        return {
+            "validation_data": (self.x, self.y),
+            "validation_batch_size": batch_size,
+        }
+
+    def collect_kwargs(
+        self, batch_size: int, seed: int, tag: str, batches: int | None
+    ) -> dict:
+        """Arguments of `SWNModel.collect_*_gradients`: the first `batches`
+        batches (all with None) of the seeded order of `tag`, or of the
+        batches as given."""
+        if not self.arrays:
+            return {"x": self.dataset, "batches": batches}
+        x, y = self.permuted(seed, tag)
+        if batches is not None:
+            x, y = x[: batches * batch_size], y[: batches * batch_size]
+        return {"x": x, "y": y, "batches": batches, "batch_size": batch_size}
+
+    def evaluate(self, model, batch_size: int) -> dict[str, float]:
+        """`model.evaluate` on this data, as a dict of floats."""
+        if self.arrays:
+            logs = model.evaluate(
+                self.x,
+                self.y,
+                batch_size=batch_size,
+                verbose=0,
+                return_dict=True,
+            )
+        else:
+            logs = model.evaluate(self.dataset, verbose=0, return_dict=True)
+        return floats(logs)

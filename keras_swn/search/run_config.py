@@ -1,0 +1,147 @@
+"""`RunConfig`: how long and how a search trains, validated once.
+
+The arguments of `SearchAndRefine.search` (the epochs of each phase, the
+batch size and the `TrainingRecipe`) in one frozen dataclass, its
+defaults filled in from the `SearchConfig` (`RunConfig.create`), that
+round-trips through JSON: `state.json` records it, and a resumed search
+compares it with the one it is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+from typing import Mapping
+
+from keras_swn.search.config import SearchConfig
+from keras_swn.search.optim import REFERENCE_MILESTONES
+from keras_swn.search.phases import Sharing
+from keras_swn.search.phases import schedule as phase_schedule
+from keras_swn.search.recipe import TrainingRecipe
+from keras_swn.validation import argument_error
+from keras_swn.validation import check_int
+from keras_swn.validation import naming
+
+#: `search()` defaults: the paper's 20 search epochs; the refine step
+#: after 5% of `epochs` (10 of the reference's 200), or after 10 epochs
+#: in reference mode.
+SEARCH_EPOCHS = 20
+REFINE_FRACTION = 0.05
+REFERENCE_REFINE_AFTER = 10
+
+
+def diff(old: Mapping, new: Mapping) -> str:
+    """The keys whose values differ, as `key: saved x, now y` text."""
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return "; ".join(
+        f"{k}: saved {old.get(k)!r}, now {new.get(k)!r}" for k in keys
+    )[:500]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """How a search trains: the arguments of `SearchAndRefine.search`.
+
+    Make one with `RunConfig.create(config, ...)`, which fills in the
+    defaults that depend on the `SearchConfig` and checks the phases of
+    its regime (`keras_swn.search.phases.schedule`).
+
+    Args:
+        search_epochs: int >= 0, search-training epochs (0 for
+            `"bins_hard"`).
+        epochs: int >= 1, final-training epochs.
+        refine_after: int, final-training epochs before the refine step
+            (`1 <= refine_after < epochs`); None for the regimes that do
+            not refine.
+        batch_size: int >= 1.
+        recipe: the `TrainingRecipe` (optimizer and schedule).
+    """
+
+    search_epochs: int
+    epochs: int
+    refine_after: int | None
+    batch_size: int
+    recipe: TrainingRecipe
+
+    def __post_init__(self) -> None:
+        with naming("batch_size"):
+            check_int("batch_size", self.batch_size, minimum=1)
+
+    @classmethod
+    def create(
+        cls,
+        config: SearchConfig,
+        *,
+        search_epochs: int | None,
+        epochs: int,
+        refine_after: int | None,
+        batch_size: int | None = None,
+        **recipe: Any,
+    ) -> "RunConfig":
+        """The run of `config`'s search, the defaults that depend on
+        `config` filled in (`SearchAndRefine.search` documents them).
+
+        Args:
+            config: the `SearchConfig`.
+            search_epochs: int, or None for the regime's default.
+            epochs: int >= 1.
+            refine_after: int, or None for the default.
+            batch_size: int, or None for `config.batch_size`.
+            **recipe: the `TrainingRecipe` arguments (`learning_rate`,
+                `schedule`, `milestones`, `gamma`, `weight_decay`).
+        """
+        sharing: Sharing = config.sharing  # type: ignore[assignment]
+        if search_epochs is None:
+            search_epochs = SEARCH_EPOCHS if sharing.searches else 0
+        if refine_after is None and sharing.refines:
+            if config.reference_compatible:
+                refine_after = REFERENCE_REFINE_AFTER
+            elif isinstance(epochs, int) and not isinstance(epochs, bool):
+                refine_after = max(
+                    1, math.ceil(round(REFINE_FRACTION * epochs, 9))
+                )
+        batch_size = config.batch_size if batch_size is None else batch_size
+        with naming("batch_size"):
+            check_int("batch_size", batch_size, minimum=1)
+        if config.reference_compatible:
+            schedule = recipe.get("schedule")
+            if schedule is not None and schedule != "step":
+                raise argument_error(
+                    "schedule",
+                    "reference_compatible=True selects schedule='step'; "
+                    "pass one or the other.",
+                    schedule,
+                )
+            if recipe.get("milestones") is None:
+                recipe["milestones"] = REFERENCE_MILESTONES
+        training = TrainingRecipe(**recipe)
+        # The phases of the regime check the epochs and `refine_after`.
+        phase_schedule(sharing, search_epochs, epochs, refine_after)
+        return cls(
+            search_epochs=int(search_epochs),
+            epochs=int(epochs),
+            refine_after=int(refine_after) if sharing.refines else None,
+            batch_size=int(batch_size),
+            recipe=training,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat JSON values: the epochs, the batch size and the recipe."""
+        return {
+            "search_epochs": self.search_epochs,
+            "epochs": self.epochs,
+            "refine_after": self.refine_after,
+            "batch_size": self.batch_size,
+            **self.recipe.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
+        return cls(
+            search_epochs=data["search_epochs"],
+            epochs=data["epochs"],
+            refine_after=data["refine_after"],
+            batch_size=data["batch_size"],
+            recipe=TrainingRecipe.from_dict(data),
+        )

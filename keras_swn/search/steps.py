@@ -1,0 +1,387 @@
+"""The steps of a search: what each phase does to the models and files.
+
+`StepRunner` runs the `Task`s that `keras_swn.search.oracle.PhaseOracle`
+hands out (the trial runner of the KerasTuner shape): it builds or reuses
+the model a task starts from (`SearchModels`, restored from the task's
+checkpoint), trains one epoch, clusters (§2.3-§2.6), refines (§3.2) or
+finishes, writes the files of the step through the `ProjectStore`, and
+reports back to the oracle; `state.json` is written after every step.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from typing import Any
+from typing import Callable
+from typing import Sequence
+
+import keras
+
+from keras_swn.analysis.clustering import search_groups
+from keras_swn.analysis.refine import refine_partition
+from keras_swn.models.swn_model import SWNModel
+from keras_swn.models.swn_model import clone_swn_model
+from keras_swn.policy.chains import layer_levels
+from keras_swn.policy.sharing_policy import SharingPolicy
+from keras_swn.search import plots
+from keras_swn.search.builders import SearchModels
+from keras_swn.search.capture import capture
+from keras_swn.search.capture import coefficient_gradients
+from keras_swn.search.config import SearchConfig
+from keras_swn.search.data import DataSource
+from keras_swn.search.data import floats
+from keras_swn.search.oracle import Phase
+from keras_swn.search.oracle import PhaseOracle
+from keras_swn.search.oracle import Sharing
+from keras_swn.search.oracle import Task
+from keras_swn.search.oracle import model_key
+from keras_swn.search.results import search_results
+from keras_swn.search.run_config import RunConfig
+from keras_swn.search.store import MODEL
+from keras_swn.search.store import PLOTS
+from keras_swn.search.store import ProjectStore
+
+
+class EpochEnd(keras.callbacks.Callback):
+    """Ends `fit` after one epoch and hands its logs to `on_epoch_end`
+    (which checkpoints the epoch and records it)."""
+
+    def __init__(self, on_epoch_end: Callable[[dict], None]):
+        super().__init__()
+        self.hook = on_epoch_end
+
+    def on_epoch_end(self, epoch, logs=None):
+        if hasattr(self.model, "jax_state_sync"):
+            self.model.jax_state_sync()
+        self.hook(floats(logs))
+        self.model.stop_training = True
+
+
+class StepRunner:
+    """Runs the steps of one `SearchAndRefine.search` call.
+
+    Args:
+        config: the `SearchConfig`.
+        run: the `RunConfig`.
+        models: the `SearchModels` of `config`.
+        store: the project's `ProjectStore`.
+        oracle: the `PhaseOracle` (completed steps are reported to it).
+        train: the training `DataSource`.
+        val: the validation `DataSource`, or None.
+        callbacks: Keras callbacks passed to every `fit`.
+        verbose: passed to `fit`; 0 also silences the phase log.
+        plots: bool, write the PNG plots.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: SearchConfig,
+        run: RunConfig,
+        models: SearchModels,
+        store: ProjectStore,
+        oracle: PhaseOracle,
+        train: DataSource,
+        val: DataSource | None,
+        callbacks: Sequence[keras.callbacks.Callback] = (),
+        verbose: int | str = 1,
+        plots: bool = True,
+    ):
+        self.config = config
+        self.run = run
+        self.models = models
+        self.store = store
+        self.oracle = oracle
+        self.train = train
+        self.val = val
+        self.callbacks = list(callbacks)
+        self.verbose = verbose
+        self.plots = plots
+        self._model: SWNModel | None = None
+        self._model_key: Any = None
+        self._phase_started: float | None = None
+
+    def run_task(self, task: Task) -> None:
+        """Run `task` (the oracle's next one); it reports itself done."""
+        if task.first_of_phase or self._phase_started is None:
+            self._phase_started = time.perf_counter()
+        {
+            Phase.SEARCH_TRAINING: self.train_epoch,
+            Phase.CLUSTERING: self.cluster,
+            Phase.TRAINING: self.train_epoch,
+            Phase.REFINE: self.refine,
+            Phase.FINISH: self.finish,
+        }[task.phase](task)
+
+    def start(self) -> None:
+        initial = self.models.initial_policy()
+        self.models.plan(initial)  # raises if even the bins are over budget
+        if not self.config.sharing.searches:
+            self.oracle.start(policy=initial.to_dict())
+            initial.save(self.store.path("policy.json"))
+        self.save_state()
+        self.log(
+            f"start: members {', '.join(self.config.member_names)}; budget "
+            f"{self.config.budget:,}; sharing {self.config.sharing.value}; "
+            f"{len(self.oracle.steps) - 1} steps; folder "
+            f"{os.path.abspath(self.store.project_dir)}"
+        )
+
+    def save_state(self) -> None:
+        """`state.json`, then the checkpoints it no longer names go."""
+        self.store.write_state(
+            self.config.to_dict(),
+            self.run.to_dict(),
+            self.oracle.get_state(),
+        )
+        self.store.prune_checkpoints(self.oracle.artifacts.checkpoint)
+
+    def model_for(self, task: Task) -> SWNModel:
+        """The model the task starts from (rebuilt after a restart)."""
+        if self._model is not None and self._model_key == task.model_key:
+            return self._model
+        recipe = self.run.recipe
+        if task.model == "search":
+            model = self.models.search_model(recipe)
+        else:
+            policy = SharingPolicy.from_dict(task.policy)
+            model = self.models.final_model(policy, recipe)
+        if task.checkpoint is not None:
+            self.store.load_checkpoint(model, task.checkpoint)
+        self._model, self._model_key = model, task.model_key
+        return model
+
+    def log(self, text: str) -> None:
+        if self.verbose:
+            print(f"[SearchAndRefine] {text}", flush=True)
+
+    def _elapsed(self) -> float:
+        start = self._phase_started or time.perf_counter()
+        return round(time.perf_counter() - start, 3)
+
+    def _lr(self, epoch: int) -> float:
+        """The rate of a training epoch: the schedule over the final
+        training's epochs (search epoch `e` replays final epoch `e`)."""
+        run = self.run
+        return run.recipe.learning_rate_at(epoch, epochs=run.epochs)
+
+    # ------------------------------------------------------------------
+    # The steps
+    def train_epoch(self, task: Task) -> None:
+        model = self.model_for(task)
+        step = task.step
+        search = step.phase is Phase.SEARCH_TRAINING
+        batch_size = self.run.batch_size
+        model.optimizer.learning_rate = self._lr(step.epoch)
+        kwargs = self.train.ordered_fit_kwargs(
+            batch_size,
+            self.config.seed,
+            "epoch",
+            0 if search else 1,
+            step.epoch,
+        )
+        if not search and self.val is not None:
+            kwargs.update(self.val.validation_kwargs(batch_size))
+        if self.verbose and step.epoch == 0:
+            what = (
+                f"members {self.config.search_members} train"
+                if search
+                else "all members train"
+            )
+            self.log(
+                f"{step.phase.value}: {task.epochs} epochs ({what}); model "
+                f"has {model.count_params():,} parameters"
+            )
+        model.fit(
+            epochs=task.epochs,
+            initial_epoch=step.epoch,
+            callbacks=[
+                EpochEnd(functools.partial(self.epoch_done, task)),
+                *self.callbacks,
+            ],
+            verbose=self.verbose,
+            **kwargs,
+        )
+        if self.oracle.current() == step:  # fit ran no epoch
+            raise RuntimeError(f"Training step {step} did not run.")
+
+    def epoch_done(self, task: Task, logs: dict) -> None:
+        name = self.store.save_checkpoint(self._model, self.oracle.cursor)
+        summary = None
+        if task.last_of_phase:
+            summary = {"seconds": self._elapsed(), "last_logs": logs}
+        self.oracle.complete(
+            task.step,
+            logs={**logs, "learning_rate": self._lr(task.step.epoch)},
+            summary=summary,
+            artifacts={"checkpoint": name},
+        )
+        self.save_state()
+        if task.last_of_phase:
+            shown = ", ".join(
+                f"{k} {v:.4f}" for k, v in logs.items() if "accuracy" in k
+            )
+            self.log(
+                f"{task.phase.value} done: {task.step.epoch + 1} epochs; "
+                f"{shown} ({summary['seconds']:.1f} s)"
+            )
+
+    def cluster(self, task: Task) -> None:
+        c = self.config
+        model = self.model_for(task)
+        gradients, weights = capture(
+            model,
+            self.train,
+            c.specs,
+            signal=c.signal,
+            batches=c.capture_batches,
+            batch_size=self.run.batch_size,
+            seed=c.seed,
+        )
+        result = search_groups(
+            c.specs,
+            model.policy,
+            gradients,
+            c.budget,
+            weights=weights,
+            **c.clustering_kwargs(),
+        )
+        if c.sharing is Sharing.SOFT:
+            policy = SharingPolicy(groups=result.groups)
+        else:
+            policy = result.to_policy(c.specs, chain_sort=c.chain_sort)
+        self.models.plan(policy)
+        self.store.write_json("search_result.json", result.to_dict())
+        if self.plots:
+            plots.write_search_plots(result, self.store.path(PLOTS))
+        self._model = self._model_key = None  # the search model is dropped
+        summary = {
+            "seconds": self._elapsed(),
+            "threshold": result.threshold,
+            "thresholds_tried": result.iterations,
+            "need": result.need,
+            "groups": result.num_groups,
+            "group_share_of_budget": result.need / c.budget,
+        }
+        self.complete_phase(
+            task,
+            policy,
+            summary,
+            checkpoint=None,
+            search_result="search_result.json",
+        )
+        self.log(
+            f"clustering done: {result.num_groups} groups at threshold "
+            f"{result.threshold:.3g} ({result.iterations} thresholds tried); "
+            f"one template per bank takes {result.need:,} of the budget "
+            f"{c.budget:,} ({result.need / c.budget:.0%}; the rest goes to "
+            f"more templates per bank) ({summary['seconds']:.1f} s)"
+        )
+
+    def refine(self, task: Task) -> None:
+        c = self.config
+        model = self.model_for(task)
+        grads = coefficient_gradients(
+            model,
+            self.train,
+            batch_size=self.run.batch_size,
+            seed=c.seed,
+        )
+        result = refine_partition(
+            model.policy,
+            grads,
+            threshold=c.refine_threshold,
+            clustering=c.clustering,
+            levels=layer_levels(
+                c.specs, model.policy.groups, chain_sort=c.chain_sort
+            ),
+        )
+        model = self.models.refined(model, result, self.run.recipe)
+        self._model = model
+        self._model_key = model_key("final", result.policy.to_dict())
+        name = self.store.save_checkpoint(model, self.oracle.cursor)
+        self.store.write_json("refine.json", result.to_dict())
+        if self.plots:
+            plots.save_figure(
+                plots.plot_refine_cosines(
+                    result.pair_cosines, c.refine_threshold
+                ),
+                self.store.path(PLOTS, "refine_cosines.png"),
+            )
+        summary = {
+            "seconds": self._elapsed(),
+            "vectors_before": result.vectors_before,
+            "vectors_after": result.vectors_after,
+            "pairs": sum(len(p) for p in result.pair_cosines.values()),
+        }
+        self.complete_phase(
+            task, result.policy, summary, checkpoint=name, refine="refine.json"
+        )
+        self.log(
+            f"refine done: {summary['pairs']} shared pairs; coefficient "
+            f"vectors {result.vectors_before} -> {result.vectors_after} "
+            f"({summary['seconds']:.1f} s)"
+        )
+
+    def complete_phase(
+        self, task: Task, policy: SharingPolicy, summary: dict, **artifacts
+    ) -> None:
+        """Record a phase that set a new policy: its files, the state."""
+        policy.save(self.store.path("policy.json"))
+        if self.plots:
+            self.plot_groups(policy)
+        self.oracle.complete(
+            task.step,
+            summary=summary,
+            artifacts={"policy": policy.to_dict(), **artifacts},
+        )
+        self.save_state()
+        self.store.write_budget_report(self.models.budget_report(policy))
+
+    def finish(self, task: Task) -> None:
+        model = self.model_for(task)
+        run = self.run
+        evaluation = None
+        if self.val is not None:
+            evaluation = self.val.evaluate(model, run.batch_size)
+        self.store.write_model(clone_swn_model(model))
+        report = model.budget_report()
+        results = search_results(
+            config=self.config,
+            run=run.to_dict(),
+            model=model,
+            report=report,
+            evaluation=evaluation,
+            phase_log=self.oracle.phase_log,
+        )
+        self.store.write_json("results.json", results)
+        self.store.write_json("history.json", self.oracle.history)
+        self.store.write_budget_report(self.models.budget_report(model.policy))
+        if self.plots:
+            self.plot_groups(model.policy)
+        self.oracle.complete(
+            task.step,
+            summary={"seconds": self._elapsed()},
+            artifacts={"results": "results.json", "model": MODEL},
+        )
+        self.save_state()
+        acc = results.get("val_ensemble_accuracy")
+        self.log(
+            "done: "
+            + (
+                f"validation ensemble accuracy {acc:.4f}; "
+                if acc is not None
+                else ""
+            )
+            + f"{results['groups']} groups; {report.trainable_total:,} "
+            f"trainable parameters; model at {self.store.path(MODEL)}"
+        )
+
+    def plot_groups(self, policy: SharingPolicy) -> None:
+        plots.write_group_map(
+            policy,
+            self.config.member_names,
+            self.store.path(PLOTS, "groups.png"),
+        )
