@@ -37,3 +37,27 @@ def test_public_keras_classes_are_registered():
         name = keras.saving.get_registered_name(cls)
         assert name == f"keras_swn>{cls.__name__}"
         assert keras.saving.get_registered_object(name) is cls
+
+
+def test_search_surface():
+    """`keras_swn.search` exports the user-facing names; the phase machine
+    (`Phase`, `Step`, `PhaseOracle`, ...) stays in its own modules."""
+    import keras_swn.search as search
+    from keras_swn.search import oracle
+
+    assert sorted(search.__all__) == [
+        "ReferenceSGD",
+        "RunConfig",
+        "SearchAndRefine",
+        "SearchConfig",
+        "TrainingRecipe",
+        "learning_rate_at",
+        "load_and_evaluate",
+        "make_optimizer",
+        "step_learning_rate",
+        "train_and_save",
+    ]
+    assert set(search.__all__) <= set(dir(search))
+    for name in ("Phase", "PhaseOracle", "Sharing", "Step"):
+        assert not hasattr(search, name), name
+        assert hasattr(oracle, name), name

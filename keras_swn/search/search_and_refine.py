@@ -111,10 +111,14 @@ class SearchAndRefine:
     `plots/*.png` (similarity heatmap per bin with the clusters boxed,
     layer -> group map, refine cosine histogram).
 
+    **Arguments.** Every argument but the six below is a search option
+    (`members`, `input_shape`, `num_classes`, `budget`, `seed`,
+    `num_bins`, `sharing`, ...), validated once into the `config`
+    attribute, a `keras_swn.search.SearchConfig`, which documents each
+    (and which options `reference_compatible=True` selects); the options
+    also read as attributes (`search.budget`, `search.sharing`).
+
     Args:
-        members, input_shape, num_classes, budget: what to search: the
-            member builders (deepest first), the shape of one input, the
-            classes and the template budget (see `SearchConfig`).
         directory: str, the parent folder of the project folder.
         project_name: str, the project folder name.
         overwrite: bool; True deletes an existing project folder first,
@@ -122,13 +126,6 @@ class SearchAndRefine:
         plots: bool, write the PNG plots.
         jit_compile: passed to `compile` (`"auto"`).
         run_eagerly: passed to `compile` (False).
-        seed, num_bins, threshold_schedule, group_share, threshold_start,
-            threshold_decrement, clustering, signal, capture_batches,
-            batch_size, refine_threshold, coefficient_threshold,
-            budget_check, chain_sort, template_fan_in, bank_size,
-            on_over_budget, sharing, reference_compatible: the search
-            options, validated once into the `config` attribute (a
-            `keras_swn.search.SearchConfig`, which documents each).
 
     Examples:
         >>> (x, y), (x_val, y_val) = (
@@ -273,9 +270,14 @@ class SearchAndRefine:
                 10 with `reference_compatible=True`. Ignored by the
                 regimes that do not refine.
             batch_size: int or None (the constructor's `batch_size`).
-            learning_rate, schedule, milestones, gamma, weight_decay: the
-                `keras_swn.search.TrainingRecipe` (None: its defaults;
-                reference mode allows `schedule="step"` only).
+            learning_rate: float > 0, the initial learning rate (0.1).
+            schedule: `"step"` or `"cosine"`, or None: `"step"` (the only
+                one reference mode allows).
+            milestones: the step schedule's epochs or fractions of
+                `epochs`, or None: (0.3, 0.6, 0.8), or (60, 120, 160) in
+                reference mode (see `keras_swn.search.TrainingRecipe`).
+            gamma: float > 0, the step schedule's factor, or None: 0.2.
+            weight_decay: float >= 0, the coupled L2 decay (5e-4).
             callbacks: Keras callbacks passed to every `fit` call (one
                 call per epoch; `SearchAndRefine.phase` tells the phase).
             verbose: passed to `fit` (1: progress bars); 0 also silences
