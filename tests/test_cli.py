@@ -141,6 +141,30 @@ class TestErrors:
         assert "Traceback" not in proc.stderr
 
 
+class TestHelp:
+    def test_help_per_command(self, capsys):
+        assert run_cli("plan", "--help") == 0
+        out = capsys.readouterr().out
+        assert "--budget" in out and "--sharing" not in out
+        assert run_cli("search", "--help") == 0
+        out = capsys.readouterr().out
+        assert "--sharing" in out and "--json" not in out
+
+    def test_helpfull_lists_every_command(self, capsys):
+        assert run_cli("--helpfull") == 0
+        out = capsys.readouterr().out
+        for name in ("plan", "train", "search", "evaluate"):
+            assert f"usage: keras-swn {name}" in out
+
+    def test_flag_of_another_command(self, capsys):
+        assert run_cli("plan", "--sharing=soft") == 1
+        assert "--sharing" in capsys.readouterr().err
+
+    def test_space_separated_values(self, capsys):
+        report = plan_json(capsys, "--members", "16-2,10-1", "--bins", "3")
+        assert report["config"]["bins"] == 3
+
+
 class TestTrain:
     def test_train_writes_files_and_reloads(self, capsys, tmp_path):
         out = tmp_path / "run"

@@ -116,6 +116,7 @@ class StepRunner:
         }[task.phase](task)
 
     def start(self) -> None:
+        """Check the initial bins fit; `"bins_hard"` starts from them."""
         initial = self.models.initial_policy()
         self.models.plan(initial)  # raises if even the bins are over budget
         if not self.config.sharing.searches:
@@ -170,6 +171,7 @@ class StepRunner:
     # ------------------------------------------------------------------
     # The steps
     def train_epoch(self, task: Task) -> None:
+        """One epoch of search or final training (§2.2, §3.1)."""
         model = self.model_for(task)
         step = task.step
         search = step.phase is Phase.SEARCH_TRAINING
@@ -208,6 +210,7 @@ class StepRunner:
             raise RuntimeError(f"Training step {step} did not run.")
 
     def epoch_done(self, task: Task, logs: dict) -> None:
+        """Checkpoint the epoch `EpochEnd` ended and record it."""
         name = self.store.save_checkpoint(self._model, self.oracle.cursor)
         summary = None
         if task.last_of_phase:
@@ -229,6 +232,7 @@ class StepRunner:
             )
 
     def cluster(self, task: Task) -> None:
+        """Capture, cluster under the budget, set the policy (§2.3-§2.6)."""
         c = self.config
         model = self.model_for(task)
         gradients, weights = capture(
@@ -281,6 +285,7 @@ class StepRunner:
         )
 
     def refine(self, task: Task) -> None:
+        """Split disagreeing shared coefficients and rebuild (§3.2)."""
         c = self.config
         model = self.model_for(task)
         grads = coefficient_gradients(
@@ -341,6 +346,7 @@ class StepRunner:
         self.store.write_budget_report(self.models.budget_report(policy))
 
     def finish(self, task: Task) -> None:
+        """Evaluate, save the final model, the results and the history."""
         model = self.model_for(task)
         run = self.run
         evaluation = None
