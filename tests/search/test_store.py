@@ -127,8 +127,9 @@ class TestOracleTasks:
         )
         assert task.epochs == 2 and task.last_of_phase  # refine follows
         assert isinstance(oracle.artifacts, Artifacts)
-        while oracle.next_task() is not None:
-            oracle.complete(oracle.current(), logs={"loss": 1.0})
+        while (task := oracle.next_task()) is not None:
+            logs = {"loss": 1.0} if task.epochs is not None else None
+            oracle.complete(task.step, logs=logs)
         assert oracle.done and oracle.next_task() is None
 
     def test_artifacts_are_typed(self):
