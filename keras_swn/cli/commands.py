@@ -47,7 +47,7 @@ def layer_specs(builders: list, input_shape: tuple) -> list:
     ]
 
 
-def sharing_policy(flags: Parsed, specs: list, coefficient_sharing: str):
+def sharing_policy(flags: Parsed, specs: list, coefficient_sharing: str) -> Any:
     """`--policy` loaded, or the initial bins of `--bins`."""
     from keras_swn.policy.sharing_policy import SharingPolicy
 
@@ -62,10 +62,17 @@ def sharing_policy(flags: Parsed, specs: list, coefficient_sharing: str):
             )
         return SharingPolicy.load(flags.policy)
     except (ValueError, OSError) as e:
-        raise flags.error(ValueError(str(e)), "policy") from None
+        raise flags.error(e, "policy") from None
 
 
-def budget_report(flags, builders, input_shape, num_classes, policy, budget):
+def budget_report(
+    flags: Parsed,
+    builders: list,
+    input_shape: tuple,
+    num_classes: int,
+    policy: Any,
+    budget: int,
+) -> Any:
     """The `BudgetReport` of the configuration; a plan that fails is
     reported on `--policy` when one was given, else on `--budget`."""
     from keras_swn.bank.budget_report import BudgetReport
@@ -82,7 +89,9 @@ def budget_report(flags, builders, input_shape, num_classes, policy, budget):
     )
 
 
-def default_budget(builders, input_shape, specs, policy) -> int:
+def default_budget(
+    builders: list, input_shape: tuple, specs: list, policy: Any
+) -> int:
     """The unshared conv parameters of the largest member (the whole
     ensemble in the budget of one network), at least one template per
     bank."""
@@ -94,7 +103,7 @@ def default_budget(builders, input_shape, specs, policy) -> int:
     return max(largest, one_template_total(specs, policy.groups))
 
 
-def default_search_budget(specs, bins: int) -> int:
+def default_search_budget(specs: list, bins: int) -> int:
     """25% above the smallest budget that holds the initial bins (one
     template per bank): tight enough that the search must merge layers."""
     from keras_swn.policy.bins import initial_bins
@@ -113,7 +122,7 @@ def library_kwargs(flags: Parsed, cls: type) -> dict[str, Any]:
     return found
 
 
-def recipe(flags: Parsed):
+def recipe(flags: Parsed) -> Any:
     """The `TrainingRecipe` of the recipe flags."""
     from keras_swn.search.recipe import TrainingRecipe
 
@@ -172,7 +181,7 @@ def load_data(flags: Parsed) -> tuple:
                 training=False,
             )
         except Exception as e:  # no TFDS, no data: many kinds of errors
-            raise flags.error(ValueError(str(e)), "dataset") from None
+            raise flags.error(e, "dataset") from None
         classes = 10 if dataset == "cifar10" else 100
         return dataset, train, val, (32, 32, 3), classes
     from keras_swn.data import embedded

@@ -402,16 +402,19 @@ class Parsed:
             return self.raw[name]
         return flag_text(self.values.get(name))
 
-    def error(self, error: ValueError, argument: str | None = None):
+    def error(
+        self, error: Exception, argument: str | None = None
+    ) -> CommandError:
         """`error` (from the library) as a `CommandError` naming the flag
-        of the argument it names (or of `argument`)."""
-        name = argument_of(error) or argument
-        flag = ARGUMENT_FLAGS.get(name, name) if name else None
-        if flag is None or flag not in self.values:
-            return CommandError(str(error))
-        return CommandError(
-            f"Invalid value for flag --{flag}={self.text(flag)}: {error}"
-        )
+        of the argument it names, else the flag of `argument`."""
+        for name in (argument_of(error), argument):
+            flag = ARGUMENT_FLAGS.get(name, name) if name else None
+            if flag in self.values:
+                return CommandError(
+                    f"Invalid value for flag --{flag}={self.text(flag)}: "
+                    f"{error}"
+                )
+        return CommandError(str(error))
 
 
 def _typed(name: str, flag: Flag, raw: dict) -> Callable[[str], Any]:

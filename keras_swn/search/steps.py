@@ -10,6 +10,7 @@ reports back to the oracle; `state.json` is written after every step.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import time
@@ -59,6 +60,7 @@ class EpochEnd(keras.callbacks.Callback):
         self.model.stop_training = True
 
 
+@dataclasses.dataclass(kw_only=True, eq=False)
 class StepRunner:
     """Runs the steps of one `SearchAndRefine.search` call.
 
@@ -75,33 +77,19 @@ class StepRunner:
         plots: bool, write the PNG plots.
     """
 
-    def __init__(
-        self,
-        *,
-        config: SearchConfig,
-        run: RunConfig,
-        models: SearchModels,
-        store: ProjectStore,
-        oracle: PhaseOracle,
-        train: DataSource,
-        val: DataSource | None,
-        callbacks: Sequence[keras.callbacks.Callback] = (),
-        verbose: int | str = 1,
-        plots: bool = True,
-    ):
-        self.config = config
-        self.run = run
-        self.models = models
-        self.store = store
-        self.oracle = oracle
-        self.train = train
-        self.val = val
-        self.callbacks = list(callbacks)
-        self.verbose = verbose
-        self.plots = plots
-        self._model: SWNModel | None = None
-        self._model_key: Any = None
-        self._phase_started: float | None = None
+    config: SearchConfig
+    run: RunConfig
+    models: SearchModels
+    store: ProjectStore
+    oracle: PhaseOracle
+    train: DataSource
+    val: DataSource | None
+    callbacks: Sequence[keras.callbacks.Callback] = ()
+    verbose: int | str = 1
+    plots: bool = True
+    _model: SWNModel | None = dataclasses.field(default=None, init=False)
+    _model_key: Any = dataclasses.field(default=None, init=False)
+    _phase_started: float | None = dataclasses.field(default=None, init=False)
 
     def run_task(self, task: Task) -> None:
         """Run `task` (the oracle's next one); it reports itself done."""
