@@ -68,16 +68,28 @@ class SearchModels:
             run_eagerly=self.run_eagerly,
         )
 
+    @property
+    def search_coefficients(self) -> str:
+        """The coefficient regime of the search model: one vector per bank
+        for `signal="gradient"` (the reference); one per layer when the
+        similarity reads weights (`"gradient+weight"`, `"parameter"`), as
+        the reference's concat option does, since with hard-shared vectors
+        every layer of a bin has the same weights in its top-left corner
+        and a weight similarity would compare a kernel with itself."""
+        if self.config.signal == "gradient":
+            return "per_bank"
+        return "per_layer"
+
     def search_model(self, recipe: TrainingRecipe) -> SWNModel:
-        """The search-phase model (§2.1): the initial bins, one
-        coefficient vector per bank; only `config.search_members` train
+        """The search-phase model (§2.1): the initial bins, coefficients as
+        `search_coefficients`; only `config.search_members` train
         (the others' own variables are frozen and not decayed)."""
         weights = [
             1.0 if m in self.config.search_members else 0.0
             for m in range(len(self.config.members))
         ]
         model = SWNModel(
-            coefficient_sharing="per_bank",
+            coefficient_sharing=self.search_coefficients,
             member_loss_weights=weights,
             name="search_phase_model",
             **self.model_kwargs(),
@@ -131,13 +143,13 @@ class SearchModels:
         )
 
     def initial_policy(self) -> SharingPolicy:
-        """The search-phase policy: the initial bins, one coefficient
-        vector per bank."""
+        """The search-phase policy: the initial bins, coefficients as
+        `search_coefficients`."""
         c = self.config
         return SharingPolicy.from_bins(
             c.specs,
             c.num_bins,
-            coefficients="per_bank",
+            coefficients=self.search_coefficients,
             chain_sort=c.chain_sort,
         )
 
