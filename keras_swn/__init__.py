@@ -14,17 +14,19 @@ from keras_swn import export
 from keras_swn import layers
 from keras_swn import models
 from keras_swn import search
+from keras_swn.bank.bank_config import BankConfig
 from keras_swn.bank.budget_report import BudgetReport
 from keras_swn.bank.budget_report import MemberBudget
 from keras_swn.bank.plan import BankPlan
 from keras_swn.bank.template_bank import TemplateBank
+from keras_swn.models.rebuild import clone_swn_model
 from keras_swn.models.swn_model import SWNModel
-from keras_swn.models.swn_model import clone_swn_model
 from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.policy.sharing_policy import SharingPolicy
 from keras_swn.version import __version__
 
 __all__ = [
+    "BankConfig",
     "BankPlan",
     "BudgetReport",
     "LayerSpec",

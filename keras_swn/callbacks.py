@@ -6,6 +6,8 @@ from typing import Iterable
 
 import keras
 
+__all__ = ["KernelGradientCapture"]
+
 
 class KernelGradientCapture(keras.callbacks.Callback):
     """Accumulate each shared layer's dL/dkernel during chosen epochs.

@@ -7,9 +7,11 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_swn.ensembles.flops import _check_member
 from keras_swn.layers.super_weight_conv2d import SuperWeightConv2D
 from keras_swn.layers.super_weight_dense import SuperWeightDense
+from keras_swn.validation import check_index
+
+__all__ = ["to_keras"]
 
 
 def _stock_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
@@ -77,8 +79,7 @@ def to_keras(
         >>> plain.get_layer("stage2_block1_conv1_pad").padding
         ((1, 1), (1, 1))
     """
-    _check_member(model, member)
-    source = model.members[int(member)]
+    source = model.members[check_index("member", member, len(model.members))]
     padding_of: dict[int, tuple] = {}
 
     def clone_function(layer):

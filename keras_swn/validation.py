@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 from typing import Any
+from typing import Callable
 from typing import Iterator
 from typing import Mapping
 from typing import Sequence
@@ -135,32 +136,49 @@ def check_int(
     return number
 
 
-def check_real(name: str, value: Any, *, positive: bool = False) -> float:
+def check_real(
+    name: str,
+    value: Any,
+    *,
+    positive: bool = False,
+    nonnegative: bool = False,
+) -> float:
     """Check that `value` is a finite real number (not a bool).
 
     Args:
         name: str, the argument's name.
         value: the value received; a Python or NumPy number.
         positive: bool, also require `value > 0`.
+        nonnegative: bool, also require `value >= 0`.
 
     Returns:
         `value` as a Python `float`.
 
     Raises:
         ValueError: on a non-number, NaN or infinity, or (with
-            `positive=True`) a value <= 0.
+            `positive=True`) a value <= 0, or (with `nonnegative=True`) a
+            value < 0.
 
     Examples:
         >>> check_real("threshold", 1)
         1.0
+        >>> check_real("decay", -1e-4, nonnegative=True)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: Invalid value for argument `decay`. Expected a finite ...
     """
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float, np.integer, np.floating))
         or not math.isfinite(float(value))
         or (positive and not float(value) > 0)
+        or (nonnegative and not float(value) >= 0)
     ):
-        what = "a finite number > 0" if positive else "a finite real number"
+        what = "a finite real number"
+        if positive:
+            what = "a finite number > 0"
+        elif nonnegative:
+            what = "a finite number >= 0"
         raise invalid_argument(name, f"Expected {what}.", value)
     return float(value)
 
@@ -283,3 +301,150 @@ def argument_error(name: str, expected: str, value: Any) -> ArgumentError:
         'k'
     """
     return ArgumentError(name, str(invalid_argument(name, expected, value)))
+
+
+#: A field check: takes the field's name and value, returns the value
+#: normalised or raises a `ValueError` in the house format.
+FieldCheck = Callable[[str, Any], Any]
+
+
+def check_fields(obj: Any, checks: Mapping[str, FieldCheck]) -> None:
+    """Validate the fields of a frozen dataclass once, in order.
+
+    Each check receives the field's name and value; its return value (the
+    value normalised) replaces the field's. A failing check raises an
+    `ArgumentError` naming the field (see `naming`). Meant for
+    `__post_init__` of the library's configuration dataclasses.
+
+    Args:
+        obj: the (frozen) dataclass instance.
+        checks: field name -> check, run in this order.
+
+    Raises:
+        ArgumentError: naming the first field whose check fails.
+
+    Examples:
+        >>> import dataclasses
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class Options:
+        ...     size: int = 8
+        ...     def __post_init__(self):
+        ...         check_fields(self, {"size": int_check(1, 8)})
+        >>> Options(np.int64(3)).size
+        3
+        >>> try:
+        ...     Options(9)
+        ... except ArgumentError as e:
+        ...     e.argument
+        'size'
+    """
+    for name, check in checks.items():
+        with naming(name):
+            object.__setattr__(obj, name, check(name, getattr(obj, name)))
+
+
+def int_check(minimum: int | None = None, maximum: int | None = None):
+    """A `FieldCheck` for `check_int` with these bounds."""
+    return lambda name, value: check_int(
+        name, value, minimum=minimum, maximum=maximum
+    )
+
+
+def choice_check(choices: Sequence[Any]):
+    """A `FieldCheck` for `check_choice` with these choices."""
+    return lambda name, value: check_choice(name, value, choices)
+
+
+def optional(check: FieldCheck) -> FieldCheck:
+    """A `FieldCheck` that accepts `None` and otherwise runs `check`."""
+    return lambda name, value: None if value is None else check(name, value)
+
+
+def check_index(name: str, value: Any, count: int) -> int:
+    """Check that `value` is an int index into `count` items.
+
+    Args:
+        name: str, the argument's name (e.g. `"member"`).
+        value: the value received; a Python or NumPy integer (not a bool).
+        count: int, the number of items.
+
+    Returns:
+        `value` as a Python `int`.
+
+    Raises:
+        ValueError: unless `0 <= value < count`.
+
+    Examples:
+        >>> check_index("member", 1, 2)
+        1
+        >>> check_index("member", 2, 2)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: ... Expected an int in [0, 2). Received: member=2
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or not 0 <= value < count
+    ):
+        raise invalid_argument(name, f"Expected an int in [0, {count}).", value)
+    return int(value)
+
+
+def check_probabilities(
+    probs_per_member: Any, y: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check per-member class probabilities and their labels.
+
+    Args:
+        probs_per_member: one `(num_examples, num_classes)` probability
+            array per member, or an `(M, n, C)` array (at least one member
+            and two classes).
+        y: `(num_examples,)` integer labels, `(n, 1)` labels, or one-hot
+            `(n, C)`.
+
+    Returns:
+        `(probs, labels)`: a float64 `(M, n, C)` array and int64 `(n,)`
+        labels in `[0, C)`.
+
+    Raises:
+        ValueError: naming `probs_per_member` or `y`.
+
+    Examples:
+        >>> probs, labels = check_probabilities(
+        ...     [[[0.9, 0.1], [0.2, 0.8]]], [[1, 0], [0, 1]])
+        >>> probs.shape, labels.tolist()
+        ((1, 2, 2), [0, 1])
+    """
+    probs = np.asarray(probs_per_member, dtype=np.float64)
+    if probs.ndim != 3 or probs.shape[0] < 1 or probs.shape[2] < 2:
+        raise ValueError(
+            "Invalid value for argument `probs_per_member`. Expected one "
+            "`(num_examples, num_classes)` probability array per member "
+            "(at least 1 member, 2 classes). Received: probs_per_member "
+            f"with shape {probs.shape}"
+        )
+    labels = np.asarray(y)
+    if labels.ndim == 2 and labels.shape[1] == probs.shape[2]:
+        labels = np.argmax(labels, axis=-1)  # one-hot
+    elif labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if (
+        labels.ndim != 1
+        or labels.shape[0] != probs.shape[1]
+        or not np.issubdtype(labels.dtype, np.integer)
+        and not np.all(np.mod(labels, 1) == 0)
+    ):
+        raise ValueError(
+            "Invalid value for argument `y`. Expected integer class labels "
+            f"of shape ({probs.shape[1]},) (or one-hot). Received: y with "
+            f"shape {labels.shape} and dtype {labels.dtype}"
+        )
+    labels = labels.astype(np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= probs.shape[2]):
+        raise ValueError(
+            "Invalid value for argument `y`. Expected labels in "
+            f"[0, {probs.shape[2]}). Received: y with values in "
+            f"[{labels.min()}, {labels.max()}]"
+        )
+    return probs, labels

@@ -4,21 +4,13 @@ import keras
 import numpy as np
 import pytest
 
-import keras_swn
 from keras_swn.export import to_keras
 from keras_swn.layers import SuperWeightConv2D
-from keras_swn.models import WideResNet
 
 
 @pytest.fixture(scope="module")
-def model():
-    model = keras_swn.SWNModel(
-        members=[WideResNet(10, 2), WideResNet(10, 1)],
-        input_shape=(8, 8, 3),
-        num_classes=10,
-        budget=250_000,
-        seed=0,
-    )
+def model(model):
+    """The shared two-member model (tests/conftest.py), changed here."""
     # Non-trivial BatchNorm statistics and head biases, so that copying
     # every unshared weight matters.
     rng = np.random.default_rng(0)

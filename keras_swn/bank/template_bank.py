@@ -15,16 +15,23 @@ from keras import ops
 from keras_swn import seeding
 from keras_swn.api_export import swn_export
 from keras_swn.bank.assembly import assemble
+from keras_swn.bank.bank_config import TEMPLATE_FAN_IN
+from keras_swn.bank.bank_config import BankConfig
 from keras_swn.bank.plan import BankPlan
 from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.policy.sharing_policy import SharingPolicy
 from keras_swn.probe import active_probe
 from keras_swn.types import BankKey
 from keras_swn.types import LayerKey
-from keras_swn.validation import check_choice
 from keras_swn.validation import check_instance
 
-TEMPLATE_FAN_IN = ("kernel", "layer", 9)
+__all__ = [
+    "TEMPLATE_FAN_IN",
+    "TemplateBank",
+    "coefficient_probe_key",
+    "level_fan_in",
+    "use_gains",
+]
 
 
 def _key(key: Sequence[int]) -> LayerKey:
@@ -136,6 +143,10 @@ class TemplateBank(keras.layers.Layer):
             `"stable"` or `"reference"`; see `BankPlan.create`.
         on_over_budget: `"raise"` or `"report"` (F6).
         seed: int or None, the root seed of every initial value.
+        bank_config: a `keras_swn.BankConfig` (or its dict form)
+            holding all of `budget` ... `seed`, instead of passing them
+            one by one. The layer keeps it, resolved (the plan's chain
+            order, the drawn seed), as `bank_config`.
 
     Examples:
         >>> specs = [keras_swn.LayerSpec(0, 0, "conv2d", (8, 3, 3, 3)),
@@ -151,16 +162,26 @@ class TemplateBank(keras.layers.Layer):
         self,
         specs: Sequence[LayerSpec | Mapping],
         policy: SharingPolicy | Mapping,
-        budget: int,
+        budget: int | None = None,
         *,
         bank_size: int = 8,
         template_fan_in: int | str = "kernel",
         chain_sort: str | None = None,
         on_over_budget: str = "raise",
         seed: int | None = None,
+        bank_config: BankConfig | Mapping | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        config = BankConfig.merge(
+            bank_config,
+            budget=budget,
+            bank_size=bank_size,
+            template_fan_in=template_fan_in,
+            chain_sort=chain_sort,
+            on_over_budget=on_over_budget,
+            seed=seed,
+        )
         self.specs = tuple(
             s if isinstance(s, LayerSpec) else LayerSpec.from_dict(s)
             for s in specs
@@ -168,25 +189,18 @@ class TemplateBank(keras.layers.Layer):
         if isinstance(policy, Mapping):
             policy = SharingPolicy.from_dict(policy)
         self.policy = check_instance("policy", policy, SharingPolicy)
-        self.template_fan_in = check_choice(
-            "template_fan_in", template_fan_in, TEMPLATE_FAN_IN
-        )
         self.plan = BankPlan.create(
             self.specs,
             policy,
-            budget,
-            bank_size=bank_size,
-            chain_sort=chain_sort,
-            on_over_budget=on_over_budget,
+            config.budget,
+            bank_size=config.bank_size,
+            chain_sort=config.chain_sort,
+            on_over_budget=config.on_over_budget,
         )
-        # The plan's normalised values (`chain_sort=None` resolved).
-        self.budget = self.plan.budget
-        self.bank_size = self.plan.bank_size
-        self.chain_sort = self.plan.chain_sort
-        self.on_over_budget = on_over_budget
-        self.seed = seeding.resolve_seed(seed)
+        # `chain_sort=None` resolved to the policy's, the seed drawn.
+        self.bank_config = config.resolved(chain_sort=self.plan.chain_sort)
         self._gains = {
-            key: use_gains(self.plan, key, template_fan_in)
+            key: use_gains(self.plan, key, config.template_fan_in)
             for key in self.plan.layers
         }
         # Static lookup tables: coefficient row of every owner slot.
@@ -195,6 +209,30 @@ class TemplateBank(keras.layers.Layer):
             g = self.plan.layers[(m, l)].group
             rows = self._rows.setdefault((g, w), {})
             rows[(m, l)] = len(rows)
+
+    @property
+    def budget(self) -> int:
+        return self.bank_config.budget
+
+    @property
+    def bank_size(self) -> int:
+        return self.bank_config.bank_size
+
+    @property
+    def template_fan_in(self) -> int | str:
+        return self.bank_config.template_fan_in
+
+    @property
+    def chain_sort(self) -> str:
+        return cast(str, self.bank_config.chain_sort)
+
+    @property
+    def on_over_budget(self) -> str:
+        return self.bank_config.on_over_budget
+
+    @property
+    def seed(self) -> int:
+        return cast(int, self.bank_config.seed)
 
     # ------------------------------------------------------------------
     def build(self, input_shape=None):
@@ -338,10 +376,5 @@ class TemplateBank(keras.layers.Layer):
             **super().get_config(),
             "specs": [s.to_dict() for s in self.specs],
             "policy": self.policy.to_dict(),
-            "budget": self.budget,
-            "bank_size": self.bank_size,
-            "template_fan_in": self.template_fan_in,
-            "chain_sort": self.chain_sort,
-            "on_over_budget": self.on_over_budget,
-            "seed": self.seed,
+            "bank_config": self.bank_config.to_dict(),
         }

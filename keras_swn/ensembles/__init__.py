@@ -6,7 +6,6 @@ from keras_swn.ensembles.anytime import anytime_curve
 from keras_swn.ensembles.anytime import best_subset
 from keras_swn.ensembles.anytime import predict_within_budget
 from keras_swn.ensembles.anytime import ranked_subsets
-from keras_swn.ensembles.evaluation import ECE_BINS
 from keras_swn.ensembles.evaluation import EnsembleEvaluation
 from keras_swn.ensembles.evaluation import Metrics
 from keras_swn.ensembles.evaluation import ensemble_metrics
@@ -15,12 +14,10 @@ from keras_swn.ensembles.evaluation import expected_calibration_error
 from keras_swn.ensembles.evaluation import member_probabilities
 from keras_swn.ensembles.flops import FlopsReport
 from keras_swn.ensembles.flops import LayerFlops
-from keras_swn.ensembles.flops import compose_macs
 from keras_swn.ensembles.flops import member_flops
 
 __all__ = [
     "AnytimeCurve",
-    "ECE_BINS",
     "EnsembleEvaluation",
     "FlopsReport",
     "LayerFlops",
@@ -28,7 +25,6 @@ __all__ = [
     "SubsetChoice",
     "anytime_curve",
     "best_subset",
-    "compose_macs",
     "ensemble_metrics",
     "evaluate_ensemble",
     "expected_calibration_error",

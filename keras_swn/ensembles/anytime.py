@@ -12,10 +12,11 @@ from typing import Sequence
 
 import numpy as np
 
-from keras_swn.ensembles.evaluation import _check_probs
 from keras_swn.ensembles.evaluation import member_names
 from keras_swn.ensembles.evaluation import member_probabilities
+from keras_swn.ensembles.flops import member_flops
 from keras_swn.io_utils import atomic_write
+from keras_swn.validation import check_probabilities
 
 Subset = tuple[int, ...]
 
@@ -275,7 +276,7 @@ def anytime_curve(
         >>> curve.subsets, curve.accuracy
         (((1,), (0,), (0, 1)), (0.5, 0.5, 1.0))
     """
-    probs, labels = _check_probs(probs_per_member, y)
+    probs, labels = check_probabilities(probs_per_member, y)
     flops = _check_flops(flops_per_member, "flops_per_member")
     m = probs.shape[0]
     if len(flops) != m:
@@ -458,8 +459,6 @@ def predict_within_budget(
             )
         choice = best_subset(curve, flops_budget=flops_budget)
     else:
-        from keras_swn.ensembles.flops import member_flops
-
         costs = [member_flops(model, i).inference_macs for i in range(num)]
         choice = best_subset(None, costs, flops_budget=flops_budget)
     probs = member_probabilities(

@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from keras_swn.io_utils import format_rows
+from keras_swn.validation import check_probabilities
 
 ECE_BINS = 15
 """The number of equal-width confidence bins of the expected calibration
@@ -124,41 +125,6 @@ def member_names(names: Sequence[str] | None, m: int) -> tuple[str, ...]:
     return names
 
 
-def _check_probs(probs_per_member, y) -> tuple[np.ndarray, np.ndarray]:
-    probs = np.asarray(probs_per_member, dtype=np.float64)
-    if probs.ndim != 3 or probs.shape[0] < 1 or probs.shape[2] < 2:
-        raise ValueError(
-            "Invalid value for argument `probs_per_member`. Expected one "
-            "`(num_examples, num_classes)` probability array per member "
-            "(at least 1 member, 2 classes). Received: probs_per_member "
-            f"with shape {probs.shape}"
-        )
-    labels = np.asarray(y)
-    if labels.ndim == 2 and labels.shape[1] == probs.shape[2]:
-        labels = np.argmax(labels, axis=-1)  # one-hot
-    elif labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    if (
-        labels.ndim != 1
-        or labels.shape[0] != probs.shape[1]
-        or not np.issubdtype(labels.dtype, np.integer)
-        and not np.all(np.mod(labels, 1) == 0)
-    ):
-        raise ValueError(
-            "Invalid value for argument `y`. Expected integer class labels "
-            f"of shape ({probs.shape[1]},) (or one-hot). Received: y with "
-            f"shape {labels.shape} and dtype {labels.dtype}"
-        )
-    labels = labels.astype(np.int64)
-    if labels.size and (labels.min() < 0 or labels.max() >= probs.shape[2]):
-        raise ValueError(
-            "Invalid value for argument `y`. Expected labels in "
-            f"[0, {probs.shape[2]}). Received: y with values in "
-            f"[{labels.min()}, {labels.max()}]"
-        )
-    return probs, labels
-
-
 def expected_calibration_error(
     probs: np.ndarray, y: np.ndarray, *, num_bins: int = ECE_BINS
 ) -> float:
@@ -240,7 +206,7 @@ def ensemble_metrics(
         >>> result.mean_disagreement
         0.5
     """
-    probs, labels = _check_probs(probs_per_member, y)
+    probs, labels = check_probabilities(probs_per_member, y)
     m, n, c = probs.shape
     names = member_names(names, m)
     members = tuple(_metrics(p, labels) for p in probs)

@@ -8,11 +8,11 @@ from typing import Any
 from typing import Sequence
 
 import keras
-import numpy as np
 
 from keras_swn.io_utils import format_rows
 from keras_swn.layers.super_weight_conv2d import SuperWeightConv2D
 from keras_swn.layers.super_weight_dense import SuperWeightDense
+from keras_swn.validation import check_index
 
 _CONV = (SuperWeightConv2D, keras.layers.Conv2D)
 _DENSE = (SuperWeightDense, keras.layers.Dense)
@@ -167,8 +167,7 @@ def member_flops(
         >>> keras_swn.ensembles.member_flops(model, 0).inference_macs
         781952
     """
-    _check_member(model, member)
-    member = int(member)
+    member = check_index("member", member, len(model.members))
     net = model.members[member]
     counted = [
         layer for layer in net.layers if isinstance(layer, _CONV + _DENSE)
@@ -231,7 +230,7 @@ def compose_macs(model: Any, member: int) -> int:
     Returns:
         int, the multiply-adds.
     """
-    _check_member(model, member)
+    member = check_index("member", member, len(model.members))
     plan = model.bank.plan
     total = 0
     for (m, _), recipe in plan.layers.items():
@@ -241,16 +240,3 @@ def compose_macs(model: Any, member: int) -> int:
             bank = plan.banks[(recipe.group, w)]
             total += bank.templates * bank.seg
     return total
-
-
-def _check_member(model, member: int) -> None:
-    count = len(model.members)
-    if (
-        isinstance(member, bool)
-        or not isinstance(member, (int, np.integer))
-        or not 0 <= member < count
-    ):
-        raise ValueError(
-            "Invalid value for argument `member`. Expected an int in "
-            f"[0, {count}). Received: member={member!r}"
-        )

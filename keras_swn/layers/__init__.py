@@ -2,6 +2,5 @@
 
 from keras_swn.layers.super_weight_conv2d import SuperWeightConv2D
 from keras_swn.layers.super_weight_dense import SuperWeightDense
-from keras_swn.probe import probe_scope
 
-__all__ = ["SuperWeightConv2D", "SuperWeightDense", "probe_scope"]
+__all__ = ["SuperWeightConv2D", "SuperWeightDense"]

@@ -21,10 +21,14 @@ class BaseSuperWeight(keras.layers.Layer):
     """
 
     kind = "conv2d"
+    #: What the last input dimension is called in a build error.
+    channels = "last dimension"
 
     def __init__(
         self,
         *,
+        use_bias: bool = False,
+        bias_initializer="zeros",
         bank: TemplateBank | Mapping | None = None,
         layer_key: tuple[int, int] | None = None,
         num_templates: int = 4,
@@ -53,6 +57,8 @@ class BaseSuperWeight(keras.layers.Layer):
                 "Invalid value for argument `num_templates`. Expected an int "
                 f"from 1 to 8. Received: num_templates={num_templates!r}"
             )
+        self.use_bias = bool(use_bias)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
         self.owns_bank = bank is None
         self.bank = bank
         self.layer_key = None if layer_key is None else tuple(layer_key)
@@ -65,7 +71,24 @@ class BaseSuperWeight(keras.layers.Layer):
             )
 
     def _kernel_spec_shape(self, input_shape) -> tuple[int, int, int, int]:
+        """The OIHW kernel shape for these inputs (`out` first)."""
         raise NotImplementedError
+
+    def build(self, input_shape):
+        if input_shape[-1] is None:
+            raise ValueError(
+                f"The {self.channels} of the inputs must be defined. "
+                f"Received: input_shape={input_shape}"
+            )
+        self._build_bank(input_shape)
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=(self._kernel_spec_shape(input_shape)[0],),
+                initializer=self.bias_initializer,
+            )
+        self.built = True
 
     def _build_bank(self, input_shape) -> None:
         shape = self._kernel_spec_shape(input_shape)
@@ -108,6 +131,10 @@ class BaseSuperWeight(keras.layers.Layer):
     def get_config(self):
         config = {
             **super().get_config(),
+            "use_bias": self.use_bias,
+            "bias_initializer": keras.initializers.serialize(
+                self.bias_initializer
+            ),
             "num_templates": self.num_templates,
             "seed": self.seed,
         }

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
-from typing import Mapping
 
 import keras
 from keras import ops
 
 from keras_swn.api_export import swn_export
-from keras_swn.bank.template_bank import TemplateBank
 from keras_swn.layers.base_super_weight import BaseSuperWeight
+from keras_swn.validation import check_int
 
 
 def _pair(value, name: str) -> tuple[int, int]:
@@ -73,6 +72,8 @@ class SuperWeightConv2D(BaseSuperWeight):
         layer_key: `(member, layer_id)` of this layer in `bank`.
         num_templates: int, templates of the layer's own bank (1 to 8).
         seed: int or None, seeds the layer's own bank.
+        **kwargs: `bank`, `layer_key`, `num_templates`, `seed` (as above)
+            and the base layer's arguments (`name`, `dtype`, ...).
 
     Input shape:
         4D tensor `(batch, rows, cols, channels)` (channels last).
@@ -93,6 +94,7 @@ class SuperWeightConv2D(BaseSuperWeight):
     """
 
     kind = "conv2d"
+    channels = "channel dimension"
 
     def __init__(
         self,
@@ -103,55 +105,20 @@ class SuperWeightConv2D(BaseSuperWeight):
         padding: Any = "valid",
         use_bias: bool = False,
         bias_initializer="zeros",
-        bank: TemplateBank | Mapping | None = None,
-        layer_key: tuple[int, int] | None = None,
-        num_templates: int = 4,
-        seed: int | None = None,
         **kwargs: Any,
     ):
-        if (
-            isinstance(filters, bool)
-            or not isinstance(filters, int)
-            or (filters < 1)
-        ):
-            raise ValueError(
-                "Invalid value for argument `filters`. Expected a strictly "
-                f"positive integer. Received: filters={filters!r}"
-            )
+        filters = check_int("filters", filters, minimum=1)
         super().__init__(
-            bank=bank,
-            layer_key=layer_key,
-            num_templates=num_templates,
-            seed=seed,
-            **kwargs,
+            use_bias=use_bias, bias_initializer=bias_initializer, **kwargs
         )
         self.filters = filters
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.strides = _pair(strides, "strides")
         self.padding = _padding(padding)
-        self.use_bias = bool(use_bias)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
     def _kernel_spec_shape(self, input_shape):
         return (self.filters, int(input_shape[-1]), *self.kernel_size)
-
-    def build(self, input_shape):
-        if input_shape[-1] is None:
-            raise ValueError(
-                "The channel dimension of the inputs must be defined. "
-                f"Received: input_shape={input_shape}"
-            )
-        self._build_bank(input_shape)
-        if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias",
-                shape=(self.filters,),
-                initializer=self.bias_initializer,
-            )
-        else:
-            self.bias = None
-        self.built = True
 
     def convolution_op(self, inputs, kernel):
         padding = self.padding
@@ -193,8 +160,4 @@ class SuperWeightConv2D(BaseSuperWeight):
             "kernel_size": list(self.kernel_size),
             "strides": list(self.strides),
             "padding": padding,
-            "use_bias": self.use_bias,
-            "bias_initializer": keras.initializers.serialize(
-                self.bias_initializer
-            ),
         }

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
-from typing import Mapping
 
 import keras
 from keras import ops
 
 from keras_swn.api_export import swn_export
-from keras_swn.bank.template_bank import TemplateBank
 from keras_swn.layers.base_super_weight import BaseSuperWeight
+from keras_swn.validation import check_int
 
 
 @swn_export
@@ -29,6 +28,8 @@ class SuperWeightDense(BaseSuperWeight):
         layer_key: `(member, layer_id)` of this layer in `bank`.
         num_templates: int, templates of the layer's own bank (1 to 8).
         seed: int or None, seeds the layer's own bank.
+        **kwargs: `bank`, `layer_key`, `num_templates`, `seed` (as above)
+            and the base layer's arguments (`name`, `dtype`, ...).
 
     Input shape:
         N-D tensor `(batch, ..., in)`.
@@ -51,48 +52,17 @@ class SuperWeightDense(BaseSuperWeight):
         activation: Any = None,
         use_bias: bool = True,
         bias_initializer="zeros",
-        bank: TemplateBank | Mapping | None = None,
-        layer_key: tuple[int, int] | None = None,
-        num_templates: int = 4,
-        seed: int | None = None,
         **kwargs: Any,
     ):
-        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-            raise ValueError(
-                "Invalid value for argument `units`. Expected a strictly "
-                f"positive integer. Received: units={units!r}"
-            )
+        units = check_int("units", units, minimum=1)
         super().__init__(
-            bank=bank,
-            layer_key=layer_key,
-            num_templates=num_templates,
-            seed=seed,
-            **kwargs,
+            use_bias=use_bias, bias_initializer=bias_initializer, **kwargs
         )
         self.units = units
         self.activation = keras.activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
 
     def _kernel_spec_shape(self, input_shape):
         return (self.units, int(input_shape[-1]), 1, 1)
-
-    def build(self, input_shape):
-        if input_shape[-1] is None:
-            raise ValueError(
-                "The last dimension of the inputs must be defined. "
-                f"Received: input_shape={input_shape}"
-            )
-        self._build_bank(input_shape)
-        if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias",
-                shape=(self.units,),
-                initializer=self.bias_initializer,
-            )
-        else:
-            self.bias = None
-        self.built = True
 
     def call(self, inputs):
         outputs = ops.matmul(inputs, self.kernel)
@@ -108,8 +78,4 @@ class SuperWeightDense(BaseSuperWeight):
             **super().get_config(),
             "units": self.units,
             "activation": keras.activations.serialize(self.activation),
-            "use_bias": self.use_bias,
-            "bias_initializer": keras.initializers.serialize(
-                self.bias_initializer
-            ),
         }

@@ -8,13 +8,17 @@ vector used by all of its members (F3), initialised from the value it had.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Mapping
 
 import keras
 import numpy as np
 
-Slot = tuple[int, int, int]
+from keras_swn.bank.bank_config import BankConfig
+from keras_swn.types import Slot
+
+_BANK = frozenset(f.name for f in dataclasses.fields(BankConfig))
 
 
 def _copy(variable) -> np.ndarray:
@@ -121,3 +125,29 @@ def transfer_optimizer_state(source, target) -> None:
             if owner in src_rows.get(key, {}):
                 dst[row] = src[src_rows[key][owner]]
         var.assign(dst)
+
+
+def with_policy(model, policy, **overrides):
+    """`model.with_policy(policy, **overrides)`: a fresh model from
+    `model`'s config with `policy`; `overrides` replace constructor
+    arguments, the bank options among them inside `bank_config`."""
+    config = {**model.get_config(), "policy": policy.to_dict()}
+    for name in ("name", "trainable", "dtype"):
+        config.pop(name, None)
+    bank = {k: overrides.pop(k) for k in list(overrides) if k in _BANK}
+    config["bank_config"] = {**config["bank_config"], **bank}
+    config.update(overrides)
+    return type(model).from_config(config)
+
+
+def clone_swn_model(model, *, copy_weights: bool = True):
+    """A copy of `model` with its own (still shared) bank.
+
+    `keras.models.clone_model` would hand the clone the original's bank
+    object; this builds a new model from the config, so the clone's members
+    share the clone's bank, and copies the weights.
+    """
+    clone = type(model).from_config(model.get_config())
+    if copy_weights:
+        clone.set_weights(model.get_weights())
+    return clone

@@ -10,9 +10,9 @@ from keras_swn.api_export import swn_export
 from keras_swn.bank.budget_report import MemberBudget
 from keras_swn.models.member_builder import LayerFactory
 from keras_swn.models.member_builder import MemberBuilder
+from keras_swn.models.wide_resnet_shapes import wide_resnet_layer_specs
+from keras_swn.models.wide_resnet_shapes import wide_resnet_param_counts
 from keras_swn.policy.layer_spec import LayerSpec
-from keras_swn.policy.wide_resnet_shapes import wide_resnet_layer_specs
-from keras_swn.policy.wide_resnet_shapes import wide_resnet_param_counts
 
 
 @swn_export

@@ -1,5 +1,7 @@
 """`TemplateBank`: arguments, the plan's chain order, config round trip."""
 
+import dataclasses
+
 import pytest
 
 import keras_swn
@@ -27,7 +29,8 @@ class TestChainSort:
         for sort in ("stable", "reference"):
             bank = TemplateBank(_specs(), _shared_policy(sort), 10_000)
             assert bank.chain_sort == bank.plan.chain_sort == sort
-            assert bank.get_config()["chain_sort"] == sort
+            assert bank.get_config()["bank_config"]["chain_sort"] == sort
+            assert bank.bank_config.chain_sort == sort
 
     def test_config_round_trip(self):
         bank = TemplateBank(
@@ -37,6 +40,33 @@ class TestChainSort:
         assert again.policy == bank.policy
         assert again.plan.chains == bank.plan.chains
         assert again.chain_sort == "reference"
+
+    def test_config_written_before_bank_config_loads(self):
+        bank = TemplateBank(
+            _specs(), _shared_policy("reference"), 10_000, seed=1
+        )
+        old = {k: v for k, v in bank.get_config().items() if k != "bank_config"}
+        old.update(bank.bank_config.to_dict())
+        again = TemplateBank.from_config(old)
+        assert again.bank_config == bank.bank_config
+
+    def test_bank_config_is_passed_whole(self):
+        config = keras_swn.BankConfig(
+            budget=10_000, template_fan_in="layer", seed=3
+        )
+        bank = TemplateBank(_specs(), _shared_policy(), bank_config=config)
+        assert bank.bank_config == dataclasses.replace(
+            config, chain_sort="stable"
+        )
+        assert (bank.budget, bank.template_fan_in, bank.seed) == (
+            10_000,
+            "layer",
+            3,
+        )
+        with pytest.raises(ValueError, match="not both"):
+            TemplateBank(
+                _specs(), _shared_policy(), bank_size=4, bank_config=config
+            )
 
     def test_mismatch_raises(self):
         with pytest.raises(ValueError, match=r"Received: chain_sort='stable'"):

@@ -175,15 +175,7 @@ class TestBestSubset:
             best_subset({(0,): 1.0}, flops_budget=1)
 
 
-@pytest.fixture(scope="module")
-def model():
-    return keras_swn.SWNModel(
-        members=[WideResNet(10, 2), WideResNet(10, 1)],
-        input_shape=(8, 8, 3),
-        num_classes=10,
-        budget=250_000,
-        seed=0,
-    )
+# `model`: the shared two-member model (tests/conftest.py).
 
 
 def _spy(monkeypatch, model, allowed):
@@ -251,6 +243,20 @@ class TestPredictWithinBudget:
             predict_within_budget(
                 model, np.zeros((1, 8, 8, 3)), flops_budget=10
             )
+
+    def test_model_predict_is_keras_predict(self, model):
+        """Anytime prediction lives here, not in `SWNModel.predict`: the
+        cheapest member alone, as the moved model test checked."""
+        x = np.random.default_rng(3).random((4, 8, 8, 3), dtype=np.float32)
+        cheap = member_flops(model, 1).inference_macs
+        probs = predict_within_budget(model, x, flops_budget=cheap)
+        logits = model.members[1].predict(x, verbose=0)
+        np.testing.assert_allclose(
+            probs, _softmax(logits), rtol=1e-5, atol=1e-6
+        )
+        assert isinstance(model.predict(x, verbose=0), list)
+        with pytest.raises(TypeError, match="flops_budget"):
+            model.predict(x, flops_budget=cheap, verbose=0)
 
     def test_bad_curve(self, model):
         curve = anytime_curve([np.eye(2)], [0, 1], [1.0])

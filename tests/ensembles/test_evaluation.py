@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from keras_swn.ensembles import ECE_BINS
 from keras_swn.ensembles import ensemble_metrics
 from keras_swn.ensembles import expected_calibration_error
+from keras_swn.ensembles.evaluation import ECE_BINS
 
 # Three members, four examples, three classes; labels [0, 1, 2, 0].
 P0 = np.array(

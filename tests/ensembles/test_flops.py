@@ -2,9 +2,7 @@
 
 import pytest
 
-import keras_swn
 from keras_swn.ensembles import member_flops
-from keras_swn.models import WideResNet
 
 
 def _conv(rows, cols, kh, kw, cin, cout):
@@ -30,15 +28,7 @@ def _wrn_macs(depth, width, size, in_channels=3, num_classes=10):
     return total + cin * num_classes  # head
 
 
-@pytest.fixture(scope="module")
-def model():
-    return keras_swn.SWNModel(
-        members=[WideResNet(10, 2), WideResNet(10, 1)],
-        input_shape=(8, 8, 3),
-        num_classes=10,
-        budget=250_000,
-        seed=0,
-    )
+# `model`: the shared two-member model (tests/conftest.py).
 
 
 class TestMemberFlops:

@@ -9,28 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-import keras_swn
-from keras_swn.models import WideResNet
-
 pytestmark = pytest.mark.backend_sensitive
-
-
-def _model(**kwargs):
-    return keras_swn.SWNModel(
-        members=[WideResNet(10, 2), WideResNet(10, 1)],
-        input_shape=(8, 8, 3),
-        num_classes=5,
-        budget=250_000,
-        seed=0,
-        **kwargs,
-    )
-
-
-def _data(n=16, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.normal(size=(n, 8, 8, 3)).astype("float32"), rng.integers(
-        0, 5, n
-    )
 
 
 def _stock_member(model, member):
@@ -93,18 +72,18 @@ def float64_enabled():
 
 
 class TestCollectKernelGradients:
-    def test_equals_stock_dl_dw(self, float64_enabled):
-        model = _model()
-        x, y = _data()
+    def test_equals_stock_dl_dw(self, float64_enabled, make_model, make_data):
+        model = make_model()
+        x, y = make_data(16)
         # training=True so that BatchNorm matches a stock train step.
         got = model.collect_kernel_gradients(x, y, batch_size=16, training=True)
         for member in range(2):
             want = _stock_kernel_gradients(model, member, x, y)
             _assert_grads_close(got[member], want)
 
-    def test_sums_over_batches(self):
-        model = _model()
-        x, y = _data(32)
+    def test_sums_over_batches(self, make_model, make_data):
+        model = make_model()
+        x, y = make_data(32)
         both = model.collect_kernel_gradients(x, y, batch_size=16, batches=2)
         one = model.collect_kernel_gradients(x[:16], y[:16], batch_size=16)
         two = model.collect_kernel_gradients(x[16:], y[16:], batch_size=16)
@@ -113,9 +92,9 @@ class TestCollectKernelGradients:
                 g, one[0][name] + two[0][name], rtol=1e-4, atol=1e-6
             )
 
-    def test_coefficient_gradients_are_per_member(self):
-        model = _model(coefficient_sharing="per_bank")
-        x, y = _data()
+    def test_coefficient_gradients_are_per_member(self, make_model, make_data):
+        model = make_model(coefficient_sharing="per_bank")
+        x, y = make_data(16)
         grads = model.collect_coefficient_gradients(x, y, batch_size=16)
         assert set(grads) == {
             (m, l, w)
@@ -151,13 +130,15 @@ class TestCollectKernelGradients:
 
 class TestAccumulationDuringFit:
     @pytest.mark.parametrize("jit_compile", [False, True])
-    def test_accumulators_equal_captured_gradients(self, jit_compile):
+    def test_accumulators_equal_captured_gradients(
+        self, jit_compile, make_model, make_data
+    ):
         if jit_compile and keras.backend.backend() == "torch":
             pytest.skip("torch.compile is not the XLA path")
         if not jit_compile and keras.backend.backend() == "jax":
             pytest.skip("JAX runs its train step under jit; eager is slow")
-        model = _model(capture_kernel_gradients=True)
-        x, y = _data(32)
+        model = make_model(capture_kernel_gradients=True)
+        x, y = make_data(32)
         model.compile(keras.optimizers.SGD(0.0), jit_compile=jit_compile)
         model.start_kernel_gradient_capture()
         model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
@@ -169,11 +150,11 @@ class TestAccumulationDuringFit:
         for member in range(2):
             _assert_grads_close(got[member], want[member], rtol=1e-4)
 
-    def test_callback_captures_chosen_epochs_only(self):
+    def test_callback_captures_chosen_epochs_only(self, make_model, make_data):
         from keras_swn.callbacks import KernelGradientCapture
 
-        model = _model(capture_kernel_gradients=True)
-        x, y = _data(32)
+        model = make_model(capture_kernel_gradients=True)
+        x, y = make_data(32)
         model.compile(keras.optimizers.SGD(0.01))
         capture = KernelGradientCapture(epochs=[1])
         model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[capture])
@@ -181,9 +162,9 @@ class TestAccumulationDuringFit:
         assert np.abs(capture.gradients[1][0]["stem"]).sum() > 0
         assert not model._capture_on
 
-    def test_without_accumulators_raises(self):
+    def test_without_accumulators_raises(self, make_model):
         with pytest.raises(ValueError, match="capture_kernel_gradients=True"):
-            _model().start_kernel_gradient_capture()
+            make_model().start_kernel_gradient_capture()
 
 
 @pytest.mark.skipif(
@@ -236,15 +217,15 @@ def test_mirrored_strategy_gives_single_device_sums():
     assert err < 1e-4
 
 
-def test_accumulators_are_unscaled_under_loss_scaling():
+def test_accumulators_are_unscaled_under_loss_scaling(make_model, make_data):
     """mixed_float16 wraps the optimizer in a LossScaleOptimizer; the
     accumulated kernel gradients must not carry its scale."""
-    x, y = _data(16)
+    x, y = make_data(16)
     results = []
     for policy in ("float32", "mixed_float16"):
         keras.config.set_dtype_policy(policy)
         try:
-            model = _model(capture_kernel_gradients=True)
+            model = make_model(capture_kernel_gradients=True)
             model.compile(keras.optimizers.SGD(0.0))
             model.start_kernel_gradient_capture()
             model.fit(x, y, batch_size=16, epochs=1, verbose=0)

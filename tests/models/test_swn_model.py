@@ -9,24 +9,6 @@ from keras_swn.models import MemberBuilder
 from keras_swn.models import WideResNet
 
 
-def _model(**kwargs):
-    kwargs.setdefault("budget", 250_000)
-    return keras_swn.SWNModel(
-        members=[WideResNet(10, 2), WideResNet(10, 1)],
-        input_shape=(8, 8, 3),
-        num_classes=5,
-        seed=0,
-        **kwargs,
-    )
-
-
-def _data(n=32, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.normal(size=(n, 8, 8, 3)).astype("float32"), rng.integers(
-        0, 5, n
-    )
-
-
 class TinyNet(MemberBuilder):
     """A user architecture: two shared convs, a shared dense, a plain head."""
 
@@ -52,9 +34,11 @@ keras.saving.register_keras_serializable("keras_swn_tests")(TinyNet)
 
 @pytest.mark.backend_sensitive
 class TestTrainingAndSaving:
-    def test_fit_sums_member_losses_and_logs_metrics(self):
-        model = _model()
-        x, y = _data()
+    def test_fit_sums_member_losses_and_logs_metrics(
+        self, make_model, make_data
+    ):
+        model = make_model()
+        x, y = make_data()
         model.compile(keras.optimizers.SGD(0.01))
         logs = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
         logits = model.predict(x, verbose=0)
@@ -78,9 +62,11 @@ class TestTrainingAndSaving:
             "ensemble_accuracy",
         }
 
-    def test_keras_file_round_trip_keeps_one_bank(self, tmp_path):
-        model = _model()
-        x, y = _data()
+    def test_keras_file_round_trip_keeps_one_bank(
+        self, tmp_path, make_model, make_data
+    ):
+        model = make_model()
+        x, y = make_data()
         model.compile(keras.optimizers.SGD(0.01, momentum=0.9))
         model.fit(x, y, batch_size=16, epochs=1, verbose=0)
         path = str(tmp_path / "swn.keras")
@@ -98,21 +84,21 @@ class TestTrainingAndSaving:
         assert len(loaded.trainable_variables) == len(model.trainable_variables)
         loaded.fit(x, y, batch_size=16, epochs=1, verbose=0)
 
-    def test_from_config_and_clone_keep_sharing(self):
-        model = _model(coefficient_sharing="per_bank")
+    def test_from_config_and_clone_keep_sharing(self, make_model, make_data):
+        model = make_model(coefficient_sharing="per_bank")
         again = keras_swn.SWNModel.from_config(model.get_config())
         assert again.policy == model.policy
         assert all(l.bank is again.bank for l in again.shared_layers())
         clone = keras_swn.clone_swn_model(model)
         assert clone.bank is not model.bank
         assert all(l.bank is clone.bank for l in clone.shared_layers())
-        x, _ = _data(4)
+        x, _ = make_data(4)
         for a, b in zip(
             model.predict(x, verbose=0), clone.predict(x, verbose=0)
         ):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
-    def test_user_architecture_member(self, tmp_path):
+    def test_user_architecture_member(self, tmp_path, make_data):
         model = keras_swn.SWNModel(
             members=[TinyNet(8), TinyNet(4)],
             input_shape=(8, 8, 3),
@@ -128,7 +114,7 @@ class TestTrainingAndSaving:
             (8, 16, 1, 1),
         ]
         assert specs[2].kind == "dense"
-        x, y = _data(16)
+        x, y = make_data(16)
         model.compile("sgd")
         model.fit(x, y, epochs=1, batch_size=8, verbose=0)
         path = str(tmp_path / "tiny.keras")
@@ -150,8 +136,8 @@ class TestBuilders:
         counted = MemberBuilder.unshared_params(wrn, (32, 32, 3), 10)
         assert counted == wrn.unshared_params((32, 32, 3), 10)
 
-    def test_budget_report_matches_variables(self):
-        model = _model()
+    def test_budget_report_matches_variables(self, make_model):
+        model = make_model()
         report = model.budget_report()
         templates = sum(
             int(np.prod(v.shape)) for v in model.bank.templates.values()
@@ -167,11 +153,13 @@ class TestBuilders:
         assert report.trainable_total == trainable
 
     @pytest.mark.parametrize("template_fan_in", [9, "kernel"])
-    def test_search_phase_layers_share_top_left_corner(self, template_fan_in):
+    def test_search_phase_layers_share_top_left_corner(
+        self, template_fan_in, make_model
+    ):
         # §2.1: one vector per bank, so all layers of a bin agree on the
         # common top-left corner of their kernels; under "kernel" each
         # layer reads it scaled by 1 / sqrt(its own fan-in).
-        model = _model(
+        model = make_model(
             coefficient_sharing="per_bank", template_fan_in=template_fan_in
         )
         plan = model.plan
@@ -191,7 +179,7 @@ class TestBuilders:
             b = b * np.sqrt(np.prod(b.shape[1:]))
         np.testing.assert_allclose(a[:o, :i], b[:o, :i], rtol=1e-5, atol=1e-6)
 
-    def test_bad_arguments(self):
+    def test_bad_arguments(self, make_model):
         with pytest.raises(ValueError, match="Received: num_classes=1"):
             keras_swn.SWNModel(
                 members=[WideResNet(10, 1)],
@@ -200,7 +188,7 @@ class TestBuilders:
                 budget=100_000,
             )
         with pytest.raises(ValueError, match="coefficient_sharing='x'"):
-            _model(coefficient_sharing="x")
+            make_model(coefficient_sharing="x")
         with pytest.raises(ValueError, match="members"):
             keras_swn.SWNModel(
                 members=["wrn"],
@@ -209,18 +197,20 @@ class TestBuilders:
                 budget=1000,
             )
         with pytest.raises(ValueError, match="budget"):
-            _model(budget=1000)
+            make_model(budget=1000)
         with pytest.raises(ValueError, match="Received: depth=12"):
             WideResNet(12, 2)
         with pytest.raises(ValueError, match="metrics"):
-            _model().compile("sgd", metrics=["mae"])
+            make_model().compile("sgd", metrics=["mae"])
 
 
 @pytest.mark.backend_sensitive
 class TestLossOptions:
-    def test_weight_decay_is_an_l2_term_without_coefficients(self):
-        model = _model(weight_decay=5e-4)
-        x, y = _data(8)
+    def test_weight_decay_is_an_l2_term_without_coefficients(
+        self, make_model, make_data
+    ):
+        model = make_model(weight_decay=5e-4)
+        x, y = make_data(8)
         y_pred = model(x, training=False)
         with_wd = float(model.compute_loss(x, y, y_pred, training=True))
         no_wd = float(model.compute_loss(x, y, y_pred, training=False))
@@ -232,9 +222,11 @@ class TestLossOptions:
         )
         np.testing.assert_allclose(with_wd - no_wd, 0.5 * 5e-4 * l2, rtol=1e-4)
 
-    def test_untrained_member_keeps_its_own_variables(self):
-        model = _model(member_loss_weights=[1.0, 0.0], weight_decay=5e-4)
-        x, y = _data(16)
+    def test_untrained_member_keeps_its_own_variables(
+        self, make_model, make_data
+    ):
+        model = make_model(member_loss_weights=[1.0, 0.0], weight_decay=5e-4)
+        x, y = make_data(16)
         own = [
             v
             for v in model.members[1].trainable_variables
@@ -246,19 +238,4 @@ class TestLossOptions:
         for b, v in zip(before, own):
             np.testing.assert_array_equal(b, keras.ops.convert_to_numpy(v))
         with pytest.raises(ValueError, match="member_loss_weights"):
-            _model(member_loss_weights=[1.0])
-
-    def test_predict_under_a_flops_budget_runs_the_chosen_members(self):
-        from keras_swn.ensembles import member_flops
-
-        model = _model()
-        x, _ = _data(4)
-        cheap = member_flops(model, 1).inference_macs
-        probs = model.predict(x, flops_budget=cheap, verbose=0)
-        logits = model.members[1].predict(x, verbose=0)
-        np.testing.assert_allclose(
-            probs,
-            keras.ops.convert_to_numpy(keras.ops.softmax(logits)),
-            rtol=1e-5,
-            atol=1e-6,
-        )
+            make_model(member_loss_weights=[1.0])

@@ -1,7 +1,32 @@
-"""Per-backend gradient code, chosen at import time as Keras chooses its own
-trainer: the probe gradient of one batch (`probe_gradients`) and a
-`CaptureTrainer` mixin whose `train_step` can also accumulate per-layer
-kernel gradients into variables during `fit`."""
+"""Per-backend training code, chosen at import time as Keras chooses its
+own trainer.
+
+Each backend module has one capture primitive, `probed` (zero probes in a
+`keras_swn.probe.probe_scope`, made differentiable the backend's way),
+used by both of its paths:
+
+- `probe_gradients(model, x, y, sample_weight, probes, training)`: the
+  probe gradients of `model.probe_loss` on one batch, compiled where the
+  backend compiles (`tf.function`, `jax.jit`); the research tools of
+  `keras_swn.models.capture` sum it over data.
+- `CaptureTrainer`, a mixin whose `train_step` is Keras' own until
+  capture is on, and then also adds each probe's gradient into its
+  accumulator variable during `fit`.
+
+What the mixin reads from the model (`SWNModel` provides it):
+`capture_targets()` (None, or `(probe, accumulator)` pairs),
+`compute_loss(..., training=True)`, `probe_loss`, and the compiled loss
+tracker, found by name in the public `metrics` (`loss_metric`).
+
+Keras privates: none. The capturing `train_step` re-states Keras' own
+step (3.12-3.15) with public API: `compute_loss` instead of
+`_compute_loss` (SWNModel's takes `training`), the loss tracker from
+`model.metrics` instead of `_loss_tracker`, and on JAX a
+`keras.StatelessScope` instead of `_update_metrics_variables`. It still
+follows that step's conventions (the loss tracker's per-replica scaling
+on TensorFlow, `compute_loss_and_updates` and the stateless state tuple
+on JAX), so a Keras release that changes them needs a look here.
+"""
 
 import keras
 

@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
-import keras
+import contextlib
+from typing import Iterator
+
 import tensorflow as tf
 
+from keras_swn.models.trainers.common import StatefulCapture
+from keras_swn.models.trainers.common import loss_metric
 from keras_swn.probe import probe_scope
 
 
-def probe_gradients(model, x, y, sample_weight, probes, training=False):
+@contextlib.contextmanager
+def probed(keys: list, shapes: list) -> Iterator[tuple]:
+    """The capture primitive: zero probes in scope, watched by a tape.
+
+    Yields:
+        `(tape, zeros)`: compute the loss inside; `tape.gradient(loss,
+        zeros)` is then the gradient with respect to each probe.
+    """
+    zeros = [tf.zeros(shape) for shape in shapes]
+    with tf.GradientTape() as tape:
+        tape.watch(zeros)
+        with probe_scope(dict(zip(keys, zeros))):
+            yield tape, zeros
+
+
+def _probe_gradients(model, x, y, sample_weight, probes, training=False):
     """Gradients of `model.probe_loss` w.r.t. zero probes.
 
     Args:
@@ -20,48 +39,36 @@ def probe_gradients(model, x, y, sample_weight, probes, training=False):
     Returns:
         One gradient tensor per probe.
     """
-    zeros = [tf.zeros(shape) for _, shape in probes]
-    with tf.GradientTape() as tape:
-        tape.watch(zeros)
-        with probe_scope({k: z for (k, _), z in zip(probes, zeros)}):
-            y_pred = model(x, training=training)
-            loss = model.probe_loss(y, y_pred, sample_weight)
+    with probed([k for k, _ in probes], [s for _, s in probes]) as (
+        tape,
+        zeros,
+    ):
+        y_pred = model(x, training=training)
+        loss = model.probe_loss(y, y_pred, sample_weight)
     return tape.gradient(loss, zeros)
 
 
-_probe_gradients_fn = tf.function(probe_gradients, reduce_retracing=True)
+probe_gradients = tf.function(_probe_gradients, reduce_retracing=True)
 
 
-class CaptureTrainer:
+class CaptureTrainer(StatefulCapture):
     """`train_step` that also adds dL/dkernel of every shared layer into
-    accumulator variables while `model.capture_kernel_gradients` is on."""
+    accumulator variables while `capture_targets()` returns them."""
 
-    def compiled_probe_gradients(self, *args, **kwargs):
-        return _probe_gradients_fn(self, *args, **kwargs)
-
-    def train_step(self, data):
-        if not self._capture_active():
-            return super().train_step(data)
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        probes = self._capture_probes()
-        zeros = [tf.zeros(shape) for _, shape in probes]
+    def capture_step(self, x, y, sample_weight, keys, shapes, accumulators):
         weights = self.trainable_weights
-        with tf.GradientTape() as tape:
-            tape.watch(zeros)
-            with probe_scope({k: z for (k, _), z in zip(probes, zeros)}):
-                y_pred = self(x, training=True)
-                loss = self._compute_loss(
-                    x=x,
-                    y=y,
-                    y_pred=y_pred,
-                    sample_weight=sample_weight,
-                    training=True,
-                )
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            batch = tf.shape(tf.nest.flatten(x)[0])[0]
-            self._loss_tracker.update_state(
-                loss * replicas, sample_weight=batch
+        with probed(keys, shapes) as (tape, zeros):
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(
+                x=x,
+                y=y,
+                y_pred=y_pred,
+                sample_weight=sample_weight,
+                training=True,
             )
+            replicas = replica_count()
+            batch = tf.shape(tf.nest.flatten(x)[0])[0]
+            loss_metric(self).update_state(loss * replicas, sample_weight=batch)
             # A loss-scaling optimizer (mixed_float16) scales the loss; the
             # probe gradients are unscaled by the same factor below.
             scale = self.optimizer.scale_loss(tf.constant(1.0))
@@ -72,7 +79,7 @@ class CaptureTrainer:
         # global gradient is the sum over replicas. The accumulators use
         # "mean" aggregation (a replica-context `assign_add` on a mirrored
         # variable aggregates the new *values*), hence the factor.
-        for acc, grad in zip(self._kernel_accumulators, grads[len(weights) :]):
+        for acc, grad in zip(accumulators, grads[len(weights) :]):
             if grad is not None:  # None: a member that does not train
                 acc.assign_add(grad * (replicas / scale))
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)

@@ -1,24 +1,42 @@
-"""PyTorch: probe gradients with `torch.autograd.grad`."""
+"""PyTorch: probe gradients with `torch.autograd`."""
 
 from __future__ import annotations
+
+import contextlib
+from typing import Iterator
 
 import keras
 import torch
 
+from keras_swn.models.trainers.common import StatefulCapture
+from keras_swn.models.trainers.common import loss_metric
 from keras_swn.probe import probe_scope
 
 
-def probe_gradients(model, x, y, sample_weight, probes, training=False):
-    """Gradients of the model's loss w.r.t. zero probes (see tensorflow.py)."""
+@contextlib.contextmanager
+def probed(keys: list, shapes: list, device) -> Iterator[list]:
+    """The capture primitive: zero probes that require grad, in scope.
+
+    Yields:
+        The probes: after `backward()` (or `torch.autograd.grad`) of a
+        loss computed inside, their gradients.
+    """
     zeros = [
-        torch.zeros(
-            shape, device=keras.ops.convert_to_tensor(0.0).device
-        ).requires_grad_(True)
-        for _, shape in probes
+        torch.zeros(shape, device=device).requires_grad_(True)
+        for shape in shapes
     ]
+    with probe_scope(dict(zip(keys, zeros))):
+        yield zeros
+
+
+def probe_gradients(model, x, y, sample_weight, probes, training=False):
+    """Gradients of `model.probe_loss` w.r.t. zero probes (see
+    tensorflow.py); eager, as Keras runs PyTorch."""
+    device = keras.ops.convert_to_tensor(0.0).device
     x = keras.ops.convert_to_tensor(x)
     y = keras.ops.convert_to_tensor(y)
-    with probe_scope({k: z for (k, _), z in zip(probes, zeros)}):
+    keys, shapes = [k for k, _ in probes], [s for _, s in probes]
+    with probed(keys, shapes, device) as zeros:
         y_pred = model(x, training=training)
         loss = model.probe_loss(y, y_pred, sample_weight)
     grads = torch.autograd.grad(loss, zeros, allow_unused=True)
@@ -27,29 +45,18 @@ def probe_gradients(model, x, y, sample_weight, probes, training=False):
     ]
 
 
-class CaptureTrainer:
+class CaptureTrainer(StatefulCapture):
     """`train_step` that also adds dL/dkernel of every shared layer into
-    accumulator variables while `model.capture_kernel_gradients` is on."""
+    accumulator variables while `capture_targets()` returns them."""
 
-    def compiled_probe_gradients(self, *args, **kwargs):
-        return probe_gradients(self, *args, **kwargs)
-
-    def train_step(self, data):
-        if not self._capture_active():
-            return super().train_step(data)
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        probes = self._capture_probes()
-        zeros = [
-            torch.zeros(shape, device=x.device).requires_grad_(True)
-            for _, shape in probes
-        ]
-        with probe_scope({k: z for (k, _), z in zip(probes, zeros)}):
+    def capture_step(self, x, y, sample_weight, keys, shapes, accumulators):
+        with probed(keys, shapes, x.device) as zeros:
             y_pred = self(x, training=True)
         self.zero_grad()
-        loss = self._compute_loss(
+        loss = self.compute_loss(
             x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
         )
-        self._loss_tracker.update_state(loss, sample_weight=x.shape[0])
+        loss_metric(self).update_state(loss, sample_weight=x.shape[0])
         # A loss-scaling optimizer (mixed_float16) scales the loss; the
         # probe gradients are unscaled by the same factor below.
         scale = self.optimizer.scale_loss(torch.ones((), device=x.device))
@@ -58,7 +65,7 @@ class CaptureTrainer:
         weights = self.trainable_weights[:]
         with torch.no_grad():
             self.optimizer.apply([v.value.grad for v in weights], weights)
-            for acc, z in zip(self._kernel_accumulators, zeros):
+            for acc, z in zip(accumulators, zeros):
                 if z.grad is not None:
                     acc.assign_add(z.grad / scale)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)

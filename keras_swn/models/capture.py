@@ -1,0 +1,211 @@
+"""Gradient capture through zero probes (swn-algorithm.md §2.3, §3.2).
+
+A probe is a zero tensor added to a composed kernel (or to a coefficient
+row) inside `keras_swn.probe.probe_scope`; the gradient of the loss with
+respect to it is the gradient with respect to what it was added to. Two
+paths read probe gradients, both through the one per-backend primitive of
+`keras_swn.models.trainers` (`probe_gradients` and the capturing
+`train_step`):
+
+- `collect_kernel_gradients` / `collect_coefficient_gradients`: a pass
+  over data with no optimizer step (the search's capture and refine).
+- `KernelAccumulators`: during `fit`, every step adds each shared layer's
+  dL/dkernel into a non-trainable variable (compiled, distributed).
+
+`SWNModel` exposes both as methods; this module holds the code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_swn.bank.template_bank import coefficient_probe_key
+from keras_swn.models.data_batches import iterate_batches
+from keras_swn.models.trainers import probe_gradients
+from keras_swn.types import Slot
+
+#: `(probe-scope key, shape)` of one probe.
+Probe = tuple[Any, tuple[int, ...]]
+
+
+def kernel_probes(layers: list) -> list[Probe]:
+    """One probe per shared layer, of its kernel's Keras-layout shape."""
+    return [(id(l), l.bank.kernel_shape(l.layer_key)) for l in layers]
+
+
+def by_member(model: Any, layers: list, values: list) -> list[dict]:
+    """`values` (one per layer) as one `{layer name: value}` per member."""
+    result: list[dict] = [{} for _ in model.members]
+    for layer, value in zip(layers, values):
+        result[layer.layer_key[0]][layer.name] = value
+    return result
+
+
+def summed_probe_gradients(
+    model: Any,
+    x: Any,
+    y: Any,
+    probes: list[Probe],
+    *,
+    batch_size: int,
+    batches: int | None,
+    training: bool,
+) -> list:
+    """Probe gradients of `model.probe_loss`, summed over the batches, in
+    float64 NumPy."""
+    sums = None
+    for bx, by, bw in iterate_batches(
+        x, y, batch_size=batch_size, batches=batches
+    ):
+        grads = probe_gradients(model, bx, by, bw, probes, training)
+        grads = [ops.convert_to_numpy(g).astype("float64") for g in grads]
+        sums = grads if sums is None else [a + g for a, g in zip(sums, grads)]
+    if sums is None:
+        raise ValueError("Received no data: `x` yielded no batch.")
+    return sums
+
+
+def collect_kernel_gradients(
+    model: Any,
+    x: Any,
+    y: Any = None,
+    *,
+    batches: int | None = 1,
+    batch_size: int = 128,
+    training: bool = False,
+) -> list[dict]:
+    """dL/dkernel of every shared layer, as the reference's search does.
+
+    BatchNorm runs in inference mode (`training=False`), no optimizer
+    step is taken, and each member's gradient is the gradient of its own
+    loss (members share no kernel, so one backward pass of the summed
+    loss gives every member's gradient). Gradients are summed over
+    `batches` batches (None: the whole data).
+
+    Args:
+        model: an `SWNModel`.
+        x: inputs (array) or a dataset of `(x, y)` batches.
+        y: labels when `x` is an array.
+        batches: int or None, how many batches to use (§2.3: one).
+        batch_size: int, the batch size for arrays.
+        training: bool, BatchNorm mode (default inference).
+
+    Returns:
+        Per member, a dict from shared-layer name to dL/dkernel as a
+        NumPy array in the kernel's Keras layout.
+    """
+    layers = model.shared_layers()
+    sums = summed_probe_gradients(
+        model,
+        x,
+        y,
+        kernel_probes(layers),
+        batch_size=batch_size,
+        batches=batches,
+        training=training,
+    )
+    return by_member(model, layers, sums)
+
+
+def collect_coefficient_gradients(
+    model: Any,
+    x: Any,
+    y: Any = None,
+    *,
+    batches: int | None = None,
+    batch_size: int = 128,
+    training: bool = False,
+) -> dict[Slot, Any]:
+    """Per-slot coefficient gradients for refine (§3.2).
+
+    For every slot `(member, layer_id, width)`, the gradient of that
+    member's loss on the coefficient vector the slot reads, summed over
+    the data (default: one full pass) with BatchNorm in inference mode.
+    As in the reference, gradients on a shared vector are kept per
+    member: a member's entry is the sum over all of its layers that
+    read the same vector (a zero probe at each use site gives each use
+    separately; they are summed per member and owner).
+
+    Args:
+        model: an `SWNModel`.
+        x, y, batches, batch_size, training: as `collect_kernel_gradients`.
+
+    Returns:
+        dict from slot `(member, layer_id, width)` to a float64 NumPy
+        vector of length `K` of its bank.
+    """
+    plan, policy = model.plan, model.policy
+    slots = [
+        (m, l, w)
+        for (m, l), recipe in sorted(plan.layers.items())
+        for w in range(recipe.num_levels)
+    ]
+    probes = [
+        (
+            coefficient_probe_key(model.bank, (m, l), w),
+            (plan.banks[(plan.layers[(m, l)].group, w)].templates,),
+        )
+        for m, l, w in slots
+    ]
+    sums = summed_probe_gradients(
+        model,
+        x,
+        y,
+        probes,
+        batch_size=batch_size,
+        batches=batches,
+        training=training,
+    )
+    per_member: dict = {}
+    for (m, l, w), g in zip(slots, sums):
+        key = (m, policy.owner((m, l, w)), w)
+        per_member[key] = per_member.get(key, 0) + g
+    return {
+        (m, l, w): per_member[(m, policy.owner((m, l, w)), w)]
+        for (m, l, w) in slots
+    }
+
+
+class KernelAccumulators:
+    """One non-trainable variable per shared layer that the capturing
+    `train_step` adds dL/dkernel into while capture is on.
+
+    Args:
+        model: the `SWNModel` that owns the variables (`add_weight`).
+    """
+
+    def __init__(self, model: Any):
+        self.layers = model.shared_layers()
+        self.variables = [
+            model.add_weight(
+                name=f"kernel_gradient_m{m}_l{l}",
+                shape=model.bank.kernel_shape((m, l)),
+                initializer="zeros",
+                trainable=False,
+                aggregation="mean",
+            )
+            for m, l in (layer.layer_key for layer in self.layers)
+        ]
+        self.active = False
+
+    def targets(self) -> list[tuple[Probe, keras.Variable]] | None:
+        """`(probe, accumulator)` per shared layer while capture is on,
+        else None (what the trainers' `train_step` reads)."""
+        if not self.active:
+            return None
+        return list(zip(kernel_probes(self.layers), self.variables))
+
+    def zero(self) -> None:
+        for acc in self.variables:
+            acc.assign(ops.zeros(acc.shape))
+
+    def values(self, model: Any) -> list[dict]:
+        """The accumulators as `{layer name: NumPy array}` per member."""
+        return by_member(
+            model,
+            self.layers,
+            [ops.convert_to_numpy(acc) for acc in self.variables],
+        )
