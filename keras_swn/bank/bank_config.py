@@ -13,11 +13,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 from typing import Mapping
+from typing import Sequence
 
 from keras_swn import seeding
 from keras_swn.bank.allocation import ALLOCATION_CAP
 from keras_swn.bank.plan import ON_OVER_BUDGET
+from keras_swn.bank.plan import BankPlan
 from keras_swn.policy.chains import CHAIN_SORTS
+from keras_swn.policy.layer_spec import LayerSpec
+from keras_swn.policy.sharing_policy import SharingPolicy
 from keras_swn.validation import FieldCheck
 from keras_swn.validation import check_fields
 from keras_swn.validation import check_instance
@@ -89,6 +93,17 @@ class BankConfig:
             self,
             seed=seeding.resolve_seed(self.seed),
             chain_sort=self.chain_sort if chain_sort is None else chain_sort,
+        )
+
+    def plan(self, specs: Sequence[LayerSpec], policy: SharingPolicy):
+        """`BankPlan.create` of `specs` and `policy` with these options."""
+        return BankPlan.create(
+            specs,
+            policy,
+            self.budget,
+            bank_size=self.bank_size,
+            chain_sort=self.chain_sort,
+            on_over_budget=self.on_over_budget,
         )
 
     def to_dict(self) -> dict[str, Any]:

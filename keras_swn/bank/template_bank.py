@@ -189,14 +189,7 @@ class TemplateBank(keras.layers.Layer):
         if isinstance(policy, Mapping):
             policy = SharingPolicy.from_dict(policy)
         self.policy = check_instance("policy", policy, SharingPolicy)
-        self.plan = BankPlan.create(
-            self.specs,
-            policy,
-            config.budget,
-            bank_size=config.bank_size,
-            chain_sort=config.chain_sort,
-            on_over_budget=config.on_over_budget,
-        )
+        self.plan = config.plan(self.specs, policy)
         # `chain_sort=None` resolved to the policy's, the seed drawn.
         self.bank_config = config.resolved(chain_sort=self.plan.chain_sort)
         self._gains = {

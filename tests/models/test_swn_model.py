@@ -98,6 +98,32 @@ class TestTrainingAndSaving:
         ):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
+    def test_config_chains_to_keras_and_old_configs_load(
+        self, make_model, make_data
+    ):
+        model = make_model(coefficient_sharing="per_bank", weight_decay=1e-4)
+        config = model.get_config()
+        assert {"name", "trainable", "dtype"} <= set(config)
+        assert config["bank_config"] == model.bank_config.to_dict()
+        # `.keras` files written before `BankConfig`: flat bank options.
+        old = {
+            k: v
+            for k, v in config.items()
+            if k not in ("bank_config", "trainable", "dtype")
+        }
+        old.update(config["bank_config"])
+        again = keras_swn.SWNModel.from_config(old)
+        assert again.bank_config == model.bank_config
+        assert again.policy == model.policy
+        x, _ = make_data(4)
+        for a, b in zip(model(x), again(x)):
+            np.testing.assert_allclose(
+                keras.ops.convert_to_numpy(a),
+                keras.ops.convert_to_numpy(b),
+                rtol=1e-6,
+                atol=1e-6,
+            )
+
     def test_user_architecture_member(self, tmp_path, make_data):
         model = keras_swn.SWNModel(
             members=[TinyNet(8), TinyNet(4)],
@@ -198,6 +224,11 @@ class TestBuilders:
             )
         with pytest.raises(ValueError, match="budget"):
             make_model(budget=1000)
+        # Checked before the bank is planned (budget=1000 would fail there).
+        with pytest.raises(ValueError, match="Received: weight_decay=-1"):
+            make_model(budget=1000, weight_decay=-1)
+        with pytest.raises(ValueError, match="not both"):
+            make_model(bank_config=keras_swn.BankConfig(budget=9), seed=1)
         with pytest.raises(ValueError, match="Received: depth=12"):
             WideResNet(12, 2)
         with pytest.raises(ValueError, match="metrics"):
