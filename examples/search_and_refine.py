@@ -19,8 +19,8 @@ a search (Teterwak et al., WACV 2024):
    share one set of templates and one coefficient vector.
 2. **Clustering**: the gradient of each layer's kernel on one batch; layers
    whose gradients point the same way (cosine above a threshold) form a
-   SuperWeight cluster; the threshold is lowered until the clusters fit the
-   budget.
+   SuperWeight cluster; the least-merged clustering whose one template per
+   bank fits half the budget is kept (the rest pays for more templates).
 3. **Final training** of a freshly initialised model built from the learned
    clusters, where the smaller members hard-share coefficients with the
    member-0 layer they were matched to.
