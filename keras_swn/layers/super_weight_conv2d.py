@@ -72,8 +72,7 @@ class SuperWeightConv2D(BaseSuperWeight):
         layer_key: `(member, layer_id)` of this layer in `bank`.
         num_templates: int, templates of the layer's own bank (1 to 8).
         seed: int or None, seeds the layer's own bank.
-        **kwargs: `bank`, `layer_key`, `num_templates`, `seed` (as above)
-            and the base layer's arguments (`name`, `dtype`, ...).
+        **kwargs: the base layer's arguments (`name`, `dtype`, ...).
 
     Input shape:
         4D tensor `(batch, rows, cols, channels)` (channels last).
@@ -105,11 +104,21 @@ class SuperWeightConv2D(BaseSuperWeight):
         padding: Any = "valid",
         use_bias: bool = False,
         bias_initializer="zeros",
+        bank: Any = None,
+        layer_key: tuple[int, int] | None = None,
+        num_templates: int = 4,
+        seed: int | None = None,
         **kwargs: Any,
     ):
         filters = check_int("filters", filters, minimum=1)
         super().__init__(
-            use_bias=use_bias, bias_initializer=bias_initializer, **kwargs
+            use_bias=use_bias,
+            bias_initializer=bias_initializer,
+            bank=bank,
+            layer_key=layer_key,
+            num_templates=num_templates,
+            seed=seed,
+            **kwargs,
         )
         self.filters = filters
         self.kernel_size = _pair(kernel_size, "kernel_size")
