@@ -331,15 +331,14 @@ class Data:
         from keras_swn.data import load_npz
 
         (x, y), (xv, yv) = load_npz(path, validation_split=0.2, seed=split_seed)
-        if smoke:
-            x, y, xv, yv = (
-                x[:_SMOKE_TRAIN],
-                y[:_SMOKE_TRAIN],
-                xv[:_SMOKE_VAL],
-                yv[:_SMOKE_VAL],
-            )
-        self.x, self.y, self.x_val, self.y_val = x, y, xv, yv
         self.num_classes = int(max(y.max(), yv.max())) + 1
+        if smoke:
+            # A seeded random subset: the split may be ordered by class.
+            rng = np.random.default_rng(split_seed)
+            keep = rng.permutation(len(x))[:_SMOKE_TRAIN]
+            keep_val = rng.permutation(len(xv))[:_SMOKE_VAL]
+            x, y, xv, yv = x[keep], y[keep], xv[keep_val], yv[keep_val]
+        self.x, self.y, self.x_val, self.y_val = x, y, xv, yv
         self.input_shape = tuple(int(d) for d in x.shape[1:])
         self.mean = [float(v) for v in x.mean(axis=(0, 1, 2))]
         self.std = [float(v) for v in x.std(axis=(0, 1, 2))]
