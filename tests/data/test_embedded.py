@@ -1,6 +1,7 @@
 """Tests for `keras_swn.data.embedded` (digits and `.npz` loaders)."""
 
 import builtins
+import pathlib
 import re
 
 import numpy as np
@@ -57,7 +58,7 @@ class TestDigits:
         np.testing.assert_allclose(x.mean(), 0.0, atol=1e-5)
         np.testing.assert_allclose(x.std(), 1.0, atol=1e-4)
 
-    def test_missing_scikit_learn(self, monkeypatch):
+    def test_no_scikit_learn_needed(self, monkeypatch):
         real_import = builtins.__import__
 
         def fake_import(name, *args, **kwargs):
@@ -66,8 +67,40 @@ class TestDigits:
             return real_import(name, *args, **kwargs)
 
         monkeypatch.setattr(builtins, "__import__", fake_import)
-        with pytest.raises(ImportError, match="pip install scikit-learn"):
-            load_digits_dataset()
+        (x, y), (xv, yv) = load_digits_dataset()
+        assert len(x) + len(xv) == 1797
+
+    def test_vendored_arrays(self):
+        images, labels = embedded.digits_arrays()
+        assert images.shape == (1797, 8, 8) and images.dtype == np.uint8
+        assert labels.shape == (1797,) and labels.dtype == np.uint8
+        assert images.min() == 0 and images.max() == 16
+        np.testing.assert_array_equal(np.unique(labels), np.arange(10))
+
+    def test_vendored_equal_scikit_learn(self):
+        datasets = pytest.importorskip("sklearn.datasets")
+        digits = datasets.load_digits()
+        images, labels = embedded.digits_arrays()
+        np.testing.assert_array_equal(images, digits.images)
+        np.testing.assert_array_equal(labels, digits.target)
+        # The loader is the old scikit-learn-based one, bit for bit.
+        (x, y), (xv, yv) = load_digits_dataset(seed=3)
+        reference = (digits.images.astype(np.float32) / 16.0)[..., None]
+        train, val = stratified_split(digits.target, seed=3)
+        np.testing.assert_array_equal(x, reference[train])
+        np.testing.assert_array_equal(xv, reference[val])
+        np.testing.assert_array_equal(yv, digits.target[val])
+
+    def test_declared_as_package_data(self):
+        tomllib = pytest.importorskip("tomllib")
+        root = pathlib.Path(embedded.__file__).parents[2]
+        pyproject = root / "pyproject.toml"
+        if not pyproject.is_file():
+            pytest.skip("not a source checkout")
+        config = tomllib.loads(pyproject.read_text())
+        package_data = config["tool"]["setuptools"]["package-data"]
+        assert embedded.DIGITS_FILE in package_data["keras_swn.data"]
+        assert (pathlib.Path(embedded.__file__).parent / "digits.npz").is_file()
 
 
 class TestNpz:
