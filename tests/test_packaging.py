@@ -9,6 +9,7 @@ in `requirements/ci.txt`.
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -140,9 +141,19 @@ class TestPackageData:
 
     @pytest.mark.slow
     def test_wheel_holds_package_data(self, tmp_path):
-        # Built from the checkout with the installed setuptools (no
-        # network); the wheel users get must carry the data files.
+        # Built from a copy of the checkout (nothing written into it) with
+        # the installed setuptools, offline; the wheel users get must
+        # carry the data files.
         pytest.importorskip("setuptools")
+        source = tmp_path / "src"
+        source.mkdir()
+        for name in ("pyproject.toml", "README.md", "LICENSE"):
+            shutil.copy(ROOT / name, source / name)
+        shutil.copytree(
+            ROOT / "keras_swn",
+            source / "keras_swn",
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
         proc = subprocess.run(
             [
                 sys.executable,
@@ -154,7 +165,7 @@ class TestPackageData:
                 "-q",
                 "-w",
                 str(tmp_path),
-                str(ROOT),
+                str(source),
             ],
             capture_output=True,
             text=True,

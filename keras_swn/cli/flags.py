@@ -4,13 +4,17 @@ Each flag is declared once (`FLAGS`: its type, default, help and the
 commands that take it); `parser(command)` builds that command's parser,
 so `keras-swn COMMAND --help` lists only the flags COMMAND reads. Flags
 are written `--name=value` or `--name value`; a bool flag is `--name`,
-`--noname` or `--name=true|false`. The enumerated choices come from the
-library's own constants.
+`--noname` or `--name=true|false`.
 
-Errors: a flag that does not parse is a usage error (`UsageError`, exit
-status 1); a value the library rejects raises an
-`keras_swn.validation.ArgumentError` naming the library argument, which
-`flag_error` turns into an error naming the flag (exit status 2).
+Import cost: none beyond the standard library, so that `--help` answers
+at once. The enumerated choices are therefore written out here; a test
+(`tests/test_cli.py`) keeps them equal to the library's own constants.
+
+Errors: a flag that does not parse is a `UsageError`; a value the
+library rejects raises an `keras_swn.validation.ArgumentError` naming the
+library argument, which `Parsed.error` turns into a `CommandError` naming
+the flag (`keras_swn.cli.messages`). Both exit with status 2 and one line
+on stderr.
 """
 
 from __future__ import annotations
@@ -19,118 +23,59 @@ import argparse
 import dataclasses
 from typing import Any
 from typing import Callable
+from typing import Mapping
 from typing import Sequence
 
-from keras_swn.analysis.clustering import BUDGET_CHECKS
-from keras_swn.analysis.clustering import SCHEDULES as THRESHOLD_SCHEDULES
-from keras_swn.analysis.partition import CLUSTERINGS
-from keras_swn.analysis.similarity import SIGNALS
-from keras_swn.bank.template_bank import TEMPLATE_FAN_IN
-from keras_swn.policy.chains import CHAIN_SORTS
-from keras_swn.search.optim import SCHEDULES
-from keras_swn.search.phases import SHARINGS
-from keras_swn.validation import argument_of
+from keras_swn.cli.messages import flag_lookup
+from keras_swn.cli.messages import flag_message
+from keras_swn.cli.messages import one_line
+from keras_swn.cli.values import boolean
+from keras_swn.cli.values import fan_in
+from keras_swn.cli.values import fraction
+from keras_swn.cli.values import int_at_least
+from keras_swn.cli.values import members
+from keras_swn.cli.values import milestones
+from keras_swn.cli.values import shape
+
+#: The enumerated choices, equal to the library's constants (tested):
+#: `keras_swn.search.phases.SHARINGS`, `keras_swn.search.optim.SCHEDULES`,
+#: `keras_swn.analysis.clustering.SCHEDULES` and `.BUDGET_CHECKS`,
+#: `keras_swn.analysis.partition.CLUSTERINGS`,
+#: `keras_swn.analysis.similarity.SIGNALS`,
+#: `keras_swn.bank.template_bank.TEMPLATE_FAN_IN` and
+#: `keras_swn.policy.chains.CHAIN_SORTS`.
+SHARINGS = ("learned", "learned_no_refine", "bins_hard", "soft")
+SCHEDULES = ("step", "cosine")
+THRESHOLD_SCHEDULES = ("fill", "step")
+BUDGET_CHECKS = ("proxy", "exact")
+CLUSTERINGS = ("connected_components", "reference")
+SIGNALS = ("gradient", "gradient+weight", "parameter")
+TEMPLATE_FAN_IN = ("kernel", "layer", 9)
+CHAIN_SORTS = ("stable", "reference")
 
 #: The members when `--members` is not given.
 DEFAULT_MEMBERS = ((10, 2), (10, 1))
 
 PLAN, TRAIN, SEARCH, EVALUATE = "plan", "train", "search", "evaluate"
+
+#: The commands and their one-line summaries, in `--help` order.
+COMMAND_HELP = {
+    PLAN: "print the budget report of a configuration",
+    TRAIN: "train an SWN ensemble and save it",
+    SEARCH: "search, train and refine an SWN (the main job)",
+    EVALUATE: "print member and ensemble accuracy of a model",
+}
 _MODEL = (PLAN, TRAIN, SEARCH)
 _RUN = (TRAIN, SEARCH)
 _DATA = (TRAIN, SEARCH, EVALUATE)
 
-#: Library arguments whose flag has another name.
-ARGUMENT_FLAGS = {
-    "num_bins": "bins",
-    "depth": "members",
-    "width": "members",
-    "train_data": "data",
-    "validation_data": "data",
-    "path": "model_dir",
-}
-
 
 class UsageError(Exception):
-    """A flag that does not parse (exit status 1)."""
+    """A flag that does not parse (exit status 2), printed as one line."""
 
 
 class CommandError(Exception):
     """A bad flag value or input (exit status 2), printed as one line."""
-
-
-# ----------------------------------------------------------------------
-# Flag types: raw text -> value, or `ValueError` with the reason.
-def _members(text: str) -> tuple:
-    members = []
-    for item in text.split(","):
-        try:
-            depth, width = (int(p) for p in item.strip().split("-"))
-        except ValueError:
-            raise ValueError(
-                "Expected comma-separated WRN depth-width pairs such as "
-                f"28-7,16-4; {item.strip()!r} is not one"
-            ) from None
-        members.append((depth, width))
-    return tuple(members)
-
-
-def _number(item: str) -> int | float:
-    try:
-        return int(item)
-    except ValueError:
-        try:
-            return float(item)
-        except ValueError:
-            raise ValueError(f"{item.strip()!r} is not a number") from None
-
-
-def _milestones(text: str) -> tuple:
-    if not text.strip():
-        return ()  # no milestone: a constant learning rate
-    return tuple(_number(item) for item in text.split(","))
-
-
-def _shape(text: str) -> tuple:
-    try:
-        shape = tuple(int(p) for p in text.split(","))
-    except ValueError:
-        shape = ()
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(
-            "Expected three comma-separated positive ints (height, width, "
-            "channels), e.g. 32,32,3"
-        )
-    return shape
-
-
-def _int(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < minimum:
-            raise ValueError(f"Expected an integer >= {minimum}")
-        return value
-
-    return parse
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value < 1.0:
-        raise ValueError("Expected a number strictly between 0 and 1")
-    return value
-
-
-def _fan_in(text: str) -> int | str:
-    return int(text) if text.isdigit() else text
-
-
-_BOOL = {"true": True, "1": True, "false": False, "0": False}
-
-
-def _bool(text: str) -> bool:
-    if text.lower() not in _BOOL:
-        raise ValueError("Expected true or false")
-    return _BOOL[text.lower()]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +102,7 @@ FLAGS: dict[str, Flag] = {
         _MODEL,
         "The ensemble: comma-separated WRN depth-width pairs, deepest "
         "first (default 10-2,10-1).",
-        parse=_members,
+        parse=members,
     ),
     "budget": Flag(
         _MODEL,
@@ -165,20 +110,20 @@ FLAGS: dict[str, Flag] = {
         "unshared conv parameters of the largest member, or the "
         "one-template-per-bank minimum if that is larger. search default: "
         "25%% above the minimum that holds the initial bins.",
-        parse=_int(1),
+        parse=int_at_least(1),
     ),
-    "bins": Flag(_MODEL, "Initial bins B (§1.3).", 4, _int(1)),
+    "bins": Flag(_MODEL, "Initial bins B (§1.3).", 4, int_at_least(1)),
     "num_classes": Flag(
         _MODEL,
         "Classes of every head. plan: default 100. train/search: default "
         "from the data.",
-        parse=_int(2),
+        parse=int_at_least(2),
     ),
     "input_shape": Flag(
         (PLAN, TRAIN),
         "Input image shape H,W,C. plan: default 32,32,3. train: from the "
         "data (must match).",
-        parse=_shape,
+        parse=shape,
     ),
     "policy": Flag(
         (PLAN, TRAIN), "A SharingPolicy JSON file (fixed policy; no bins)."
@@ -190,41 +135,61 @@ FLAGS: dict[str, Flag] = {
         "plan, per_layer for train.",
         choices=("per_layer", "per_bank"),
     ),
-    "json": Flag((PLAN,), "Print one JSON object, not a table.", False, _bool),
+    "json": Flag(
+        (PLAN,), "Print one JSON object, not a table.", False, boolean
+    ),
     "dataset": Flag(
         (SEARCH, EVALUATE),
-        "The dataset (default: the digits bundled with scikit-learn; "
-        "cifar10/cifar100 need the TFDS pipeline). Exclusive with --data.",
+        "The dataset (default: the 8x8 digits that ship with keras_swn; "
+        "cifar10/cifar100 read TensorFlow Datasets, `pip install "
+        "'keras-swn[tfds]'`). Exclusive with --data.",
         choices=("digits", "cifar10", "cifar100"),
+    ),
+    "data_dir": Flag(
+        (SEARCH, EVALUATE),
+        "The TFDS data directory of --dataset=cifar10|cifar100 (default: "
+        "TFDS's own, ~/tensorflow_datasets).",
+    ),
+    "download": Flag(
+        (SEARCH, EVALUATE),
+        "Let TFDS download and prepare --dataset=cifar10|cifar100 into "
+        "--data_dir if it is not there (needs network access).",
+        False,
+        boolean,
     ),
     "data": Flag(
         _DATA,
         "An .npz file with x/y or x_train/y_train/x_test/y_test arrays. "
-        "Default: the 8x8 digits bundled with scikit-learn.",
+        "Default: the 8x8 digits that ship with keras_swn.",
     ),
     "validation_split": Flag(
         _DATA,
         "Validation fraction when the data has no separate test arrays.",
         0.2,
-        _fraction,
+        fraction,
     ),
     "normalize": Flag(
         _DATA,
         "Standardise each channel with training statistics.",
         False,
-        _bool,
+        boolean,
     ),
     "search_epochs": Flag(
-        (SEARCH,), "Search-training epochs (§2.2).", 2, _int(0)
+        (SEARCH,),
+        "Search-training epochs (§2.2). Default: 2, or 0 for "
+        "--sharing=bins_hard, which runs no search.",
+        parse=int_at_least(0),
     ),
-    "epochs": Flag(_RUN, "Training epochs.", 5, _int(1)),
+    "epochs": Flag(_RUN, "Training epochs.", 5, int_at_least(1)),
     "refine_after": Flag(
         (SEARCH,),
-        "Final-training epochs before the refine step (§3.2).",
-        2,
-        _int(1),
+        "Final-training epochs before the refine step (§3.2); must be "
+        "below --epochs. Default: 5%% of --epochs, rounded up (1 for up "
+        "to 20 epochs); with --reference_compatible 10, or --epochs - 1 if "
+        "fewer.",
+        parse=int_at_least(1),
     ),
-    "batch_size": Flag(_DATA, "Batch size.", 64, _int(1)),
+    "batch_size": Flag(_DATA, "Batch size.", 64, int_at_least(1)),
     "learning_rate": Flag(
         _RUN,
         "The initial learning rate of SGD (Nesterov momentum 0.9).",
@@ -245,7 +210,7 @@ FLAGS: dict[str, Flag] = {
         "--epochs (floats in (0, 1)). Default 0.3,0.6,0.8 (with "
         "--reference_compatible: epochs 60,120,160); empty: a constant "
         "rate.",
-        parse=_milestones,
+        parse=milestones,
     ),
     "gamma": Flag(
         _RUN, "The step schedule's factor at each milestone (0.2).", None, float
@@ -262,26 +227,36 @@ FLAGS: dict[str, Flag] = {
         "The template initialisation: kernel (default: every composed "
         "kernel starts He-normal for its own fan-in), layer, or 9 (the "
         "reference's N(0, 2/9); the default with --reference_compatible).",
-        parse=_fan_in,
+        parse=fan_in,
         choices=_texts(TEMPLATE_FAN_IN),
     ),
     "seed": Flag(_DATA, "Root seed: initial values, split, shuffling.", 0, int),
     "output_dir": Flag(
         _RUN,
-        "Where the run writes its files. Default: "
-        "swn_runs/<command>-<timestamp>. search: rerun with the same "
-        "folder to resume.",
+        "Where the run writes its files. Default: swn_runs/<command> "
+        "(swn_runs/search, swn_runs/train). search: rerunning the same "
+        "command resumes the run in this folder; train: refuses a folder "
+        "that holds a model unless --overwrite.",
+    ),
+    "overwrite": Flag(
+        _RUN,
+        "Delete what --output_dir holds and start over (search: instead "
+        "of resuming).",
+        False,
+        boolean,
     ),
     "progress": Flag(
         _RUN,
-        "Training output: a progress bar, one line per epoch, or nothing.",
-        "bar",
+        "Training output: a progress bar, one line per epoch, or nothing. "
+        "Default: bar when standard output is a terminal, else epoch "
+        "(logs and pipes get no control characters).",
         choices=("bar", "epoch", "none"),
     ),
     "sharing": Flag(
         (SEARCH,),
-        "The sharing regime (swn-algorithm.md §3.3).",
-        "learned",
+        "The sharing regime (swn-algorithm.md §3.3). Default: learned, "
+        "or learned_no_refine with --epochs=1 (a refine step needs an "
+        "epoch on each side).",
         choices=_texts(SHARINGS),
     ),
     "threshold_schedule": Flag(
@@ -314,7 +289,7 @@ FLAGS: dict[str, Flag] = {
         (SEARCH,), "Similarity signal.", "gradient", choices=_texts(SIGNALS)
     ),
     "capture_batches": Flag(
-        (SEARCH,), "Batches of gradient capture.", 1, _int(1)
+        (SEARCH,), "Batches of gradient capture.", 1, int_at_least(1)
     ),
     "refine_threshold": Flag((SEARCH,), "Refine cosine threshold.", 0.9, float),
     "coefficient_threshold": Flag(
@@ -341,14 +316,20 @@ FLAGS: dict[str, Flag] = {
         "The reference's clustering, chain sort, initialisation (9), budget "
         "check (proxy) and step schedule (epochs 60,120,160).",
         False,
-        _bool,
+        boolean,
     ),
-    "plots": Flag((SEARCH,), "Write PNG plots.", True, _bool),
+    "plots": Flag(
+        (SEARCH,),
+        "Write PNG plots (needs matplotlib, which the backend extras "
+        "install; checked before training starts).",
+        True,
+        boolean,
+    ),
     "run_eagerly": Flag(
         (SEARCH,),
         "Train without compiling (faster for tiny runs on a CPU).",
         False,
-        _bool,
+        boolean,
     ),
     "model_dir": Flag(
         (EVALUATE,),
@@ -364,11 +345,29 @@ class _Parser(argparse.ArgumentParser):
         head, _, rest = message.partition(": ")
         if head.startswith("argument --") and rest.startswith("Invalid"):
             message = rest
-        raise UsageError(message)
+        raise UsageError(one_line(message))
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends "(default: X)" to a flag's help unless its help already
+    states its default or it has none (None)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            action.default is not None
+            and action.default is not argparse.SUPPRESS
+            and "Default" not in text
+            and action.option_strings
+        ):
+            text += " (default: %(default)s)"
+        return text
 
 
 def flag_text(value: Any) -> str:
     """A flag value as it is written on the command line."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, (tuple, list)):
         if value and isinstance(value[0], tuple):
             return ",".join("-".join(map(str, v)) for v in value)
@@ -402,19 +401,55 @@ class Parsed:
             return self.raw[name]
         return flag_text(self.values.get(name))
 
+    def invalid(self, flag: str, reason: str) -> CommandError:
+        """A `CommandError` for the value of `--flag`.
+
+        Args:
+            flag: str, the flag's name.
+            reason: str, what is wrong and what to do.
+
+        Returns:
+            The `CommandError` to raise:
+            `Invalid value for flag --flag=TEXT: reason`.
+        """
+        if flag not in self.raw and self.values.get(flag) is None:
+            return CommandError(
+                f"Invalid value for flag --{flag} (default): {reason}"
+            )
+        return CommandError(
+            f"Invalid value for flag --{flag}={self.text(flag)}: {reason}"
+        )
+
     def error(
-        self, error: Exception, argument: str | None = None
+        self,
+        error: BaseException | str,
+        argument: str | None = None,
+        renames: Mapping[str, str] | None = None,
     ) -> CommandError:
-        """`error` (from the library) as a `CommandError` naming the flag
-        of the argument it names, else the flag of `argument`."""
-        for name in (argument_of(error), argument):
-            flag = ARGUMENT_FLAGS.get(name, name) if name else None
-            if flag in self.values:
-                return CommandError(
-                    f"Invalid value for flag --{flag}={self.text(flag)}: "
-                    f"{error}"
-                )
-        return CommandError(str(error))
+        """A library error as a `CommandError` in the words of the flags.
+
+        The message names the flag of the argument the error names (an
+        `ArgumentError`), else the flag of `argument`, with its text as
+        written; the library's message follows with every argument that
+        has a flag written as that flag (`keras_swn.cli.messages`).
+
+        Args:
+            error: the library's exception, or a message.
+            argument: str or None, the library argument (or flag) to
+                blame when `error` names none.
+            renames: extra argument -> flag renames for this error (e.g.
+                `{"path": "data"}`).
+
+        Returns:
+            The `CommandError` to raise.
+        """
+        flag_of = flag_lookup(self.values, renames)
+        message = flag_message(str(error), flag_of)
+        for name in (getattr(error, "argument", None), argument):
+            flag = flag_of(name) if name else None
+            if flag is not None:
+                return self.invalid(flag, message)
+        return CommandError(message)
 
 
 def _typed(name: str, flag: Flag, raw: dict) -> Callable[[str], Any]:
@@ -441,14 +476,14 @@ def parser(command: str, raw: dict | None = None) -> argparse.ArgumentParser:
     p = _Parser(
         prog=f"keras-swn {command}",
         allow_abbrev=False,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     for name, flag in FLAGS.items():
         if command not in flag.commands:
             continue
         typed = _typed(name, flag, raw)
         metavar = "|".join(flag.choices) if flag.choices else name.upper()
-        if flag.parse is _bool:
+        if flag.parse is boolean:
             p.add_argument(
                 f"--{name}",
                 nargs="?",

@@ -1,0 +1,147 @@
+"""Library error messages rewritten in the words of the command line.
+
+The library's `ValueError`s name Python arguments (``Invalid value for
+argument `budget`. ... Received: budget=1000``) and sometimes advise a
+Python-only argument (``pass on_over_budget='report'``,
+``overwrite=True``). On the command line the user can only change
+flags, so `flag_message` rewrites a library message: the leading
+"Invalid value for argument" sentence and the trailing "Received:" clause
+go (the caller states the flag and its text once), every argument that
+has a flag becomes that flag (`` `num_bins` `` -> `--bins`,
+`sharing='soft'` -> `--sharing=soft`), and advice about arguments
+without a flag is replaced by the flags that do the same.
+
+No library import: this module is used on every error path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+from typing import Mapping
+
+#: Library arguments whose flag has another name (None: no flag).
+ARGUMENT_FLAGS: Mapping[str, str | None] = {
+    "num_bins": "bins",
+    "depth": "members",
+    "width": "members",
+    "train_data": "data",
+    "validation_data": "data",
+    "path": "model_dir",
+    "project_name": "output_dir",
+    "directory": "output_dir",
+    "on_over_budget": None,
+    "jit_compile": None,
+}
+
+#: Advice about Python-only arguments -> the flags that do the same.
+_ADVICE = (
+    (
+        re.compile(
+            r"merge more layers into fewer groups, or pass "
+            r"on_over_budget='report'"
+        ),
+        "or merge more layers into fewer groups (a lower --bins)",
+    ),
+    (re.compile(r",? or pass on_over_budget='report'"), ""),
+    (
+        re.compile(
+            r"Pass overwrite=True(?: to the constructor)? or (?:use )?"
+            r"another `project_name`\.?"
+        ),
+        "Pass --overwrite to start over, or another --output_dir.",
+    ),
+)
+
+_LEADING = re.compile(r"^Invalid value for argument `\w+`\s*[.:]\s*")
+_VALUE = r"(?:'[^']*'|\"[^\"]*\"|\([^)]*\)|\[[^\]]*\]|[^\s,;]+)"
+_RECEIVED = re.compile(
+    rf"\s*Received: \w+={_VALUE}(?:, \w+={_VALUE})*(?=\.?(?:\s|$))\.?"
+)
+_TICKED = re.compile(r"`(\w+)`")
+_ASSIGNED = re.compile(rf"(?<![\w.`-])(\w+)=({_VALUE})")
+_IDENTIFIER = re.compile(r"(?<![\w.`'\"/-])([a-z]+(?:_[a-z]+)+)(?![\w'\"=(])")
+
+
+def one_line(text: str) -> str:
+    """`text` with every run of whitespace (newlines too) as one space."""
+    return " ".join(str(text).split())
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def flag_message(
+    message: str,
+    flag_of: Callable[[str], str | None],
+) -> str:
+    """`message` (a library error) in the words of the command line.
+
+    Args:
+        message: str, the library's message.
+        flag_of: callable, a library argument name -> the flag name that
+            sets it in this command, or None when no flag does.
+
+    Returns:
+        The message on one line, naming flags instead of arguments.
+
+    Examples:
+        >>> flags = {"budget": "budget", "num_bins": "bins"}
+        >>> flag_message(
+        ...     "Invalid value for argument `budget`. Expected at least 9. "
+        ...     "Raise `budget` or lower `num_bins`. Received: budget=5",
+        ...     flags.get)
+        'Expected at least 9. Raise --budget or lower --bins.'
+    """
+    text = one_line(message)
+    for pattern, replacement in _ADVICE:
+        text = pattern.sub(replacement, text)
+    text = _LEADING.sub("", text)
+    text = _RECEIVED.sub("", text)
+
+    def ticked(match: re.Match) -> str:
+        flag = flag_of(match.group(1))
+        return f"--{flag}" if flag else match.group(0)
+
+    def assigned(match: re.Match) -> str:
+        flag = flag_of(match.group(1))
+        if not flag:
+            return match.group(0)
+        value = _unquote(match.group(2))
+        if value in ("True", "False"):  # a bool flag: --x or --nox
+            return f"--{flag}" if value == "True" else f"--no{flag}"
+        return f"--{flag}={value}"
+
+    def identifier(match: re.Match) -> str:
+        flag = flag_of(match.group(1))
+        return f"--{flag}" if flag else match.group(0)
+
+    text = _TICKED.sub(ticked, text)
+    text = _ASSIGNED.sub(assigned, text)
+    text = _IDENTIFIER.sub(identifier, text)
+    return one_line(text)
+
+
+def flag_lookup(
+    known: Mapping[str, object], renames: Mapping[str, str] | None = None
+) -> Callable[[str], str | None]:
+    """The `flag_of` of a command: argument -> flag among `known`.
+
+    Args:
+        known: the flags of the command (names; the values are ignored).
+        renames: extra argument -> flag renames for one call (e.g.
+            `{"path": "data"}` for the errors of an `.npz` file).
+
+    Returns:
+        A callable for `flag_message`.
+    """
+    table = {**ARGUMENT_FLAGS, **(renames or {})}
+
+    def flag_of(argument: str) -> str | None:
+        flag = table.get(argument, argument)
+        return flag if flag is not None and flag in known else None
+
+    return flag_of
