@@ -53,10 +53,10 @@ import sys
 from typing import Sequence
 
 from keras_swn.cli.flags import COMMAND_HELP
-from keras_swn.cli.flags import CommandError
 from keras_swn.cli.flags import UsageError
 from keras_swn.cli.flags import parse
 from keras_swn.cli.flags import parser
+from keras_swn.cli.parsed import CommandError
 
 __all__ = ["COMMANDS", "execute", "main", "run"]
 

@@ -19,7 +19,7 @@ import json
 import os
 
 from keras_swn.cli import inputs
-from keras_swn.cli.flags import Parsed
+from keras_swn.cli.parsed import Parsed
 
 
 def plan(flags: Parsed) -> int:

@@ -23,8 +23,8 @@ from typing import Any
 from typing import Sequence
 
 from keras_swn.cli.flags import DEFAULT_MEMBERS
-from keras_swn.cli.flags import Parsed
 from keras_swn.cli.messages import ARGUMENT_FLAGS
+from keras_swn.cli.parsed import Parsed
 
 #: The parent folder of the default `--output_dir` (`swn_runs/<command>`).
 RUNS = "swn_runs"
