@@ -1,8 +1,8 @@
 """Every example under `examples/` runs top to bottom in smoke mode.
 
 Each file runs in its own subprocess on TensorFlow with
-`KERAS_SWN_EXAMPLE_SMOKE=1` (tiny data, one epoch). Examples that do not
-exist yet are skipped.
+`KERAS_SWN_EXAMPLE_SMOKE=1` (tiny data, one epoch). Examples listed
+here must exist: a missing one fails.
 """
 
 import os
@@ -36,8 +36,7 @@ pytestmark = pytest.mark.skipif(
 
 def _path(name):
     path = os.path.join(_ROOT, "examples", name)
-    if not os.path.exists(path):
-        pytest.skip(f"examples/{name} does not exist yet")
+    assert os.path.exists(path), f"examples/{name} is missing"
     return path
 
 

@@ -23,6 +23,8 @@ from keras_swn.policy.chains import CHAIN_SORTS
 from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.policy.sharing_policy import SharingPolicy
 from keras_swn.validation import FieldCheck
+from keras_swn.validation import argument_error
+from keras_swn.validation import check_choice
 from keras_swn.validation import check_fields
 from keras_swn.validation import check_instance
 from keras_swn.validation import choice_check
@@ -33,10 +35,23 @@ from keras_swn.validation import optional
 #: The template initialisations (see `keras_swn.TemplateBank`).
 TEMPLATE_FAN_IN = ("kernel", "layer", 9)
 
+
+def _fan_in(name: str, value: Any) -> Any:
+    try:
+        return check_choice(name, value, TEMPLATE_FAN_IN)
+    except ValueError:
+        raise argument_error(
+            name,
+            "Expected one of 'kernel' (He-normal scale for every composed "
+            "kernel), 'layer' or 9 (the reference).",
+            value,
+        ) from None
+
+
 _CHECKS: dict[str, FieldCheck] = {
     "budget": int_check(1),
     "bank_size": int_check(1, ALLOCATION_CAP),
-    "template_fan_in": choice_check(TEMPLATE_FAN_IN),
+    "template_fan_in": _fan_in,
     "chain_sort": optional(choice_check(CHAIN_SORTS)),
     "on_over_budget": choice_check(ON_OVER_BUDGET),
     "seed": optional(int_check()),
@@ -167,3 +182,25 @@ class BankConfig:
                 bank_config,
             )
         return bank_config
+
+    @classmethod
+    def from_arguments(cls, arguments: Mapping[str, Any]) -> "BankConfig":
+        """`merge` for a constructor: reads its `bank_config` and the
+        arguments named like the fields from `arguments` (its `locals()`).
+
+        Args:
+            arguments: a mapping holding `bank_config` and any of the
+                fields' names; other keys are ignored.
+
+        Returns:
+            A `BankConfig`.
+
+        Raises:
+            ValueError: as `merge`.
+        """
+        options = {
+            f.name: arguments[f.name]
+            for f in dataclasses.fields(cls)
+            if f.name in arguments
+        }
+        return cls.merge(arguments.get("bank_config"), **options)

@@ -173,15 +173,7 @@ class TemplateBank(keras.layers.Layer):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        config = BankConfig.merge(
-            bank_config,
-            budget=budget,
-            bank_size=bank_size,
-            template_fan_in=template_fan_in,
-            chain_sort=chain_sort,
-            on_over_budget=on_over_budget,
-            seed=seed,
-        )
+        config = BankConfig.from_arguments(locals())
         self.specs = tuple(
             s if isinstance(s, LayerSpec) else LayerSpec.from_dict(s)
             for s in specs

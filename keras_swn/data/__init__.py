@@ -8,15 +8,15 @@ arrays) build `tf.data` pipelines with the augmentation of
 swn-algorithm.md §5 (pad-and-crop, flip, normalisation, Cutout).
 """
 
+from keras_swn.data.augment import augment_image
+from keras_swn.data.augment import normalize_image
 from keras_swn.data.cifar import CIFAR10_MEAN
 from keras_swn.data.cifar import CIFAR10_STD
 from keras_swn.data.cifar import CIFAR100_MEAN
 from keras_swn.data.cifar import CIFAR100_STD
 from keras_swn.data.cifar import NORMALIZATION
-from keras_swn.data.cifar import augment_image
 from keras_swn.data.cifar import load_cifar
 from keras_swn.data.cifar import make_dataset
-from keras_swn.data.cifar import normalize_image
 from keras_swn.data.embedded import load_digits_dataset
 from keras_swn.data.embedded import load_npz
 from keras_swn.data.embedded import stratified_split

@@ -19,15 +19,16 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 from typing import Any
-from typing import Sequence
 
 import numpy as np
 
+from keras_swn.data.augment import _tf
+from keras_swn.data.augment import augment_image
+from keras_swn.data.augment import normalize_image
+from keras_swn.validation import check_int
+
 if TYPE_CHECKING:
     import tensorflow as tf
-
-ImageLike = Any
-"""An image tensor or array: a `tf.Tensor`, a NumPy array, or nested lists."""
 
 CIFAR10_MEAN = (125.3 / 255, 123.0 / 255, 113.9 / 255)
 """Per-channel mean of CIFAR-10 in `[0, 1]` pixel scale (§5)."""
@@ -50,30 +51,9 @@ NORMALIZATION = {
 _NAMES = tuple(NORMALIZATION)
 
 
-def _tf():
-    import tensorflow as tf
-
-    return tf
-
-
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or value < minimum
-    ):
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected an int >= "
-            f"{minimum}. Received: {name}={value!r}"
-        )
-    return int(value)
-
-
 def _check_optional_size(value: Any, name: str) -> int:
     """`None` or 0 switch a step off; otherwise a positive int."""
-    if value is None:
-        return 0
-    return _check_int(value, name, 0)
+    return 0 if value is None else check_int(name, value, minimum=0)
 
 
 def _stats(normalization: Any) -> tuple[tuple, tuple] | None:
@@ -102,126 +82,6 @@ def _stats(normalization: Any) -> tuple[tuple, tuple] | None:
             f"normalization={normalization!r}"
         )
     return mean, std
-
-
-def normalize_image(
-    image: ImageLike, *, mean: Sequence[float], std: Sequence[float]
-) -> tf.Tensor:
-    """Scale an image to `[0, 1]` (if `uint8`) and standardise each channel.
-
-    Args:
-        image: `(..., H, W, C)` tensor or array, `uint8` in `[0, 255]` or
-            floating point in `[0, 1]`.
-        mean: per-channel means, in `[0, 1]` scale.
-        std: per-channel standard deviations, in `[0, 1]` scale.
-
-    Returns:
-        A `float32` `tf.Tensor` `(image - mean) / std`.
-
-    Examples:
-        >>> import keras_swn.data.cifar as cifar
-        >>> image = np.full((32, 32, 3), 255, np.uint8)
-        >>> out = cifar.normalize_image(image, mean=cifar.CIFAR10_MEAN,
-        ...                             std=cifar.CIFAR10_STD)
-        >>> out.shape, out.dtype.name
-        (TensorShape([32, 32, 3]), 'float32')
-    """
-    tf = _tf()
-    image = tf.convert_to_tensor(image)
-    if image.dtype == tf.uint8:
-        image = tf.cast(image, tf.float32) / 255.0
-    else:
-        image = tf.cast(image, tf.float32)
-    mean = tf.constant(mean, tf.float32)
-    std = tf.constant(std, tf.float32)
-    return (image - mean) / std
-
-
-def augment_image(
-    image: ImageLike,
-    seed: ImageLike,
-    *,
-    mean: Sequence[float] | None,
-    std: Sequence[float] | None,
-    padding: int = 4,
-    cutout: int = 16,
-) -> tf.Tensor:
-    """The §5 training augmentation of one image, seeded and stateless.
-
-    Steps, in order: zero-pad `padding` pixels on each side and take a
-    random crop of the original size (an offset in `[0, 2 * padding]` per
-    axis); flip left-right with probability 1/2; normalise per channel
-    (when `mean` and `std` are given); Cutout: draw a centre `(cy, cx)`
-    uniformly over the image and set the rows `[cy - cutout // 2,
-    cy + cutout // 2)` and the same columns, clipped at the border, to 0
-    (in normalised space, as the reference's `Cutout` after `Normalize`).
-    The same `seed` gives the same result on every run.
-
-    Args:
-        image: `(H, W, C)` tensor, `uint8` in `[0, 255]` or floating point
-            in `[0, 1]`.
-        seed: shape `(2,)` integer tensor, the seed of the stateless
-            random ops (`tf.random.stateless_*`).
-        mean: per-channel means in `[0, 1]` scale, or None to skip the
-            normalisation.
-        std: per-channel standard deviations, or None.
-        padding: int, the zero padding before the random crop (0: no
-            crop).
-        cutout: int, the side of the Cutout square (0: no Cutout).
-
-    Returns:
-        A `float32` `(H, W, C)` `tf.Tensor`.
-
-    Examples:
-        >>> import keras_swn.data.cifar as cifar
-        >>> image = np.ones((32, 32, 3), np.float32)
-        >>> out = cifar.augment_image(image, [1, 2], mean=None, std=None,
-        ...                           padding=0, cutout=16)
-        >>> int((out.numpy() == 0).all(axis=-1).sum()) <= 16 * 16
-        True
-    """
-    tf = _tf()
-    image = tf.convert_to_tensor(image)
-    if image.dtype == tf.uint8:
-        image = tf.cast(image, tf.float32) / 255.0
-    else:
-        image = tf.cast(image, tf.float32)
-    seeds = tf.random.experimental.stateless_split(
-        tf.cast(tf.convert_to_tensor(seed), tf.int64), num=4
-    )
-    height, width = image.shape[0], image.shape[1]
-    if height is None or width is None:
-        shape = tf.shape(image)
-        height, width = shape[0], shape[1]
-    if padding:
-        padded = tf.pad(image, [[padding, padding], [padding, padding], [0, 0]])
-        offsets = tf.random.stateless_uniform(
-            (2,), seeds[0], minval=0, maxval=2 * padding + 1, dtype=tf.int32
-        )
-        image = tf.slice(
-            padded,
-            tf.stack([offsets[0], offsets[1], 0]),
-            tf.stack([height, width, tf.shape(image)[-1]]),
-        )
-    flip = tf.random.stateless_uniform((), seeds[1]) < 0.5
-    image = tf.where(flip, tf.reverse(image, axis=[1]), image)
-    if mean is not None and std is not None:
-        image = normalize_image(image, mean=mean, std=std)
-    if cutout:
-        cy = tf.random.stateless_uniform(
-            (), seeds[2], minval=0, maxval=height, dtype=tf.int32
-        )
-        cx = tf.random.stateless_uniform(
-            (), seeds[3], minval=0, maxval=width, dtype=tf.int32
-        )
-        half = cutout // 2
-        rows = tf.range(height)
-        cols = tf.range(width)
-        in_rows = (rows >= cy - half) & (rows < cy + half)
-        in_cols = (cols >= cx - half) & (cols < cx + half)
-        square = in_rows[:, None] & in_cols[None, :]
-        image = tf.where(square[:, :, None], tf.zeros_like(image), image)
-    return image
 
 
 def _pipeline(
@@ -379,13 +239,13 @@ def make_dataset(
     return _pipeline(
         ds,
         training=bool(training),
-        batch_size=_check_int(batch_size, "batch_size", 1),
+        batch_size=check_int("batch_size", batch_size, minimum=1),
         stats=stats,
         padding=_check_optional_size(padding, "padding"),
         cutout=_check_optional_size(cutout, "cutout"),
-        seed=_check_int(seed, "seed", 0),
+        seed=check_int("seed", seed, minimum=0),
         shuffle=bool(shuffle),
-        shuffle_buffer=_check_int(max(buffer, 1), "shuffle_buffer", 1),
+        shuffle_buffer=check_int("shuffle_buffer", max(buffer, 1), minimum=1),
         drop_remainder=bool(drop_remainder),
     )
 
@@ -467,11 +327,11 @@ def load_cifar(
             "Invalid value for argument `split`. Expected a TFDS split "
             f"string such as 'train' or 'test'. Received: split={split!r}"
         )
-    seed = _check_int(seed, "seed", 0)
-    batch_size = _check_int(batch_size, "batch_size", 1)
+    seed = check_int("seed", seed, minimum=0)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     padding = _check_optional_size(padding, "padding")
     cutout = _check_optional_size(cutout, "cutout")
-    shuffle_buffer = _check_int(shuffle_buffer, "shuffle_buffer", 1)
+    shuffle_buffer = check_int("shuffle_buffer", shuffle_buffer, minimum=1)
     try:
         import tensorflow_datasets as tfds
     except ImportError as e:

@@ -67,12 +67,16 @@ class SuperWeightConv2D(BaseSuperWeight):
             `padding=1` does, also with stride 2, §9.2), or
             `((top, bottom), (left, right))`.
         use_bias: bool, whether to add a (plain, unshared) bias.
+        bias_initializer: initializer of the bias.
+        **kwargs: the shared-bank arguments below and the base
+            layer's arguments (`name`, `dtype`, ...).
+
+    Other Parameters:
         bank: `keras_swn.TemplateBank` or None. With None the layer makes
             its own bank of `num_templates` full-size templates.
         layer_key: `(member, layer_id)` of this layer in `bank`.
         num_templates: int, templates of the layer's own bank (1 to 8).
         seed: int or None, seeds the layer's own bank.
-        **kwargs: the base layer's arguments (`name`, `dtype`, ...).
 
     Input shape:
         4D tensor `(batch, rows, cols, channels)` (channels last).
@@ -104,21 +108,11 @@ class SuperWeightConv2D(BaseSuperWeight):
         padding: Any = "valid",
         use_bias: bool = False,
         bias_initializer="zeros",
-        bank: Any = None,
-        layer_key: tuple[int, int] | None = None,
-        num_templates: int = 4,
-        seed: int | None = None,
         **kwargs: Any,
     ):
         filters = check_int("filters", filters, minimum=1)
         super().__init__(
-            use_bias=use_bias,
-            bias_initializer=bias_initializer,
-            bank=bank,
-            layer_key=layer_key,
-            num_templates=num_templates,
-            seed=seed,
-            **kwargs,
+            use_bias=use_bias, bias_initializer=bias_initializer, **kwargs
         )
         self.filters = filters
         self.kernel_size = _pair(kernel_size, "kernel_size")

@@ -24,11 +24,15 @@ class SuperWeightDense(BaseSuperWeight):
         units: int, the output dimension.
         activation: the activation (name or callable), or None.
         use_bias: bool, whether to add a (plain, unshared) bias.
+        bias_initializer: initializer of the bias.
+        **kwargs: the shared-bank arguments below and the base
+            layer's arguments (`name`, `dtype`, ...).
+
+    Other Parameters:
         bank: `keras_swn.TemplateBank` or None (the layer makes its own).
         layer_key: `(member, layer_id)` of this layer in `bank`.
         num_templates: int, templates of the layer's own bank (1 to 8).
         seed: int or None, seeds the layer's own bank.
-        **kwargs: the base layer's arguments (`name`, `dtype`, ...).
 
     Input shape:
         N-D tensor `(batch, ..., in)`.
@@ -51,21 +55,11 @@ class SuperWeightDense(BaseSuperWeight):
         activation: Any = None,
         use_bias: bool = True,
         bias_initializer="zeros",
-        bank: Any = None,
-        layer_key: tuple[int, int] | None = None,
-        num_templates: int = 4,
-        seed: int | None = None,
         **kwargs: Any,
     ):
         units = check_int("units", units, minimum=1)
         super().__init__(
-            use_bias=use_bias,
-            bias_initializer=bias_initializer,
-            bank=bank,
-            layer_key=layer_key,
-            num_templates=num_templates,
-            seed=seed,
-            **kwargs,
+            use_bias=use_bias, bias_initializer=bias_initializer, **kwargs
         )
         self.units = units
         self.activation = keras.activations.get(activation)

@@ -209,3 +209,69 @@ class KernelAccumulators:
             self.layers,
             [ops.convert_to_numpy(acc) for acc in self.variables],
         )
+
+
+class KernelGradientCapture:
+    """The gradient-capture methods of `SWNModel` (a mixin).
+
+    Expects `_accumulators` (a `KernelAccumulators` or None), `members`,
+    and the Keras model API (`make_train_function`, `compiled`).
+    """
+
+    _accumulators: KernelAccumulators | None
+
+    def capture_targets(self) -> list | None:
+        """`(probe, accumulator)` per shared layer while capture is on
+        (read by the trainers' `train_step`), else None."""
+        if self._accumulators is None:
+            return None
+        return self._accumulators.targets()
+
+    @property
+    def _capture_on(self) -> bool:
+        return self._accumulators is not None and self._accumulators.active
+
+    def start_kernel_gradient_capture(self) -> None:
+        """Zero the accumulators; from now on every `fit` step adds each
+        shared layer's dL/dkernel into its accumulator."""
+        if self._accumulators is None:
+            raise ValueError(
+                "This model has no gradient accumulators. Build it with "
+                "`capture_kernel_gradients=True`."
+            )
+        self._accumulators.zero()
+        self._accumulators.active = True
+        self.make_train_function(force=True)
+
+    def stop_kernel_gradient_capture(self) -> None:
+        """Stop accumulating (the accumulators keep their values)."""
+        if self._accumulators is not None:
+            self._accumulators.active = False
+        if self.compiled:
+            self.make_train_function(force=True)
+
+    def accumulated_kernel_gradients(self) -> list[dict]:
+        """The accumulators, per member: layer name -> NumPy array (Keras
+        layout). On JAX, call this after `fit` or after `jax_state_sync()`.
+        """
+        if hasattr(self, "jax_state_sync"):
+            self.jax_state_sync()
+        if self._accumulators is None:
+            return [{} for _ in self.members]
+        return self._accumulators.values(self)
+
+    def collect_kernel_gradients(
+        self, x: Any, y: Any = None, **kwargs: Any
+    ) -> list[dict]:
+        """dL/dkernel of every shared layer, per member, by layer name, with
+        no optimizer step: `keras_swn.models.capture.collect_kernel_gradients`
+        (`batches=1`, `batch_size=128`, `training=False`)."""
+        return collect_kernel_gradients(self, x, y, **kwargs)
+
+    def collect_coefficient_gradients(
+        self, x: Any, y: Any = None, **kwargs: Any
+    ) -> dict:
+        """Per-slot coefficient gradients for refine (§3.2), per member:
+        `keras_swn.models.capture.collect_coefficient_gradients`
+        (`batches=None`, `batch_size=128`, `training=False`)."""
+        return collect_coefficient_gradients(self, x, y, **kwargs)

@@ -14,9 +14,9 @@ from keras_swn.api_export import swn_export
 from keras_swn.bank.bank_config import BankConfig
 from keras_swn.bank.budget_report import BudgetReport
 from keras_swn.bank.template_bank import TemplateBank
-from keras_swn.models import capture
 from keras_swn.models import rebuild
 from keras_swn.models.capture import KernelAccumulators
+from keras_swn.models.capture import KernelGradientCapture
 from keras_swn.models.member_builder import MemberBuilder
 from keras_swn.models.rebuild import clone_swn_model
 from keras_swn.models.trainers import CaptureTrainer
@@ -65,7 +65,7 @@ def _check_loss_weights(weights, count: int) -> list[float] | None:
 
 
 @swn_export
-class SWNModel(CaptureTrainer, keras.Model):
+class SWNModel(KernelGradientCapture, CaptureTrainer, keras.Model):
     """An ensemble of member networks whose kernels share one template bank.
 
     The model owns the `TemplateBank` (so `.keras` files keep one set of
@@ -165,15 +165,7 @@ class SWNModel(CaptureTrainer, keras.Model):
         self.coefficient_sharing = check_choice(
             "coefficient_sharing", coefficient_sharing, _SHARING
         )
-        self.bank_config = BankConfig.merge(
-            bank_config,
-            budget=budget,
-            bank_size=bank_size,
-            template_fan_in=template_fan_in,
-            chain_sort=chain_sort,
-            on_over_budget=on_over_budget,
-            seed=seed,
-        ).resolved()
+        self.bank_config = BankConfig.from_arguments(locals()).resolved()
         self.weight_decay = check_real(
             "weight_decay", weight_decay, nonnegative=True
         )
@@ -287,65 +279,6 @@ class SWNModel(CaptureTrainer, keras.Model):
                 ):
                     found.append(layer)
         return sorted(found, key=lambda layer: layer.layer_key)
-
-    # ------------------------------------------------------------------
-    # Gradient capture (swn-algorithm.md §2.3, §3.2; keras3-notes §3); the
-    # code is in `keras_swn.models.capture`.
-    def capture_targets(self) -> list | None:
-        """`(probe, accumulator)` per shared layer while capture is on
-        (read by the trainers' `train_step`), else None."""
-        if self._accumulators is None:
-            return None
-        return self._accumulators.targets()
-
-    @property
-    def _capture_on(self) -> bool:
-        return self._accumulators is not None and self._accumulators.active
-
-    def start_kernel_gradient_capture(self) -> None:
-        """Zero the accumulators; from now on every `fit` step adds each
-        shared layer's dL/dkernel into its accumulator."""
-        if self._accumulators is None:
-            raise ValueError(
-                "This model has no gradient accumulators. Build it with "
-                "`capture_kernel_gradients=True`."
-            )
-        self._accumulators.zero()
-        self._accumulators.active = True
-        self.make_train_function(force=True)
-
-    def stop_kernel_gradient_capture(self) -> None:
-        """Stop accumulating (the accumulators keep their values)."""
-        if self._accumulators is not None:
-            self._accumulators.active = False
-        if self.compiled:
-            self.make_train_function(force=True)
-
-    def accumulated_kernel_gradients(self) -> list[dict]:
-        """The accumulators, per member: layer name -> NumPy array (Keras
-        layout). On JAX, call this after `fit` or after `jax_state_sync()`.
-        """
-        if hasattr(self, "jax_state_sync"):
-            self.jax_state_sync()
-        if self._accumulators is None:
-            return [{} for _ in self.members]
-        return self._accumulators.values(self)
-
-    def collect_kernel_gradients(
-        self, x: Any, y: Any = None, **kwargs: Any
-    ) -> list[dict]:
-        """dL/dkernel of every shared layer, per member, by layer name, with
-        no optimizer step: `keras_swn.models.capture.collect_kernel_gradients`
-        (`batches=1`, `batch_size=128`, `training=False`)."""
-        return capture.collect_kernel_gradients(self, x, y, **kwargs)
-
-    def collect_coefficient_gradients(
-        self, x: Any, y: Any = None, **kwargs: Any
-    ) -> dict:
-        """Per-slot coefficient gradients for refine (§3.2), per member:
-        `keras_swn.models.capture.collect_coefficient_gradients`
-        (`batches=None`, `batch_size=128`, `training=False`)."""
-        return capture.collect_coefficient_gradients(self, x, y, **kwargs)
 
     # ------------------------------------------------------------------
     def call(self, inputs, training=None):

@@ -7,8 +7,6 @@ run's `TrainingRecipe`.
 
 from __future__ import annotations
 
-from typing import Sequence
-
 from keras import ops
 
 from keras_swn.analysis.refine import RefineResult
@@ -58,12 +56,9 @@ class SearchModels:
         """The `SWNModel` arguments every model of the search shares."""
         return self.config.model_kwargs()
 
-    def compile(
-        self, model: SWNModel, recipe: TrainingRecipe, exclude: Sequence = ()
-    ) -> None:
+    def compile(self, model: SWNModel, recipe: TrainingRecipe) -> None:
         recipe.compile(
             model,
-            exclude_from_l2=exclude,
             jit_compile=self.jit_compile,
             run_eagerly=self.run_eagerly,
         )
@@ -94,15 +89,11 @@ class SearchModels:
             name="search_phase_model",
             **self.model_kwargs(),
         )
-        frozen = [
-            v
-            for m, w in enumerate(weights)
-            if w == 0.0
-            for v in own_variables(model.members[m])
-        ]
-        for v in frozen:  # not run in training: no gradient, no update
-            v.trainable = False
-        self.compile(model, recipe, exclude=frozen)
+        for m, w in enumerate(weights):
+            if w == 0.0:  # not run in training: no gradient, no update
+                for v in own_variables(model.members[m]):
+                    v.trainable = False
+        self.compile(model, recipe)
         return model
 
     def final_model(

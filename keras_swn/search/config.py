@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 from typing import Any
-from typing import Callable
 from typing import Mapping
 from typing import Sequence
 
@@ -25,20 +24,20 @@ from keras_swn.analysis.clustering import BUDGET_CHECKS
 from keras_swn.analysis.clustering import SCHEDULES as THRESHOLD_SCHEDULES
 from keras_swn.analysis.partition import CLUSTERINGS
 from keras_swn.analysis.similarity import SIGNALS
-from keras_swn.bank.plan import ON_OVER_BUDGET
-from keras_swn.bank.template_bank import TEMPLATE_FAN_IN
+from keras_swn.bank.bank_config import BankConfig
 from keras_swn.models.member_builder import MemberBuilder
 from keras_swn.policy.bins import initial_bins
-from keras_swn.policy.chains import CHAIN_SORTS
 from keras_swn.policy.chains import need_proxy
 from keras_swn.policy.chains import one_template_total
 from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.search.phases import check_sharing
+from keras_swn.validation import FieldCheck
 from keras_swn.validation import argument_error
-from keras_swn.validation import check_choice
-from keras_swn.validation import check_int
+from keras_swn.validation import check_fields
 from keras_swn.validation import check_real
-from keras_swn.validation import naming
+from keras_swn.validation import choice_check
+from keras_swn.validation import int_check
+from keras_swn.validation import optional
 
 #: The options `reference_compatible=True` selects: (reference, default).
 REFERENCE_OPTIONS = {
@@ -50,16 +49,8 @@ REFERENCE_OPTIONS = {
 }
 
 
-def _int(minimum: int, maximum: int | None = None) -> Callable:
-    return lambda n, v: check_int(n, v, minimum=minimum, maximum=maximum)
-
-
-def _real(positive: bool = False) -> Callable:
+def _real(positive: bool = False) -> FieldCheck:
     return lambda n, v: check_real(n, v, positive=positive)
-
-
-def _choice(choices: Sequence) -> Callable:
-    return lambda n, v: check_choice(n, v, choices)
 
 
 def _members(name: str, value: Any) -> tuple:
@@ -87,18 +78,6 @@ def _share(name: str, value: Any) -> float:
     return float(value)
 
 
-def _fan_in(name: str, value: Any) -> Any:
-    try:
-        return check_choice(name, value, TEMPLATE_FAN_IN)
-    except ValueError:
-        raise argument_error(
-            name,
-            "Expected one of 'kernel' (He-normal scale for every composed "
-            "kernel), 'layer' or 9 (the reference).",
-            value,
-        ) from None
-
-
 def _bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise argument_error(name, "Expected a bool.", value)
@@ -107,31 +86,28 @@ def _bool(name: str, value: Any) -> bool:
 
 #: One check per field, in the order they run; each takes the name and
 #: the value and returns the value normalised. The reference-mode options
-#: are resolved before their checks run.
-_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+#: are resolved before their checks run. The bank's fields (`budget`,
+#: `bank_size`, `template_fan_in`, `chain_sort`, `on_over_budget`, `seed`)
+#: are checked by `BankConfig`, which `bank` holds.
+_CHECKS: dict[str, FieldCheck] = {
     "members": _members,
     "input_shape": _shape,
-    "num_classes": _int(2),
-    "budget": _int(1),
-    "seed": _int(0),
-    "num_bins": _int(1),
+    "num_classes": int_check(2),
+    "seed": int_check(0),
+    "num_bins": int_check(1),
     "threshold_start": _real(),
     "threshold_decrement": _real(positive=True),
-    "signal": _choice(SIGNALS),
-    "capture_batches": _int(1),
-    "batch_size": _int(1),
+    "signal": choice_check(SIGNALS),
+    "capture_batches": int_check(1),
+    "batch_size": int_check(1),
     "refine_threshold": _real(),
-    "coefficient_threshold": lambda n, v: None if v is None else _real()(n, v),
-    "bank_size": _int(1, 8),
-    "on_over_budget": _choice(ON_OVER_BUDGET),
+    "coefficient_threshold": optional(_real()),
     "sharing": lambda n, v: check_sharing(v),
     "reference_compatible": _bool,
-    "clustering": _choice(CLUSTERINGS),
-    "chain_sort": _choice(CHAIN_SORTS),
-    "budget_check": _choice(BUDGET_CHECKS),
-    "threshold_schedule": _choice(THRESHOLD_SCHEDULES),
+    "clustering": choice_check(CLUSTERINGS),
+    "budget_check": choice_check(BUDGET_CHECKS),
+    "threshold_schedule": choice_check(THRESHOLD_SCHEDULES),
     "group_share": _share,
-    "template_fan_in": _fan_in,
 }
 
 
@@ -222,14 +198,23 @@ class SearchConfig:
     on_over_budget: str = "raise"
     sharing: str = "learned"
     reference_compatible: bool = False
+    bank: BankConfig = dataclasses.field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        for name, check in _CHECKS.items():
-            value = getattr(self, name)
-            if name in REFERENCE_OPTIONS:
-                value = self._resolve(name, value)
-            with naming(name):
-                object.__setattr__(self, name, check(name, value))
+        for name in REFERENCE_OPTIONS:
+            object.__setattr__(
+                self, name, self._resolve(name, self.__dict__[name])
+            )
+        check_fields(self, _CHECKS)
+        bank = BankConfig(
+            **{
+                f.name: getattr(self, f.name)
+                for f in dataclasses.fields(BankConfig)
+            }
+        )
+        for f in dataclasses.fields(BankConfig):
+            object.__setattr__(self, f.name, getattr(bank, f.name))
+        object.__setattr__(self, "bank", bank)
         if self.signal != "gradient" and not self.sharing.searches:
             raise argument_error(
                 "signal",
@@ -290,26 +275,37 @@ class SearchConfig:
         as the search attaches them). If even that needs more than `budget`
         (one template per bank), the threshold loop, or the exact plan
         after it, would fail after the search training was spent.
+
+        With `clustering="reference"` (label propagation, not transitive)
+        even a threshold every pair passes need not merge a bin into one
+        group, so the loop can still fail after training: the reference's
+        behaviour, kept in reference mode.
         """
         bins = initial_bins(self.specs, self.num_bins)
         merged = attach_members(
             self.specs, bins, bins[0], lambda a, b: 0.0
         ).groups
-        if self.budget_check == "proxy" and self.on_over_budget == "report":
-            # Only the threshold loop (proxy `need`) can fail; the plan
-            # after it reports instead of raising.
-            minimum = need_proxy(self.specs, merged)
-        else:
-            minimum = one_template_total(
-                self.specs, merged, chain_sort=self.chain_sort
+        # The threshold loop measures with `budget_check`; the plan after
+        # it (exact) raises unless `on_over_budget="report"`. Both must
+        # pass, so the larger measure decides.
+        measures = []
+        if self.budget_check == "proxy":
+            measures.append(need_proxy(self.specs, merged))
+        if self.budget_check == "exact" or self.on_over_budget == "raise":
+            measures.append(
+                one_template_total(
+                    self.specs, merged, chain_sort=self.chain_sort
+                )
             )
+        minimum = max(measures)
         if self.budget < minimum:
             raise argument_error(
                 "budget",
                 f"Expected at least {minimum:,}: the least-demanding "
                 f"grouping the search can return (each of the "
                 f"{self.num_bins} initial bins merged into one group, one "
-                f"template per bank) needs {minimum:,} template parameters, "
+                f"template per bank) needs {minimum:,} template parameters "
+                f"(budget_check={self.budget_check!r}), "
                 f"so the search could never meet budget={self.budget:,}. "
                 "Raise `budget` or use fewer initial bins (`num_bins`).",
                 self.budget,
@@ -342,18 +338,17 @@ class SearchConfig:
             members=list(self.members),
             input_shape=tuple(self.input_shape),
             num_classes=self.num_classes,
-            budget=self.budget,
             num_bins=self.num_bins,
-            bank_size=self.bank_size,
-            template_fan_in=self.template_fan_in,
-            chain_sort=self.chain_sort,
-            on_over_budget=self.on_over_budget,
-            seed=self.seed,
+            bank_config=self.bank,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON values (the members as Keras-serialised builders)."""
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.init
+        }
         data["members"] = [
             keras.saving.serialize_keras_object(m) for m in self.members
         ]

@@ -282,12 +282,12 @@ class ReferenceSGD(keras.optimizers.SGD):
     two forms agree while the LR is constant and differ briefly after each
     LR drop (§9.5). This one matches the reference exactly.
 
-    A variable is not decayed when its path contains one of
-    `exclude_patterns` (default: `"coefficients"`, the reference's rule),
-    or when it was passed to `exclude_from_l2` before the optimizer was
-    built (`SearchAndRefine` uses that for the members that do not train
-    during the search, whose parameters get no gradient in the reference,
-    §2.2).
+    Which variables decay: for an `SWNModel`, call
+    `decay_only(keras_swn.models.decayed_variables(model))` before the
+    optimizer is built (`TrainingRecipe.compile` does), the library's one
+    rule, which `SWNModel(weight_decay=...)` also uses. Otherwise (a plain
+    Keras model) every variable decays unless its path contains one of
+    `exclude_patterns` (default: `"coefficients"`, the reference's rule).
 
     Args:
         learning_rate: float, the initial learning rate.
@@ -334,22 +334,29 @@ class ReferenceSGD(keras.optimizers.SGD):
             raise argument_error("l2", "Expected a float >= 0.", l2)
         self.l2 = float(l2)
         self.exclude_patterns = tuple(str(p) for p in exclude_patterns)
-        self._l2_excluded_ids: set[int] = set()
+        self._decayed_ids: set[int] | None = None
         self._l2_mask: list[bool] = []
 
-    def exclude_from_l2(self, variables: Iterable) -> None:
-        """Exempt these variables from decay (before `build`)."""
+    def decay_only(self, variables: Iterable) -> None:
+        """Decay exactly these variables (call before `build`).
+
+        Args:
+            variables: the variables under L2, e.g.
+                `keras_swn.models.decayed_variables(model)`.
+
+        Raises:
+            ValueError: if the optimizer is already built.
+        """
         if self.built:
             raise ValueError(
-                "`exclude_from_l2()` must be called before the optimizer is "
-                "built."
+                "`decay_only()` must be called before the optimizer is built."
             )
-        self._l2_excluded_ids |= {id(v) for v in variables}
+        self._decayed_ids = {id(v) for v in variables}
 
     def decays(self, variable) -> bool:
         """Whether `variable` gets the L2 term."""
-        if id(variable) in self._l2_excluded_ids:
-            return False
+        if self._decayed_ids is not None:
+            return id(variable) in self._decayed_ids
         path = getattr(variable, "path", None) or variable.name
         return not any(p in path for p in self.exclude_patterns)
 

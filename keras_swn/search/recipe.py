@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any
-from typing import Iterable
 from typing import Mapping
 
 import keras
 
+from keras_swn.models.swn_model import SWNModel
+from keras_swn.models.weight_decay import decayed_variables
 from keras_swn.search.optim import ReferenceSGD
 from keras_swn.search.optim import check_schedule
 from keras_swn.search.optim import learning_rate_at
@@ -99,29 +100,29 @@ class TrainingRecipe:
             gamma=self.gamma,
         )
 
-    def optimizer(self, exclude_from_l2: Iterable = ()) -> ReferenceSGD:
+    def optimizer(self) -> ReferenceSGD:
         """A new `ReferenceSGD` at the initial rate."""
-        optimizer = ReferenceSGD(
+        return ReferenceSGD(
             self.learning_rate,
             momentum=MOMENTUM,
             nesterov=True,
             l2=self.weight_decay,
         )
-        optimizer.exclude_from_l2(exclude_from_l2)
-        return optimizer
 
     def compile(
         self,
         model: keras.Model,
         *,
-        exclude_from_l2: Iterable = (),
         jit_compile: bool | str = "auto",
         run_eagerly: bool = False,
     ) -> None:
         """Compile `model` with `optimizer()` and build the optimizer (its
         slots exist before the first step, so a checkpoint can fill them).
+        An `SWNModel`'s variables decay as `decayed_variables` says.
         """
-        optimizer = self.optimizer(exclude_from_l2)
+        optimizer = self.optimizer()
+        if isinstance(model, SWNModel):
+            optimizer.decay_only(decayed_variables(model))
         model.compile(
             optimizer=optimizer,
             jit_compile=jit_compile,

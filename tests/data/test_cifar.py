@@ -7,7 +7,6 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from keras_swn import data
-from keras_swn.data import cifar
 
 
 def _images(n=6, size=32, channels=3, seed=0):
@@ -133,7 +132,7 @@ class TestAugmentImage:
         inside = (200 / 255 - np.array(mean)) / np.array(std)
         sizes = set()
         for s in range(40):
-            out = cifar.augment_image(
+            out = data.augment_image(
                 image, [s, 7], mean=mean, std=std, padding=0
             ).numpy()
             zero = np.all(out == 0, axis=-1)
@@ -161,7 +160,7 @@ class TestAugmentImage:
         padded = np.pad(image, ((4, 4), (4, 4), (0, 0)))
         offsets = set()
         for s in range(20):
-            out = cifar.augment_image(
+            out = data.augment_image(
                 image, [s, 0], mean=None, std=None, cutout=0
             ).numpy()
             found = [
@@ -186,9 +185,9 @@ class TestAugmentImage:
     def test_same_seed_same_image(self):
         image = _images(1)[0]
         kwargs = dict(mean=data.CIFAR10_MEAN, std=data.CIFAR10_STD)
-        a = cifar.augment_image(image, [1, 2], **kwargs).numpy()
-        b = cifar.augment_image(image, [1, 2], **kwargs).numpy()
-        c = cifar.augment_image(image, [2, 2], **kwargs).numpy()
+        a = data.augment_image(image, [1, 2], **kwargs).numpy()
+        b = data.augment_image(image, [1, 2], **kwargs).numpy()
+        c = data.augment_image(image, [2, 2], **kwargs).numpy()
         np.testing.assert_array_equal(a, b)
         assert not np.array_equal(a, c)
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import keras_swn
-from keras_swn.ensembles import AnytimeCurve
 from keras_swn.ensembles import anytime_curve
 from keras_swn.ensembles import best_subset
 from keras_swn.ensembles import evaluate_ensemble
@@ -254,7 +253,8 @@ class TestPredictWithinBudget:
         np.testing.assert_allclose(
             probs, _softmax(logits), rtol=1e-5, atol=1e-6
         )
-        assert isinstance(model.predict(x, verbose=0), list)
+        outputs = model.predict(x, verbose=0)
+        assert [o.shape for o in outputs] == [(4, 10)] * len(model.members)
         with pytest.raises(TypeError, match="flops_budget"):
             model.predict(x, flops_budget=cheap, verbose=0)
 
@@ -296,7 +296,6 @@ def test_heterogeneous_ensemble_end_to_end(tmp_path):
         reports,
         names=result.names,
     )
-    assert isinstance(curve, AnytimeCurve)
     assert len(curve.subsets) == 7
     assert curve.subsets[0] == (2,)  # WRN-10-1 is the cheapest
     assert curve.accuracies()[(0, 1, 2)] == result.ensemble.top1

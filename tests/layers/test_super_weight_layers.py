@@ -7,6 +7,7 @@ import pytest
 import keras_swn
 from keras_swn.layers import SuperWeightConv2D
 from keras_swn.layers import SuperWeightDense
+from keras_swn.testing import run_layer_test
 
 pytestmark = pytest.mark.backend_sensitive
 
@@ -127,6 +128,32 @@ class TestConv2DEquivalence:
         clone = SuperWeightConv2D.from_config(layer.get_config())
         assert clone.get_config() == layer.get_config()
 
+    @pytest.mark.parametrize(
+        "kwargs, output_shape",
+        [
+            ({"filters": 4, "kernel_size": 3}, (2, 6, 6, 4)),
+            (
+                {
+                    "filters": 5,
+                    "kernel_size": (3, 1),
+                    "strides": 2,
+                    "padding": 1,
+                    "use_bias": True,
+                    "num_templates": 2,
+                },
+                (2, 4, 5, 5),
+            ),
+            ({"filters": 3, "kernel_size": 1, "padding": "same"}, (2, 8, 8, 3)),
+        ],
+    )
+    def test_layer_contract(self, kwargs, output_shape):
+        run_layer_test(
+            SuperWeightConv2D,
+            {**kwargs, "seed": 0},
+            (2, 8, 8, 2),
+            expected_output_shape=output_shape,
+        )
+
     def test_gradients_reach_templates_and_coefficients(self):
         inputs = keras.Input((6, 6, 2))
         x = SuperWeightConv2D(4, 3, padding=1, num_templates=3, seed=0)(inputs)
@@ -165,6 +192,26 @@ class TestConv2DEquivalence:
 
 
 class TestDenseEquivalence:
+    @pytest.mark.parametrize(
+        "kwargs",
+        [
+            {"units": 3},
+            {
+                "units": 4,
+                "activation": "relu",
+                "use_bias": False,
+                "num_templates": 1,
+            },
+        ],
+    )
+    def test_layer_contract(self, kwargs):
+        run_layer_test(
+            SuperWeightDense,
+            {**kwargs, "seed": 0},
+            (2, 5),
+            expected_output_shape=(2, kwargs["units"]),
+        )
+
     def test_matches_stock_dense(self):
         x = np.random.default_rng(0).normal(size=(4, 7)).astype("f")
         layer = SuperWeightDense(3, activation="relu", seed=0)
@@ -178,3 +225,31 @@ class TestDenseEquivalence:
     def test_bad_arguments(self):
         with pytest.raises(ValueError, match="Received: units=-1"):
             SuperWeightDense(-1)
+
+
+class TestRunLayerTest:
+    """`keras_swn.testing.run_layer_test` fails a broken layer."""
+
+    def test_detects_a_config_that_loses_an_argument(self):
+        class Forgetful(SuperWeightDense):
+            def get_config(self):
+                config = super().get_config()
+                config["units"] = config["units"] + 1
+                return config
+
+        with pytest.raises(AssertionError, match="config round trip"):
+            run_layer_test(
+                Forgetful,
+                {"units": 3, "seed": 0},
+                (2, 5),
+                expected_output_shape=(2, 3),
+            )
+
+    def test_detects_a_wrong_output_shape(self):
+        with pytest.raises(AssertionError, match="output shape"):
+            run_layer_test(
+                SuperWeightDense,
+                {"units": 3, "seed": 0},
+                (2, 5),
+                expected_output_shape=(2, 4),
+            )

@@ -283,7 +283,9 @@ class TestTemplateFanIn:
     def test_passed_to_the_model(self, tmp_path, value):
         search = make(tmp_path, template_fan_in=value)
         assert search.template_fan_in == value
-        assert search.models.model_kwargs()["template_fan_in"] == value
+        assert (
+            search.models.model_kwargs()["bank_config"].template_fan_in == value
+        )
         model = search.models.search_model(
             TrainingRecipe(learning_rate=0.1, weight_decay=5e-4)
         )
@@ -312,3 +314,40 @@ class TestTemplateFanIn:
             ),
         ):
             make(tmp_path, reference_compatible=True, template_fan_in="kernel")
+
+
+class TestWeightDecayRule:
+    """One L2 rule: the optimizer of a recipe decays `decayed_variables`."""
+
+    def test_compile_decays_exactly_the_decayed_variables(self):
+        from keras_swn import SWNModel
+        from keras_swn.models import decayed_variables
+
+        model = SWNModel(
+            members=[WideResNet(10, 1), WideResNet(10, 1)],
+            input_shape=(8, 8, 1),
+            num_classes=10,
+            budget=60_000,
+            member_loss_weights=[1.0, 0.0],
+            seed=0,
+        )
+        TrainingRecipe(learning_rate=0.1, weight_decay=5e-4).compile(model)
+        decayed = {id(v) for v in decayed_variables(model)}
+        mask = {
+            id(v): model.optimizer.decays(v) for v in model.trainable_variables
+        }
+        assert {i for i, d in mask.items() if d} == decayed
+        # Coefficients and the non-training member's own variables: no L2.
+        assert not any(
+            model.optimizer.decays(v) for v in model.bank.coefficients.values()
+        )
+        assert not all(mask.values()) and any(mask.values())
+
+    def test_decay_only_after_build_is_an_error(self):
+        from keras_swn.search import ReferenceSGD
+
+        optimizer = ReferenceSGD(0.1)
+        w = keras.Variable([1.0, 2.0])
+        optimizer.build([w])
+        with pytest.raises(ValueError, match="before the optimizer is built"):
+            optimizer.decay_only([w])
