@@ -1,12 +1,14 @@
-"""Callbacks that drive gradient capture during `fit`."""
+"""Callbacks: gradient capture during `fit`, and a stop on a non-finite
+loss."""
 
 from __future__ import annotations
 
+import math
 from typing import Iterable
 
 import keras
 
-__all__ = ["KernelGradientCapture"]
+__all__ = ["KernelGradientCapture", "StopOnNonFiniteLoss"]
 
 
 class KernelGradientCapture(keras.callbacks.Callback):
@@ -35,3 +37,41 @@ class KernelGradientCapture(keras.callbacks.Callback):
         if epoch in self.epochs:
             self.gradients[epoch] = self.model.accumulated_kernel_gradients()
             self.model.stop_kernel_gradient_capture()
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Raise a clear error when an epoch ends with a NaN or infinite loss.
+
+    Keras' `TerminateOnNaN` stops training quietly, and a run then ends
+    "successfully" with NaN weights. This callback raises instead, at the
+    end of the epoch (one check per epoch, no per-step host sync), before
+    anything after `fit` saves the epoch: `SearchAndRefine` keeps the
+    checkpoint of the last good epoch, so a rerun with a lower learning
+    rate resumes from there.
+
+    Raises:
+        FloatingPointError: naming the epoch, the logged value and what to
+            change.
+
+    Examples:
+        >>> callback = keras_swn.callbacks.StopOnNonFiniteLoss()
+        >>> callback.on_epoch_end(0, {"loss": 0.5})
+        >>> callback.on_epoch_end(1, {"loss": float("nan")})
+        Traceback (most recent call last):
+        ...
+        FloatingPointError: The training loss is nan at the end of epoch 2...
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None:
+            return
+        value = float(keras.ops.convert_to_numpy(loss))
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"The training loss is {value} at the end of epoch "
+                f"{epoch + 1}: training diverged (a learning rate too high, "
+                "or non-finite inputs). Nothing of this epoch was saved; "
+                "lower the learning rate (CLI: --learning_rate) or check "
+                "the data, then rerun."
+            )

@@ -8,8 +8,10 @@ search sees the same batches); batches are used as given.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 from typing import Mapping
+from typing import Sequence
 
 import numpy as np
 from keras import ops
@@ -33,16 +35,28 @@ def floats(logs: Mapping | None) -> dict[str, float]:
 class DataSource:
     """Training or validation data: arrays `(x, y)` or batches.
 
+    Arrays are checked where they enter: finite inputs of
+    `input_shape`, integer class ids in `[0, num_classes)` (not one-hot).
+
     Args:
         data: `(x, y)` arrays of the same non-zero length, or an iterable
             of `(x, y)` batches.
         name: str, the argument name for error messages.
+        input_shape: the shape of one input, or None not to check it.
+        num_classes: the number of classes, or None not to check labels.
 
     Raises:
         ValueError: an `ArgumentError` naming `name`.
     """
 
-    def __init__(self, data: Any, name: str):
+    def __init__(
+        self,
+        data: Any,
+        name: str,
+        *,
+        input_shape: Sequence[int] | None = None,
+        num_classes: int | None = None,
+    ):
         self.name = name
         self.x = self.y = self.dataset = None
         if (
@@ -58,6 +72,7 @@ class DataSource:
                     "Expected (x, y) arrays of the same non-zero length.",
                     f"(x of {len(self.x)}, y of {len(self.y)})",
                 )
+            self._check_arrays(input_shape, num_classes)
         elif (
             data is None
             or isinstance(data, (str, bytes, Mapping))
@@ -68,6 +83,62 @@ class DataSource:
             )
         else:
             self.dataset = data
+
+    def _check_arrays(self, input_shape, num_classes) -> None:
+        x, y, name = self.x, self.y, self.name
+        if input_shape is not None and x.shape[1:] != tuple(input_shape):
+            raise argument_error(
+                name,
+                f"Expected inputs of shape {tuple(input_shape)} (the model's "
+                "input_shape), one per row.",
+                f"x of shape {x.shape}",
+            )
+        if not np.issubdtype(x.dtype, np.number):
+            raise argument_error(name, "Expected numeric inputs.", x.dtype)
+        if np.issubdtype(x.dtype, np.inexact):
+            bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+            if bad:
+                raise argument_error(
+                    name,
+                    "Expected finite inputs: x holds non-finite values "
+                    "(NaN or inf); clean or drop those examples.",
+                    f"{bad} non-finite values in x",
+                )
+        if y.ndim == 2 and y.shape[1] > 1:
+            raise argument_error(
+                name,
+                "Expected integer class ids, not one-hot rows: pass "
+                "y.argmax(-1).",
+                f"y of shape {y.shape}",
+            )
+        labels = y.reshape(len(y), -1)[:, 0] if y.ndim == 2 else y
+        if y.ndim > 2 or not np.all(np.isfinite(labels)):
+            raise argument_error(
+                name, "Expected finite class ids, one per example.", y.shape
+            )
+        if np.any(labels != np.round(labels)):
+            raise argument_error(
+                name, "Expected integer class ids.", labels[:5].tolist()
+            )
+        low, high = int(labels.min()), int(labels.max())
+        if num_classes is not None and (low < 0 or high >= num_classes):
+            raise argument_error(
+                name,
+                f"Expected class ids in [0, {num_classes}) (num_classes="
+                f"{num_classes}).",
+                f"labels from {low} to {high}",
+            )
+
+    def fingerprint(self) -> str | None:
+        """A SHA-256 of the arrays' shapes, dtypes and values (None for
+        batches, which cannot be read without consuming them)."""
+        if not self.arrays:
+            return None
+        digest = hashlib.sha256()
+        for a in (self.x, self.y):
+            digest.update(f"{a.shape}{a.dtype}".encode())
+            digest.update(np.ascontiguousarray(a).tobytes())
+        return digest.hexdigest()
 
     @property
     def arrays(self) -> bool:

@@ -19,6 +19,7 @@ import keras
 
 from keras_swn.analysis.search_result import SearchResult
 from keras_swn.bank.budget_report import BudgetReport
+from keras_swn.callbacks import StopOnNonFiniteLoss
 from keras_swn.models.member_builder import MemberBuilder
 from keras_swn.models.swn_model import SWNModel
 from keras_swn.policy.sharing_policy import SharingPolicy
@@ -302,11 +303,15 @@ class SearchAndRefine:
             gamma=gamma,
             weight_decay=weight_decay,
         )
-        train = DataSource(train_data, "train_data")
+        checks = dict(
+            input_shape=self.config.input_shape,
+            num_classes=self.config.num_classes,
+        )
+        train = DataSource(train_data, "train_data", **checks)
         val = (
             None
             if validation_data is None
-            else DataSource(validation_data, "validation_data")
+            else DataSource(validation_data, "validation_data", **checks)
         )
         if self.oracle is not None and self.run_config is not None:
             saved, now = self.run_config.to_dict(), run.to_dict()
@@ -326,6 +331,12 @@ class SearchAndRefine:
             )
         self.run_config = run
         os.makedirs(self.project_dir, exist_ok=True)
+        self.store.check_data(
+            {
+                "train_data": train.fingerprint(),
+                "validation_data": None if val is None else val.fingerprint(),
+            }
+        )
         steps = StepRunner(
             config=self.config,
             run=run,
@@ -334,7 +345,7 @@ class SearchAndRefine:
             oracle=self.oracle,
             train=train,
             val=val,
-            callbacks=callbacks or (),
+            callbacks=[*(callbacks or ()), StopOnNonFiniteLoss()],
             verbose=verbose,
             plots=self.plots,
         )

@@ -29,6 +29,7 @@ from keras_swn.validation import argument_error
 from keras_swn.validation import check_format
 
 STATE = "state.json"
+DATA = "data.json"
 CHECKPOINTS = "checkpoints"
 PLOTS = "plots"
 MODEL = "model.keras"
@@ -65,9 +66,31 @@ class ProjectStore:
         return os.path.exists(self.path(*parts))
 
     def remove(self) -> None:
-        """Delete the project folder (`overwrite=True`)."""
-        if os.path.isdir(self.project_dir):
-            shutil.rmtree(self.project_dir)
+        """Delete the project folder (`overwrite=True`).
+
+        Only a folder this library wrote is deleted: one that holds
+        `state.json`, or an empty one. Anything else is left alone.
+
+        Raises:
+            ValueError: if the folder exists, is not empty and holds no
+                `state.json` (not a search project), or is not a folder.
+        """
+        folder = self.project_dir
+        if not os.path.lexists(folder):
+            return
+        if os.path.islink(folder) or not os.path.isdir(folder):
+            raise ValueError(
+                f"overwrite=True would delete {folder}, which is not a "
+                "search project folder (a file or a link); nothing was "
+                "deleted. Use another `project_name`."
+            )
+        if os.listdir(folder) and not self.exists(STATE):
+            raise ValueError(
+                f"overwrite=True would delete {folder}, which holds no "
+                f"{STATE} (not a search project folder); nothing was "
+                "deleted. Use another `project_name` or `directory`."
+            )
+        shutil.rmtree(folder)
 
     # ------------------------------------------------------------------
     # state.json
@@ -79,18 +102,22 @@ class ProjectStore:
         """
         if not self.exists(STATE):
             return None
-        state = self.read_json(STATE)
         try:
+            state = self.read_json(STATE)
             check_format(
                 state,
                 format=_FORMAT,
                 versions=(_VERSION,),
                 what="SearchAndRefine state",
             )
-        except ValueError as e:
+            missing = sorted({"config", "run", "oracle"} - set(state))
+            if missing:
+                raise ValueError(f"no {missing}")
+        except (ValueError, UnicodeDecodeError) as e:
             raise ValueError(
-                f"{self.path(STATE)} is not a state this version can resume "
-                f"({e}). Pass overwrite=True or another `project_name`."
+                f"{self.path(STATE)} is damaged or not a state this version "
+                f"can resume ({e}). Pass overwrite=True (CLI: --overwrite) "
+                "to start the search again, or another `project_name`."
             ) from None
         return state
 
@@ -108,6 +135,36 @@ class ProjectStore:
                 "oracle": dict(oracle),
             },
         )
+
+    def check_data(self, fingerprints: Mapping[str, str | None]) -> None:
+        """Record the data's fingerprints (`DataSource.fingerprint`) on
+        the first run; on a resumed one, refuse other data.
+
+        Raises:
+            ValueError: naming the argument whose data differs from the
+                data the project was started with.
+        """
+        if not self.exists(DATA):
+            atomic_write_json(self.path(DATA), dict(fingerprints))
+            return
+        try:
+            saved = self.read_json(DATA)
+        except ValueError as e:
+            raise ValueError(
+                f"{self.path(DATA)} is damaged ({e}). Pass overwrite=True "
+                "(CLI: --overwrite) to start the search again."
+            ) from None
+        for name, now in fingerprints.items():
+            before = saved.get(name) if isinstance(saved, dict) else None
+            if now is not None and before is not None and now != before:
+                raise ValueError(
+                    f"Invalid value for argument `{name}`: the project folder "
+                    f"{self.project_dir} holds a search started on other "
+                    "data (different arrays); resuming would train the rest "
+                    "of it on these. Pass the original data, or "
+                    "overwrite=True (CLI: --overwrite) or another "
+                    "`project_name` to start again."
+                )
 
     # ------------------------------------------------------------------
     # Checkpoints: every weight and every optimizer variable, by path.
@@ -189,13 +246,28 @@ class ProjectStore:
 
 
 def project_path(directory: str | os.PathLike, project_name: Any) -> str:
-    """`directory/project_name`, the project name checked."""
+    """`directory/project_name`, both checked.
+
+    Raises:
+        ValueError: naming `project_name` unless it is one folder name
+            inside `directory` (not `.` or `..`, no separator), or naming
+            `directory` if it exists and is not a folder.
+    """
+    separators = {os.sep, os.altsep} - {None}
     if (
         not isinstance(project_name, str)
-        or not project_name
-        or (os.sep in project_name)
+        or project_name.strip() in ("", ".", "..")
+        or any(sep in project_name for sep in separators)
     ):
         raise argument_error(
-            "project_name", "Expected a non-empty folder name.", project_name
+            "project_name",
+            "Expected the name of one folder inside `directory` (not '.', "
+            "'..' or a path).",
+            project_name,
         )
-    return os.path.join(os.fspath(directory), project_name)
+    directory = os.fspath(directory)
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise argument_error(
+            "directory", "Expected a folder, not a file.", directory
+        )
+    return os.path.join(directory, project_name)

@@ -1,0 +1,181 @@
+"""Bad input to `SearchAndRefine`: a clear error, and nothing lost.
+
+Each test is a case a user could type; the error names the argument (or
+the file) and the value, and no folder outside the project is touched.
+"""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from keras_swn.callbacks import StopOnNonFiniteLoss
+from keras_swn.data import load_digits_dataset
+from keras_swn.models import WideResNet
+from keras_swn.search import SearchAndRefine
+
+
+def make(directory, project="p", **kwargs):
+    options = dict(budget=80_000, batch_size=16, plots=False, seed=1)
+    options.update(kwargs)
+    return SearchAndRefine(
+        [WideResNet(10, 1)],
+        (8, 8, 1),
+        10,
+        directory=str(directory),
+        project_name=project,
+        **options,
+    )
+
+
+def digits(n=32):
+    (x, y), (xv, yv) = load_digits_dataset(seed=0)
+    return (x[:n].copy(), y[:n].copy()), (xv[:16], yv[:16])
+
+
+class Abort(keras.callbacks.Callback):
+    """Stops a search at its first training step (nothing trained)."""
+
+    def on_train_begin(self, logs=None):
+        raise RuntimeError("aborted by the test")
+
+
+def start(search, train, val=None):
+    with pytest.raises(RuntimeError, match="aborted by the test"):
+        search.search(
+            train,
+            val,
+            search_epochs=2,
+            epochs=2,
+            callbacks=[Abort()],
+            verbose=0,
+        )
+
+
+class TestFolderSafety:
+    @pytest.mark.parametrize("name", [".", "..", "a/b", "", " "])
+    def test_project_name_outside_directory_is_rejected(self, tmp_path, name):
+        (tmp_path / "sibling").mkdir()
+        (tmp_path / "sibling" / "keep.txt").write_text("x")
+        inner = tmp_path / "runs"
+        inner.mkdir()
+        with pytest.raises(ValueError, match="project_name"):
+            make(inner, project=name, overwrite=True)
+        assert (tmp_path / "sibling" / "keep.txt").read_text() == "x"
+        assert inner.is_dir()
+
+    def test_overwrite_refuses_a_folder_that_is_not_a_project(self, tmp_path):
+        folder = tmp_path / "p"
+        folder.mkdir()
+        (folder / "thesis.tex").write_text("years of work")
+        with pytest.raises(ValueError, match="holds no state.json"):
+            make(tmp_path, overwrite=True)
+        assert (folder / "thesis.tex").read_text() == "years of work"
+
+    def test_overwrite_deletes_a_project_folder(self, tmp_path):
+        search = make(tmp_path)
+        start(search, digits()[0])
+        (tmp_path / "p" / "state.json").write_text("{}")
+        make(tmp_path, overwrite=True)
+        assert not (tmp_path / "p").exists()
+
+    def test_directory_that_is_a_file(self, tmp_path):
+        path = tmp_path / "file"
+        path.write_text("")
+        with pytest.raises(ValueError, match="directory"):
+            make(path)
+
+
+class TestDamagedState:
+    @pytest.mark.parametrize(
+        "content",
+        [
+            b"",
+            b'{"format": "keras_swn.SearchAndRefine", "vers',
+            b"\x89PNG\x00",
+            b"[1, 2]",
+            b'{"format": "keras_swn.SearchAndRefine", "version": 2}',
+        ],
+        ids=["empty", "truncated", "binary", "wrong_schema", "missing_keys"],
+    )
+    def test_clear_error_naming_the_file(self, tmp_path, content):
+        (tmp_path / "p").mkdir()
+        (tmp_path / "p" / "state.json").write_bytes(content)
+        with pytest.raises(ValueError, match=r"state\.json is damaged") as e:
+            make(tmp_path)
+        assert "overwrite=True" in str(e.value)
+        # and the user's way out works
+        make(tmp_path, overwrite=True)
+
+
+class TestData:
+    def test_nan_pixel(self, tmp_path):
+        (x, y), _ = digits()
+        x[3, 2, 2, 0] = np.nan
+        with pytest.raises(
+            ValueError, match=r"`train_data`.*finite.*1 non-finite values"
+        ):
+            make(tmp_path).search((x, y), epochs=2, verbose=0)
+        assert not (tmp_path / "p").exists()
+
+    def test_label_beyond_the_classes(self, tmp_path):
+        (x, y), val = digits()
+        y[0] = 100_000
+        with pytest.raises(
+            ValueError, match=r"`train_data`.*\[0, 10\).*from 0 to 100000"
+        ):
+            make(tmp_path).search((x, y), val, epochs=2, verbose=0)
+
+    def test_negative_validation_label(self, tmp_path):
+        train, (xv, yv) = digits()
+        yv = yv.copy()
+        yv[0] = -1
+        with pytest.raises(ValueError, match="`validation_data`.*from -1"):
+            make(tmp_path).search(train, (xv, yv), epochs=2, verbose=0)
+
+    def test_one_hot_labels(self, tmp_path):
+        (x, y), _ = digits()
+        with pytest.raises(ValueError, match="one-hot.*argmax"):
+            make(tmp_path).search((x, np.eye(10)[y]), epochs=2, verbose=0)
+
+    def test_three_channels_into_a_one_channel_model(self, tmp_path):
+        (x, y), _ = digits()
+        with pytest.raises(ValueError, match=r"\(8, 8, 1\).*\(32, 8, 8, 3\)"):
+            make(tmp_path).search(
+                (np.repeat(x, 3, axis=-1), y), epochs=2, verbose=0
+            )
+
+    def test_resume_on_other_data_is_refused(self, tmp_path):
+        train, val = digits()
+        start(make(tmp_path), train, val)
+        saved = json.loads((tmp_path / "p" / "data.json").read_text())
+        assert len(saved["train_data"]) == 64
+        other = (train[0][::-1].copy(), train[1][::-1].copy())
+        with pytest.raises(ValueError, match="`train_data`.*other data"):
+            make(tmp_path).search(
+                other, val, search_epochs=2, epochs=2, verbose=0
+            )
+        # The same data resumes (stopped again before training).
+        start(make(tmp_path), train, val)
+
+
+def test_non_finite_loss_stops_with_an_error():
+    callback = StopOnNonFiniteLoss()
+    callback.on_epoch_end(0, {"loss": 1.0})
+    for value in (float("nan"), float("inf")):
+        with pytest.raises(FloatingPointError, match="learning rate"):
+            callback.on_epoch_end(3, {"loss": value})
+
+
+def test_search_passes_the_non_finite_stop_to_fit(tmp_path, monkeypatch):
+    seen = []
+
+    def fake_fit(self, *args, callbacks=None, **kwargs):
+        seen.extend(type(c).__name__ for c in callbacks or ())
+        raise RuntimeError("aborted by the test")
+
+    monkeypatch.setattr(keras.Model, "fit", fake_fit)
+    with pytest.raises(RuntimeError, match="aborted"):
+        make(tmp_path).search(digits()[0], epochs=2, verbose=0)
+    assert "StopOnNonFiniteLoss" in seen
