@@ -243,7 +243,7 @@ def test_mixed_precision_float32_templates_compute_dtype_kernels(
     assert any(not np.array_equal(a, b) for a, b in zip(after, before))
 
 
-def test_tiny_net_is_a_member_builder():
+def test_tiny_net_layer_specs():
     assert [s.shape for s in TinyNet(8).layer_specs((8, 8, 3))] == [
         (8, 3, 3, 3),
         (8, 8, 3, 3),

@@ -1,33 +1,19 @@
 """Tests for `keras_swn.bank.budget_report` (swn-algorithm.md §1.7)."""
 
 import json
-import pathlib
 
 import pytest
+from swn_fixtures import README_MEMBERS
+from swn_fixtures import readme_specs
+from swn_fixtures import reference_values
 
 from keras_swn.bank.budget_report import BudgetReport
 from keras_swn.bank.budget_report import MemberBudget
 from keras_swn.bank.plan import BankPlan
-from keras_swn.models.wide_resnet_shapes import wide_resnet_layer_specs
 from keras_swn.models.wide_resnet_shapes import wide_resnet_param_counts
 from keras_swn.policy.sharing_policy import SharingPolicy
 
-DATA = pathlib.Path(__file__).parents[1] / "data"
-README_MEMBERS = [(28, 7), (28, 4), (16, 7), (16, 4)]
 BUDGET = 18_000_000
-
-
-def reference_values():
-    with open(DATA / "reference_values_readme.json", encoding="utf-8") as f:
-        return json.load(f)
-
-
-def readme_specs():
-    return [
-        s
-        for m, (d, w) in enumerate(README_MEMBERS)
-        for s in wide_resnet_layer_specs(d, w, member=m)
-    ]
 
 
 def readme_members():

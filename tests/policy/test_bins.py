@@ -1,32 +1,16 @@
 """Tests for `keras_swn.policy.bins` (swn-algorithm.md §1.3)."""
 
-import json
-import pathlib
 import random
 
 import pytest
+from swn_fixtures import readme_specs
+from swn_fixtures import reference_values
 
 from keras_swn.models.wide_resnet_shapes import wide_resnet_layer_specs
 from keras_swn.policy.bins import bins_per_kernel
 from keras_swn.policy.bins import index_specs
 from keras_swn.policy.bins import initial_bins
 from keras_swn.policy.layer_spec import LayerSpec
-
-DATA = pathlib.Path(__file__).parents[1] / "data"
-README_MEMBERS = [(28, 7), (28, 4), (16, 7), (16, 4)]
-
-
-def reference_values():
-    with open(DATA / "reference_values_readme.json", encoding="utf-8") as f:
-        return json.load(f)
-
-
-def readme_specs():
-    return [
-        s
-        for m, (d, w) in enumerate(README_MEMBERS)
-        for s in wide_resnet_layer_specs(d, w, member=m)
-    ]
 
 
 def conv(member, layer_id, out, inp, k=3):

@@ -9,29 +9,20 @@ import json
 import keras
 import numpy as np
 import pytest
+import swn_fixtures
+from swn_fixtures import make_search
 
 from keras_swn.callbacks import StopOnNonFiniteLoss
-from keras_swn.data import load_digits_dataset
-from keras_swn.models import WideResNet
-from keras_swn.search import SearchAndRefine
 
 
 def make(directory, project="p", **kwargs):
-    options = dict(budget=80_000, batch_size=16, plots=False, seed=1)
-    options.update(kwargs)
-    return SearchAndRefine(
-        [WideResNet(10, 1)],
-        (8, 8, 1),
-        10,
-        directory=str(directory),
-        project_name=project,
-        **options,
-    )
+    options = dict(budget=80_000, plots=False, seed=1)
+    return make_search(directory, [(10, 1)], project, **{**options, **kwargs})
 
 
-def digits(n=32):
-    (x, y), (xv, yv) = load_digits_dataset(seed=0)
-    return (x[:n].copy(), y[:n].copy()), (xv[:16], yv[:16])
+def digits():
+    (x, y), val = swn_fixtures.digits()
+    return (x.copy(), y.copy()), val
 
 
 class Abort(keras.callbacks.Callback):

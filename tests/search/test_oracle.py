@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from swn_fixtures import FULL_PHASES
 
 from keras_swn.search.oracle import Phase
 from keras_swn.search.oracle import PhaseOracle
@@ -105,14 +106,7 @@ class TestPhaseOracle:
         assert oracle.done
         assert [e["epoch"] for e in oracle.history["training"]] == [0, 1, 2]
         assert len(oracle.history["search_training"]) == 1
-        assert [e["phase"] for e in oracle.phase_log] == [
-            "search_training",
-            "clustering",
-            "training",
-            "refine",
-            "training",
-            "finish",
-        ]
+        assert [e["phase"] for e in oracle.phase_log] == FULL_PHASES
 
     def test_steps_complete_in_order(self):
         oracle = PhaseOracle("soft", search_epochs=1, epochs=1)

@@ -11,40 +11,22 @@ import re
 
 import keras
 import pytest
+from swn_fixtures import FULL_PHASES
+from swn_fixtures import digits
+from swn_fixtures import make_search
 
 from keras_swn.analysis.clustering import attach_members
 from keras_swn.bank.plan import one_template_total
-from keras_swn.data import load_digits_dataset
 from keras_swn.models import WideResNet
 from keras_swn.policy.bins import initial_bins
-from keras_swn.search import SearchAndRefine
 from keras_swn.search import TrainingRecipe
 from keras_swn.search.oracle import Phase
 from keras_swn.search.steps import StepRunner
 
 
-def digits(n_train=32, n_val=16):
-    (x, y), (xv, yv) = load_digits_dataset(seed=0)
-    return (x[:n_train], y[:n_train]), (xv[:n_val], yv[:n_val])
-
-
 def make(directory, members=((10, 1),), project="p", **kwargs):
-    options = dict(
-        budget=80_000,
-        batch_size=16,
-        run_eagerly=True,
-        plots=False,
-        seed=1,
-    )
-    options.update(kwargs)
-    return SearchAndRefine(
-        [WideResNet(d, w) for d, w in members],
-        (8, 8, 1),
-        10,
-        directory=str(directory),
-        project_name=project,
-        **options,
-    )
+    options = dict(budget=80_000, run_eagerly=True, plots=False, seed=1)
+    return make_search(directory, members, project, **{**options, **kwargs})
 
 
 def least_demanding(members, num_bins=4):
@@ -108,14 +90,7 @@ class TestSchedule:
         # refine_after=None: 5% of 4 epochs, rounded up: after epoch 1,
         # and the schedule goes on over the rebuilt model.
         phases = [p["phase"] for p in search.oracle.phase_log]
-        assert phases == [
-            "search_training",
-            "clustering",
-            "training",
-            "refine",
-            "training",
-            "finish",
-        ]
+        assert phases == FULL_PHASES
         refine = search.oracle.phase_log[3]
         assert refine["vectors_after"] > refine["vectors_before"]  # rebuilt
         assert search.oracle.refine_after == 1

@@ -11,8 +11,9 @@ import os
 import keras
 import numpy as np
 import pytest
+from swn_fixtures import digits
+from swn_fixtures import make_search
 
-from keras_swn.data import load_digits_dataset
 from keras_swn.models import WideResNet
 from keras_swn.policy.sharing_policy import SharingPolicy
 from keras_swn.search import ReferenceSGD
@@ -24,27 +25,9 @@ MEMBERS = [(10, 2), (10, 1)]  # different layer counts: a cross-depth student
 RUN = dict(search_epochs=1, epochs=2, refine_after=1, verbose=0)
 
 
-def digits(n_train=32, n_val=16):
-    (x, y), (xv, yv) = load_digits_dataset(seed=0)
-    return (x[:n_train], y[:n_train]), (xv[:n_val], yv[:n_val])
-
-
 def make(directory, project="p", members=MEMBERS, **kwargs):
-    options = dict(
-        budget=250_000,
-        batch_size=16,
-        run_eagerly=True,
-        seed=3,
-    )
-    options.update(kwargs)
-    return SearchAndRefine(
-        [WideResNet(d, w) for d, w in members],
-        (8, 8, 1),
-        10,
-        directory=str(directory),
-        project_name=project,
-        **options,
-    )
+    options = dict(budget=250_000, run_eagerly=True, seed=3)
+    return make_search(directory, members, project, **{**options, **kwargs})
 
 
 @pytest.fixture(scope="module")

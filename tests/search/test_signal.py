@@ -40,7 +40,10 @@ def test_weight_signals_search_with_own_coefficients(
         project_name="p",
     )
     search.search(
-        (x[:32], y[:32]), (xv[:16], yv[:16]), search_epochs=1, epochs=1,
+        (x[:32], y[:32]),
+        (xv[:16], yv[:16]),
+        search_epochs=1,
+        epochs=1,
         verbose=0,
     )
     with open(os.path.join(search.project_dir, "search_result.json")) as f:
