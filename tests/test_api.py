@@ -56,7 +56,7 @@ PUBLIC = {
         "predict_within_budget",
         "ranked_subsets",
     ],
-    "keras_swn.callbacks": ["KernelGradientCapture"],
+    "keras_swn.callbacks": ["KernelGradientCapture", "StopOnNonFiniteLoss"],
     "keras_swn.export": ["to_keras"],
 }
 

@@ -11,8 +11,8 @@ import pytest
 
 from keras_swn import cli
 from keras_swn.data import load_digits_dataset
+from keras_swn.models.wide_resnet_shapes import wide_resnet_param_counts
 from keras_swn.policy.sharing_policy import SharingPolicy
-from keras_swn.policy.wide_resnet_shapes import wide_resnet_param_counts
 
 README_FLAGS = [
     "--members=28-7,28-4,16-7,16-4",

@@ -1,7 +1,7 @@
 """Datasets: an embedded default that needs no network, and `.npz` files.
 
-`load_digits_dataset` reads the real 8x8 digits that ship inside
-scikit-learn's wheel; `load_npz` reads arrays a user provides. Both return
+`load_digits_dataset` reads the real 8x8 digits shipped with keras_swn as
+package data; `load_npz` reads arrays a user provides. Both return
 NumPy arrays `((x_train, y_train), (x_val, y_val))` ready for `model.fit`.
 `load_cifar` (CIFAR-10/100 through TFDS) and `make_dataset` (in-memory
 arrays) build `tf.data` pipelines with the augmentation of

@@ -1,17 +1,15 @@
 """`SWNModel`, member builders and architectures."""
 
-from keras_swn.models.member_builder import LayerFactory
-from keras_swn.models.member_builder import MemberBuilder
-from keras_swn.models.rebuild import clone_swn_model
-from keras_swn.models.swn_model import SWNModel
-from keras_swn.models.weight_decay import decayed_variables
-from keras_swn.models.wide_resnet import WideResNet
+from keras_swn.lazy import export_names
 
-__all__ = [
-    "LayerFactory",
-    "MemberBuilder",
-    "SWNModel",
-    "WideResNet",
-    "clone_swn_model",
-    "decayed_variables",
-]
+export_names(
+    globals(),
+    {
+        "LayerFactory": "keras_swn.models.member_builder",
+        "MemberBuilder": "keras_swn.models.member_builder",
+        "SWNModel": "keras_swn.models.swn_model",
+        "WideResNet": "keras_swn.models.wide_resnet",
+        "clone_swn_model": "keras_swn.models.rebuild",
+        "decayed_variables": "keras_swn.models.weight_decay",
+    },
+)
