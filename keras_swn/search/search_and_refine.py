@@ -11,6 +11,7 @@ rest is the KerasTuner surface (`results`, `get_best_models`, ...).
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 from typing import Any
 from typing import Sequence
@@ -193,6 +194,13 @@ class SearchAndRefine:
         self.directory = os.fspath(directory)
         self.project_name = project_name
         self.plots = bool(plots)
+        if self.plots and importlib.util.find_spec("matplotlib") is None:
+            raise argument_error(
+                "plots",
+                "The plots need matplotlib: install it (pip install "
+                "matplotlib) or pass plots=False.",
+                plots,
+            )
         self.models = SearchModels(
             self.config, jit_compile=jit_compile, run_eagerly=bool(run_eagerly)
         )
