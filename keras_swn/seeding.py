@@ -9,6 +9,7 @@ the same seed gives the same initial values on every backend.
 from __future__ import annotations
 
 import zlib
+from typing import cast
 
 import numpy as np
 
@@ -16,7 +17,9 @@ import numpy as np
 def resolve_seed(seed: int | None, name: str = "seed") -> int:
     """Return an int seed; `None` draws one from OS entropy."""
     if seed is None:
-        return int(np.random.SeedSequence().entropy % (2**31))
+        # Drawn from OS entropy, `entropy` is an int.
+        entropy = cast(int, np.random.SeedSequence().entropy)
+        return int(entropy % (2**31))
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(
             f"Invalid value for argument `{name}`. Expected an int or None. "

@@ -26,13 +26,17 @@ def _numpy(x: Any) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(x))
 
 
-def _model(layer_cls: type, init_kwargs: Mapping, input_shape: Sequence):
+def _model(
+    layer_cls: type[keras.layers.Layer],
+    init_kwargs: Mapping,
+    input_shape: Sequence,
+):
     inputs = keras.Input(tuple(input_shape[1:]))
     return keras.Model(inputs, layer_cls(**init_kwargs)(inputs))
 
 
 def run_layer_test(
-    layer_cls: type,
+    layer_cls: type[keras.layers.Layer],
     init_kwargs: Mapping[str, Any],
     input_shape: Sequence[int],
     *,

@@ -11,5 +11,7 @@ for backend in jax torch; do
     KERAS_BACKEND=$backend python -m pytest -q -p no:cacheprovider \
         -m backend_sensitive tests "$@"
 done
+# Static types (configured in mypy.ini).
+python -m mypy keras_swn
 # The documentation site, strictly (every warning is an error), offline.
 bash scripts/docs.sh -d "$(mktemp -d)"

@@ -158,6 +158,10 @@ class TemplateBank(keras.layers.Layer):
         (3, 3, 8, 8)
     """
 
+    # Made by `build`.
+    templates: dict[BankKey, keras.Variable]
+    coefficients: dict[BankKey, keras.Variable]
+
     def __init__(
         self,
         specs: Sequence[LayerSpec | Mapping],
@@ -223,8 +227,8 @@ class TemplateBank(keras.layers.Layer):
     def build(self, input_shape=None):
         if self.built:
             return
-        self.templates: dict[BankKey, keras.Variable] = {}
-        self.coefficients: dict[BankKey, keras.Variable] = {}
+        self.templates = {}
+        self.coefficients = {}
         for (g, w), bank in self.plan.banks.items():
             self.templates[(g, w)] = self.add_weight(
                 name=f"templates_g{g}_w{w}",

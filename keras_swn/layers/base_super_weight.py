@@ -99,7 +99,7 @@ class BaseSuperWeight(keras.layers.Layer):
             budget = self.num_templates * spec.numel + 1
             self.bank = TemplateBank(
                 [spec],
-                SharingPolicy(groups=[[0]]),
+                SharingPolicy(groups=((0,),)),
                 budget,
                 seed=self.seed,
                 name="bank",

@@ -17,7 +17,9 @@ paths read probe gradients, both through the one per-backend primitive of
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from typing import Any
+from typing import Sequence
 
 import keras
 from keras import ops
@@ -48,7 +50,7 @@ def summed_probe_gradients(
     model: Any,
     x: Any,
     y: Any,
-    probes: list[Probe],
+    probes: Sequence[Probe],
     *,
     batch_size: int,
     batches: int | None,
@@ -219,6 +221,12 @@ class KernelGradientCapture:
     """
 
     _accumulators: KernelAccumulators | None
+
+    if TYPE_CHECKING:  # provided by `SWNModel` and `keras.Model`
+        members: list[Any]
+        compiled: bool
+
+        def make_train_function(self, force: bool = False) -> Any: ...
 
     def capture_targets(self) -> list | None:
         """`(probe, accumulator)` per shared layer while capture is on

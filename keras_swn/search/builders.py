@@ -137,6 +137,7 @@ class SearchModels:
         """The search-phase policy: the initial bins, coefficients as
         `search_coefficients`."""
         c = self.config
+        assert c.chain_sort is not None  # resolved by SearchConfig
         return SharingPolicy.from_bins(
             c.specs,
             c.num_bins,

@@ -16,6 +16,7 @@ import functools
 from typing import Any
 from typing import Mapping
 from typing import Sequence
+from typing import cast
 
 import keras
 
@@ -30,6 +31,7 @@ from keras_swn.policy.bins import initial_bins
 from keras_swn.policy.chains import need_proxy
 from keras_swn.policy.chains import one_template_total
 from keras_swn.policy.layer_spec import LayerSpec
+from keras_swn.search.phases import Sharing
 from keras_swn.search.phases import check_sharing
 from keras_swn.validation import FieldCheck
 from keras_swn.validation import argument_error
@@ -215,14 +217,14 @@ class SearchConfig:
         for f in dataclasses.fields(BankConfig):
             object.__setattr__(self, f.name, getattr(bank, f.name))
         object.__setattr__(self, "bank", bank)
-        if self.signal != "gradient" and not self.sharing.searches:
+        if self.signal != "gradient" and not self.regime.searches:
             raise argument_error(
                 "signal",
-                f"sharing={self.sharing.value!r} runs no search; leave "
+                f"sharing={self.regime.value!r} runs no search; leave "
                 "`signal` at 'gradient'.",
                 self.signal,
             )
-        if self.sharing.searches:
+        if self.regime.searches:
             self._check_search_budget()
 
     def _resolve(self, name: str, given: Any) -> Any:
@@ -237,6 +239,12 @@ class SearchConfig:
                 given,
             )
         return reference
+
+    @property
+    def regime(self) -> Sharing:
+        """`sharing` as the `Sharing` it is stored as (`__post_init__`
+        turns the name into the enum member)."""
+        return cast(Sharing, self.sharing)
 
     @functools.cached_property
     def specs(self) -> tuple[LayerSpec, ...]:
@@ -289,6 +297,8 @@ class SearchConfig:
         # it (exact) raises unless `on_over_budget="report"`. Both must
         # pass, so the larger measure decides.
         measures = []
+        # `__post_init__` has resolved the reference options (not None).
+        assert self.chain_sort is not None
         if self.budget_check == "proxy":
             measures.append(need_proxy(self.specs, merged))
         if self.budget_check == "exact" or self.on_over_budget == "raise":
@@ -353,7 +363,7 @@ class SearchConfig:
             keras.saving.serialize_keras_object(m) for m in self.members
         ]
         data["input_shape"] = list(self.input_shape)
-        data["sharing"] = self.sharing.value
+        data["sharing"] = self.regime.value
         return data
 
     @classmethod

@@ -12,6 +12,7 @@ import hashlib
 from typing import Any
 from typing import Mapping
 from typing import Sequence
+from typing import cast
 
 import numpy as np
 from keras import ops
@@ -86,6 +87,7 @@ class DataSource:
 
     def _check_arrays(self, input_shape, num_classes) -> None:
         x, y, name = self.x, self.y, self.name
+        assert x is not None and y is not None  # set by `__init__` first
         if input_shape is not None and x.shape[1:] != tuple(input_shape):
             raise argument_error(
                 name,
@@ -134,6 +136,7 @@ class DataSource:
         batches, which cannot be read without consuming them)."""
         if not self.arrays:
             return None
+        assert self.x is not None and self.y is not None  # `arrays`
         digest = hashlib.sha256()
         for a in (self.x, self.y):
             digest.update(f"{a.shape}{a.dtype}".encode())
@@ -148,12 +151,14 @@ class DataSource:
     @property
     def num_examples(self) -> int | None:
         """The number of examples of arrays (None for batches)."""
-        return len(self.x) if self.arrays else None
+        return len(cast(np.ndarray, self.x)) if self.arrays else None
 
     def permuted(self, seed: int, tag: str, *identity: int):
         """The arrays in a seeded order (a pure function of the ids)."""
-        perm = seeding.rng_for(seed, tag, *identity).permutation(len(self.x))
-        return self.x[perm], self.y[perm]
+        # Called for arrays only (`arrays`), so neither is None.
+        x, y = cast(np.ndarray, self.x), cast(np.ndarray, self.y)
+        perm = seeding.rng_for(seed, tag, *identity).permutation(len(x))
+        return x[perm], y[perm]
 
     def fit_kwargs(self, batch_size: int) -> dict:
         """`fit` arguments: the arrays (shuffled by `fit`) or the batches."""

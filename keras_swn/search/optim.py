@@ -256,6 +256,8 @@ def learning_rate_at(
         return cosine_learning_rate(
             epoch, epochs=epochs, learning_rate=learning_rate
         )
+    # `check_schedule` fills both in for "step".
+    assert milestones is not None and gamma is not None
     return step_learning_rate(
         epoch,
         learning_rate=learning_rate,

@@ -25,6 +25,7 @@ import json
 import math
 from typing import Any
 from typing import Mapping
+from typing import cast
 
 from keras_swn.io_utils import parse_json
 from keras_swn.search.phases import Phase
@@ -201,8 +202,11 @@ class PhaseOracle:
         self.steps = schedule(self.sharing, search_epochs, epochs, refine_after)
         self.search_epochs = int(search_epochs)
         self.epochs = int(epochs)
+        # `schedule` has checked that a regime that refines has an int.
         self.refine_after = (
-            int(refine_after) if self.sharing.refines else refine_after
+            int(cast(int, refine_after))
+            if self.sharing.refines
+            else refine_after
         )
         self.cursor = 0
         self.history: dict[str, list[dict]] = {

@@ -91,6 +91,7 @@ class TrainingRecipe:
 
     def learning_rate_at(self, epoch: int, *, epochs: int) -> float:
         """The rate of the 0-based `epoch` of a run of `epochs` epochs."""
+        assert self.schedule is not None  # `__post_init__` filled it in
         return learning_rate_at(
             epoch,
             epochs,

@@ -13,10 +13,10 @@ import dataclasses
 import math
 from typing import Any
 from typing import Mapping
+from typing import cast
 
 from keras_swn.search.config import SearchConfig
 from keras_swn.search.optim import REFERENCE_MILESTONES
-from keras_swn.search.phases import Sharing
 from keras_swn.search.phases import schedule as phase_schedule
 from keras_swn.search.recipe import TrainingRecipe
 from keras_swn.validation import argument_error
@@ -91,7 +91,7 @@ class RunConfig:
             **recipe: the `TrainingRecipe` arguments (`learning_rate`,
                 `schedule`, `milestones`, `gamma`, `weight_decay`).
         """
-        sharing: Sharing = config.sharing  # type: ignore[assignment]
+        sharing = config.regime
         if search_epochs is None:
             search_epochs = SEARCH_EPOCHS if sharing.searches else 0
         if refine_after is None and sharing.refines:
@@ -121,7 +121,10 @@ class RunConfig:
         return cls(
             search_epochs=int(search_epochs),
             epochs=int(epochs),
-            refine_after=int(refine_after) if sharing.refines else None,
+            # `phase_schedule` has checked it is an int when it refines.
+            refine_after=(
+                int(cast(int, refine_after)) if sharing.refines else None
+            ),
             batch_size=int(batch_size),
             recipe=training,
         )

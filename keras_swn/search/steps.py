@@ -17,6 +17,7 @@ import time
 from typing import Any
 from typing import Callable
 from typing import Sequence
+from typing import cast
 
 import keras
 
@@ -107,13 +108,13 @@ class StepRunner:
         """Check the initial bins fit; `"bins_hard"` starts from them."""
         initial = self.models.initial_policy()
         self.models.plan(initial)  # raises if even the bins are over budget
-        if not self.config.sharing.searches:
+        if not self.config.regime.searches:
             self.oracle.start(policy=initial.to_dict())
             initial.save(self.store.path("policy.json"))
         self.save_state()
         self.log(
             f"start: members {', '.join(self.config.member_names)}; budget "
-            f"{self.config.budget:,}; sharing {self.config.sharing.value}; "
+            f"{self.config.budget:,}; sharing {self.config.regime.value}; "
             f"{len(self.oracle.steps) - 1} steps; folder "
             f"{os.path.abspath(self.store.project_dir)}"
         )
@@ -135,7 +136,8 @@ class StepRunner:
         if task.model == "search":
             model = self.models.search_model(recipe)
         else:
-            policy = SharingPolicy.from_dict(task.policy)
+            # The oracle hands a final-model task the current policy.
+            policy = SharingPolicy.from_dict(cast(dict, task.policy))
             model = self.models.final_model(policy, recipe)
         if task.checkpoint is not None:
             self.store.load_checkpoint(model, task.checkpoint)
@@ -162,6 +164,7 @@ class StepRunner:
         """One epoch of search or final training (§2.2, §3.1)."""
         model = self.model_for(task)
         step = task.step
+        assert step.epoch is not None  # a training step has an epoch
         search = step.phase is Phase.SEARCH_TRAINING
         batch_size = self.run.batch_size
         model.optimizer.learning_rate = self._lr(step.epoch)
@@ -199,6 +202,7 @@ class StepRunner:
 
     def epoch_done(self, task: Task, logs: dict) -> None:
         """Checkpoint the epoch `EpochEnd` ended and record it."""
+        assert task.step.epoch is not None  # a training step has an epoch
         name = self.store.save_checkpoint(self._model, self.oracle.cursor)
         summary = None
         if task.last_of_phase:
@@ -211,6 +215,7 @@ class StepRunner:
         )
         self.save_state()
         if task.last_of_phase:
+            assert summary is not None  # set above when `last_of_phase`
             shown = ", ".join(
                 f"{k} {v:.4f}" for k, v in logs.items() if "accuracy" in k
             )
@@ -243,6 +248,7 @@ class StepRunner:
         if c.sharing is Sharing.SOFT:
             policy = SharingPolicy(groups=result.groups)
         else:
+            assert c.chain_sort is not None  # resolved by SearchConfig
             policy = result.to_policy(c.specs, chain_sort=c.chain_sort)
         self.models.plan(policy)
         self.store.write_json("search_result.json", result.to_dict())
@@ -275,6 +281,8 @@ class StepRunner:
     def refine(self, task: Task) -> None:
         """Split disagreeing shared coefficients and rebuild (§3.2)."""
         c = self.config
+        # Resolved by SearchConfig (the reference options are never None).
+        assert c.chain_sort is not None and c.clustering is not None
         model = self.model_for(task)
         grads = coefficient_gradients(
             model,

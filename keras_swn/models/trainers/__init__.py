@@ -31,16 +31,18 @@ on JAX), so a Keras release that changes them needs a look here.
 import keras
 
 _BACKEND = keras.backend.backend()
+# One branch runs. mypy checks all three and gives `CaptureTrainer` the type
+# of the first (TensorFlow's class), so the other two ignore the mismatch.
 if _BACKEND == "tensorflow":
     from keras_swn.models.trainers.tensorflow import CaptureTrainer
     from keras_swn.models.trainers.tensorflow import probe_gradients
     from keras_swn.models.trainers.tensorflow import replica_count
 elif _BACKEND == "jax":
-    from keras_swn.models.trainers.jax import CaptureTrainer
+    from keras_swn.models.trainers.jax import CaptureTrainer  # type: ignore[assignment]
     from keras_swn.models.trainers.jax import probe_gradients
     from keras_swn.models.trainers.jax import replica_count
 elif _BACKEND == "torch":
-    from keras_swn.models.trainers.torch import CaptureTrainer
+    from keras_swn.models.trainers.torch import CaptureTrainer  # type: ignore[assignment]
     from keras_swn.models.trainers.torch import probe_gradients
     from keras_swn.models.trainers.torch import replica_count
 else:  # pragma: no cover
