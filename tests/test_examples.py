@@ -19,6 +19,7 @@ _EXAMPLES = [
     "ensemble_anytime.py",
     "export_deploy.py",
     "distributed.py",
+    "tune_budget.py",
 ]
 _HEADER = (
     "Title:",

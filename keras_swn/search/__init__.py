@@ -8,6 +8,9 @@ reference's training recipe (§5). `train_and_save` trains a fixed-policy
 `SWNModel` with the same recipe; `load_and_evaluate` reloads a saved one.
 The phase state machine (`keras_swn.search.oracle.PhaseOracle`) and its
 vocabulary (`keras_swn.search.phases`) are internals of the search.
+`SWNTuner` (`keras_swn.search.tuner`), a KerasTuner tuner whose trials
+are `SearchAndRefine` runs, is imported on first access: it needs
+keras-tuner, which `import keras_swn` does not.
 """
 
 from keras_swn.search.config import SearchConfig
@@ -33,3 +36,12 @@ __all__ = [
     "step_learning_rate",
     "train_and_save",
 ]
+
+
+def __getattr__(name):
+    # `SWNTuner` imports keras_tuner (optional): loaded on first access.
+    if name == "SWNTuner":
+        from keras_swn.search.tuner import SWNTuner
+
+        return SWNTuner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
