@@ -50,6 +50,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import MutableMapping
 from typing import Sequence
 
 from keras_swn.cli.flags import COMMAND_HELP
@@ -140,7 +141,7 @@ def execute(argv: Sequence[str]) -> int:
         return int(e.code or 0)
 
 
-def quiet_backends(environ: dict | None = None) -> None:
+def quiet_backends(environ: MutableMapping[str, str] | None = None) -> None:
     """Silence the backends' start-up logs, unless the user chose a level.
 
     Sets `TF_CPP_MIN_LOG_LEVEL=2` (TensorFlow's C++ INFO and WARNING

@@ -23,6 +23,7 @@ import argparse
 import dataclasses
 from typing import Any
 from typing import Callable
+from typing import NoReturn
 from typing import Sequence
 
 from keras_swn.cli.messages import one_line
@@ -334,7 +335,7 @@ FLAGS: dict[str, Flag] = {
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         # "argument --x: Invalid value for flag --x=..." -> "Invalid ..."
         head, _, rest = message.partition(": ")
         if head.startswith("argument --") and rest.startswith("Invalid"):

@@ -72,11 +72,13 @@ class SuperWeightConv2D(BaseSuperWeight):
             layer's arguments (`name`, `dtype`, ...).
 
     Other Parameters:
-        bank: `keras_swn.TemplateBank` or None. With None the layer makes
-            its own bank of `num_templates` full-size templates.
-        layer_key: `(member, layer_id)` of this layer in `bank`.
-        num_templates: int, templates of the layer's own bank (1 to 8).
-        seed: int or None, seeds the layer's own bank.
+        bank (TemplateBank | None): `keras_swn.TemplateBank` or None.
+            With None the layer makes its own bank of `num_templates`
+            full-size templates.
+        layer_key (tuple[int, int]): `(member, layer_id)` of this layer
+            in `bank`.
+        num_templates (int): templates of the layer's own bank (1 to 8).
+        seed (int | None): seeds the layer's own bank.
 
     Input shape:
         4D tensor `(batch, rows, cols, channels)` (channels last).
@@ -107,7 +109,7 @@ class SuperWeightConv2D(BaseSuperWeight):
         strides: int | tuple[int, int] = 1,
         padding: Any = "valid",
         use_bias: bool = False,
-        bias_initializer="zeros",
+        bias_initializer: Any = "zeros",
         **kwargs: Any,
     ):
         filters = check_int("filters", filters, minimum=1)

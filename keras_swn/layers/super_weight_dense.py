@@ -29,10 +29,12 @@ class SuperWeightDense(BaseSuperWeight):
             layer's arguments (`name`, `dtype`, ...).
 
     Other Parameters:
-        bank: `keras_swn.TemplateBank` or None (the layer makes its own).
-        layer_key: `(member, layer_id)` of this layer in `bank`.
-        num_templates: int, templates of the layer's own bank (1 to 8).
-        seed: int or None, seeds the layer's own bank.
+        bank (TemplateBank | None): `keras_swn.TemplateBank` or None
+            (the layer makes its own).
+        layer_key (tuple[int, int]): `(member, layer_id)` of this layer
+            in `bank`.
+        num_templates (int): templates of the layer's own bank (1 to 8).
+        seed (int | None): seeds the layer's own bank.
 
     Input shape:
         N-D tensor `(batch, ..., in)`.
@@ -54,7 +56,7 @@ class SuperWeightDense(BaseSuperWeight):
         *,
         activation: Any = None,
         use_bias: bool = True,
-        bias_initializer="zeros",
+        bias_initializer: Any = "zeros",
         **kwargs: Any,
     ):
         units = check_int("units", units, minimum=1)

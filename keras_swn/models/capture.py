@@ -213,7 +213,7 @@ class KernelAccumulators:
         )
 
 
-class KernelGradientCapture:
+class GradientCaptureMethods:
     """The gradient-capture methods of `SWNModel` (a mixin).
 
     Expects `_accumulators` (a `KernelAccumulators` or None), `members`,

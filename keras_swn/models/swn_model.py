@@ -15,8 +15,8 @@ from keras_swn.bank.bank_config import BankConfig
 from keras_swn.bank.budget_report import BudgetReport
 from keras_swn.bank.template_bank import TemplateBank
 from keras_swn.models import rebuild
+from keras_swn.models.capture import GradientCaptureMethods
 from keras_swn.models.capture import KernelAccumulators
-from keras_swn.models.capture import KernelGradientCapture
 from keras_swn.models.member_builder import MemberBuilder
 from keras_swn.models.rebuild import clone_swn_model
 from keras_swn.models.trainers import CaptureTrainer
@@ -65,7 +65,7 @@ def _check_loss_weights(weights, count: int) -> list[float] | None:
 
 
 @swn_export
-class SWNModel(KernelGradientCapture, CaptureTrainer, keras.Model):
+class SWNModel(GradientCaptureMethods, CaptureTrainer, keras.Model):
     """An ensemble of member networks whose kernels share one template bank.
 
     The model owns the `TemplateBank` (so `.keras` files keep one set of

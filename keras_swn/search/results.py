@@ -102,7 +102,7 @@ def search_results(
 def training_results(
     *,
     model: Any,
-    train_examples: int,
+    train_examples: int | None,
     val_examples: int | None,
     epochs: int,
     batch_size: int,
@@ -118,7 +118,9 @@ def training_results(
         "budget": model.budget,
         "input_shape": list(model.input_shape_),
         "num_classes": model.num_classes,
-        "train_examples": int(train_examples),
+        "train_examples": (
+            None if train_examples is None else int(train_examples)
+        ),
         "val_examples": None if val_examples is None else int(val_examples),
         "epochs": epochs,
         "batch_size": batch_size,

@@ -311,7 +311,7 @@ class SearchAndRefine:
             gamma=gamma,
             weight_decay=weight_decay,
         )
-        checks = dict(
+        checks: dict[str, Any] = dict(
             input_shape=self.config.input_shape,
             num_classes=self.config.num_classes,
         )

@@ -171,7 +171,7 @@ class ProjectStore:
     def save_checkpoint(self, model: keras.Model, index: int) -> str:
         """Write checkpoint number `index` of `model`; returns its name."""
         name = f"checkpoint-{index:05d}.npz"
-        arrays = {}
+        arrays: dict[str, Any] = {}
         for path, v in _by_path(model.weights, "model").items():
             arrays[_WEIGHT + path] = np.asarray(ops.convert_to_numpy(v))
         for path, v in _by_path(model.optimizer.variables, "optimizer").items():
@@ -253,7 +253,7 @@ def project_path(directory: str | os.PathLike, project_name: Any) -> str:
             inside `directory` (not `.` or `..`, no separator), or naming
             `directory` if it exists and is not a folder.
     """
-    separators = {os.sep, os.altsep} - {None}
+    separators = {s for s in (os.sep, os.altsep) if s is not None}
     if (
         not isinstance(project_name, str)
         or project_name.strip() in ("", ".", "..")

@@ -103,9 +103,7 @@ def train_and_save(
         **dict(info or {}),
         **training_results(
             model=model,
-            # TODO: None when `train_data` is batches, which `int()` in
-            # `training_results` rejects (a bug, kept until it is fixed).
-            train_examples=train.num_examples,  # type: ignore[arg-type]
+            train_examples=train.num_examples,
             val_examples=None if val is None else val.num_examples,
             epochs=epochs,
             batch_size=batch_size,
