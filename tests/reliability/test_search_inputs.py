@@ -13,6 +13,7 @@ import swn_fixtures
 from swn_fixtures import make_search
 
 from keras_swn.callbacks import StopOnNonFiniteLoss
+from keras_swn.models import WideResNet
 
 
 def make(directory, project="p", **kwargs):
@@ -170,3 +171,27 @@ def test_search_passes_the_non_finite_stop_to_fit(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="aborted"):
         make(tmp_path).search(digits()[0], epochs=2, verbose=0)
     assert "StopOnNonFiniteLoss" in seen
+
+
+def test_train_and_save_on_batches_writes_the_run(tmp_path):
+    """A `tf.data` pipeline has no example count; the finished run must
+    still be written (it used to fail after training, losing the model)."""
+    import tensorflow as tf
+
+    from keras_swn import SWNModel
+    from keras_swn.search.training import train_and_save
+
+    (x, y), _ = digits()
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    model = SWNModel(
+        members=[WideResNet(10, 1)],
+        input_shape=(8, 8, 1),
+        num_classes=10,
+        budget=80_000,
+        seed=0,
+    )
+    results = train_and_save(
+        model, data, directory=tmp_path / "run", epochs=1, verbose=0
+    )
+    assert results["train_examples"] is None
+    assert (tmp_path / "run" / "model.keras").exists()
