@@ -113,7 +113,7 @@ def search_groups(
     schedule: str = "step",
     group_share: float = 1.0,
 ) -> SearchResult:
-    """Learn SuperWeight clusters under a parameter budget (§2.4-§2.6).
+    """Learn SuperWeight clusters under a parameter budget.
 
     At each threshold tried: cluster member 0's layers inside every bin
     (`cluster_bin`), number the groups, attach the other members
@@ -140,9 +140,9 @@ def search_groups(
     can get about two templates on average.
 
     Group numbering: bins in ascending order; inside a bin, connected
-    components by their largest member-0 layer id, descending (§0.6), or,
-    with `clustering="reference"`, in the order of the reference's labels
-    (§2.6). Both give the reference's group ids whenever the clusters are
+    components by their largest member-0 layer id, descending, or,
+    with `clustering="reference"`, in the order of the reference's labels.
+    Both give the reference's group ids whenever the clusters are
     the same.
 
     Similarities are computed once per search (each bin's member-0 matrix,
@@ -150,7 +150,7 @@ def search_groups(
 
     Args:
         specs: every shared layer of every member.
-        bins: `bins[member][layer_id]`, the initial bins (§1.3), e.g.
+        bins: `bins[member][layer_id]`, the initial bins, e.g.
             `keras_swn.policy.bins.initial_bins(specs, 4)`, or a
             `SharingPolicy` whose groups are the bins.
         gradients: mapping `(member, layer_id) -> OIHW kernel gradient`
@@ -163,14 +163,14 @@ def search_groups(
         threshold_decrement: float > 0, the step (0.05).
         clustering: `"connected_components"` (default) or `"reference"`.
         budget_check: `"proxy"` (default: `need` = sum over groups of the
-            largest kernel, §2.6) or `"exact"` (the one-template total of
+            largest kernel) or `"exact"` (the one-template total of
             the restacked groups).
         signal: `"gradient"` (default), `"gradient+weight"` or
             `"parameter"` (see `similarity_matrix`).
         weights: mapping `(member, layer_id) -> OIHW kernel`, for the
             signals that read weights.
         coefficient_threshold: float or `None`: gate student coefficient
-            sharing (§2.5).
+            sharing.
         chain_sort: `"stable"` or `"reference"`, used by
             `budget_check="exact"` and `SearchResult.to_policy`.
         schedule: `"step"` (default, the reference's) or `"fill"` (see

@@ -126,6 +126,12 @@ class SearchResult:
     def from_dict(cls, d: Mapping[str, Any]) -> "SearchResult":
         """Rebuild a `SearchResult` from `to_dict` output.
 
+        Args:
+            d: a mapping as written by `to_dict`.
+
+        Returns:
+            The `SearchResult`.
+
         Raises:
             ValueError: on another format or version.
         """

@@ -1,13 +1,14 @@
 """Cosine similarity of layer kernels on their common top-left corner.
 
-Implements the layer similarity of swn-algorithm.md §2.3. Every array is a
+Implements the layer similarity (see the algorithm page, *Gradient capture
+and similarity*). Every array is a
 kernel (or a kernel gradient) in the OIHW layout `(out, in, kh, kw)` used by
 the specification; a dense kernel is `(out, in, 1, 1)`. Two kernels of one
 bin can differ in `out` and `in`: they are compared on the common top-left
 corner `[:min(out_a, out_b), :min(in_a, in_b)]`, flattened.
 
 Everything runs on the host in NumPy float64, comparisons elsewhere are
-strict, and the cosine of a zero vector with anything is 0 (§0.5). Pure
+strict, and the cosine of a zero vector with anything is 0. Pure
 NumPy: no Keras import.
 """
 
@@ -120,7 +121,7 @@ def _cosine_from(dot: float, na: float, nb: float) -> float:
 
 
 def cropped_cosine(a: Any, b: Any) -> float:
-    """Cosine of two kernels on their common top-left corner (§2.3).
+    """Cosine of two kernels on their common top-left corner.
 
     Both arrays are cropped to `[:min(out_a, out_b), :min(in_a, in_b)]`,
     flattened and compared in float64. The result is clipped to
@@ -153,7 +154,7 @@ def cropped_cosine(a: Any, b: Any) -> float:
 
 
 class PairSimilarity:
-    """Cached pairwise layer similarity for one signal (§2.3).
+    """Cached pairwise layer similarity for one signal.
 
     Converts each needed array to float64 once, keeps a prefix-sum table of
     its corner norms, and returns the similarity of any two layers. Used by
@@ -163,8 +164,8 @@ class PairSimilarity:
     Signals:
         - `"gradient"`: cosine of the cropped gradients (the reference).
         - `"gradient+weight"`: cosine of `[g/||g|| ; W/||W||]` over the same
-          crop, each side normalised by its own norm (fix of §0.3; a zero
-          side contributes a zero block).
+          crop, each side normalised by its own norm (a fix of the reference; a
+          zero side contributes a zero block).
         - `"parameter"`: cosine of the cropped weights (an SSN-style
           baseline; `gradients` may be `None`).
 
@@ -334,7 +335,7 @@ def similarity_matrix(
     signal: str = "gradient",
     weights: Mapping[Hashable, Any] | None = None,
 ) -> np.ndarray:
-    """Pairwise similarity of layers, cropped to common corners (§2.3).
+    """Pairwise similarity of layers, cropped to common corners.
 
     Entry `[x, y]` compares `keys[x]` and `keys[y]` on the common top-left
     corner of their OIHW arrays (see `cropped_cosine`). The matrix is

@@ -63,14 +63,15 @@ class BankConfig:
     """The budget and initialisation options of a template bank.
 
     Args:
-        budget: int > 0, the template budget: bank parameters only (§1.7).
+        budget: int > 0, the template budget: bank parameters only.
         bank_size: int in 1..8, the most templates one layer mixes.
         template_fan_in: the initialisation: `"kernel"` (default: every
             composed kernel starts He-normal for its own fan-in),
             `"layer"` or `9` (the reference's); see
             `keras_swn.TemplateBank`.
         chain_sort: `None` (default: the policy's chain order),
-            `"stable"` or `"reference"` (§1.4).
+            `"stable"` or `"reference"` (see the algorithm page,
+            *Stacking chains*).
         on_over_budget: `"raise"` (default) or `"report"` (F6).
         seed: int or None, the root seed of every initial value (None:
             drawn once by `resolved()`).
@@ -102,8 +103,15 @@ class BankConfig:
         check_fields(self, _CHECKS)
 
     def resolved(self, chain_sort: str | None = None) -> "BankConfig":
-        """This configuration with a seed drawn if it has none and, if
-        given, the chain order a plan resolved `chain_sort=None` to."""
+        """This configuration with a seed drawn if it has none.
+
+        Args:
+            chain_sort: `None` (keep this configuration's `chain_sort`), or
+                the chain order a plan resolved `chain_sort=None` to.
+
+        Returns:
+            A new `BankConfig` with an int `seed`.
+        """
         return dataclasses.replace(
             self,
             seed=seeding.resolve_seed(self.seed),
@@ -111,7 +119,19 @@ class BankConfig:
         )
 
     def plan(self, specs: Sequence[LayerSpec], policy: SharingPolicy):
-        """`BankPlan.create` of `specs` and `policy` with these options."""
+        """`BankPlan.create` of `specs` and `policy` with these options.
+
+        Args:
+            specs: every shared layer of every member (`LayerSpec`s).
+            policy: the `SharingPolicy` to plan.
+
+        Returns:
+            plan (BankPlan): the plan of `specs` under `policy`.
+
+        Raises:
+            ValueError: when the plan does not fit the budget and
+                `on_over_budget="raise"`.
+        """
         return BankPlan.create(
             specs,
             policy,
@@ -127,6 +147,17 @@ class BankConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "BankConfig":
+        """Read `to_dict` output.
+
+        Args:
+            data: a mapping of `BankConfig` field names to values.
+
+        Returns:
+            The `BankConfig`.
+
+        Raises:
+            ValueError: on an unknown key or an invalid value.
+        """
         unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise invalid_argument(

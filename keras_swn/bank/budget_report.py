@@ -51,6 +51,14 @@ class MemberBudget:
     ) -> "MemberBudget":
         """From a dict with `conv`, `bn`, `head` and `total` keys.
 
+        Args:
+            name: the member's name.
+            counts: parameter counts of the member built without sharing,
+                e.g. from `wide_resnet_param_counts`.
+
+        Returns:
+            The `MemberBudget`.
+
         Examples:
             >>> from keras_swn.models.wide_resnet_shapes import (
             ...     wide_resnet_param_counts)
@@ -90,7 +98,8 @@ class BudgetReport:
     """Where the trainable parameters of an SWN ensemble go.
 
     The budget counts template banks only; coefficients, BatchNorm and
-    heads come on top (§1.7). Totals are deduplicated: a bank or a shared
+    heads come on top (see the algorithm page, *Budget and template
+    allocation*). Totals are deduplicated: a bank or a shared
     coefficient vector counts once, however many members read it.
 
     Attributes:

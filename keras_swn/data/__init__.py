@@ -4,8 +4,8 @@
 package data; `load_npz` reads arrays a user provides. Both return
 NumPy arrays `((x_train, y_train), (x_val, y_val))` ready for `model.fit`.
 `load_cifar` (CIFAR-10/100 through TFDS) and `make_dataset` (in-memory
-arrays) build `tf.data` pipelines with the augmentation of
-swn-algorithm.md §5 (pad-and-crop, flip, normalisation, Cutout).
+arrays) build `tf.data` pipelines with the augmentation of the
+reference recipe (pad-and-crop, flip, normalisation, Cutout).
 """
 
 from keras_swn.data.augment import augment_image

@@ -72,7 +72,7 @@ def augment_image(
     padding: int = 4,
     cutout: int = 16,
 ) -> tf.Tensor:
-    """The §5 training augmentation of one image, seeded and stateless.
+    """The reference training augmentation of one image, seeded, stateless.
 
     Steps, in order: zero-pad `padding` pixels on each side and take a
     random crop of the original size (an offset in `[0, 2 * padding]` per

@@ -1,7 +1,7 @@
 """CIFAR-10/100 as `tf.data` pipelines with the reference augmentation.
 
-The training recipe of swn-algorithm.md §5: a random 32x32 crop of the
-image zero-padded by 4 pixels, a random horizontal flip, per-channel
+The training recipe of the algorithm page (*Training recipe*): a random 32x32
+crop of the image zero-padded by 4 pixels, a random horizontal flip, per-channel
 normalisation with the dataset's mean and standard deviation, then
 Cutout (one 16x16 square, clipped at the border, set to 0 in normalised
 space). Test data is normalised only. The pipelines are `tf.data`
@@ -31,16 +31,16 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 CIFAR10_MEAN = (125.3 / 255, 123.0 / 255, 113.9 / 255)
-"""Per-channel mean of CIFAR-10 in `[0, 1]` pixel scale (§5)."""
+"""Per-channel mean of CIFAR-10 in `[0, 1]` pixel scale."""
 
 CIFAR10_STD = (63.0 / 255, 62.1 / 255, 66.7 / 255)
-"""Per-channel standard deviation of CIFAR-10 in `[0, 1]` scale (§5)."""
+"""Per-channel standard deviation of CIFAR-10 in `[0, 1]` scale."""
 
 CIFAR100_MEAN = (129.3 / 255, 124.1 / 255, 112.4 / 255)
-"""Per-channel mean of CIFAR-100 in `[0, 1]` pixel scale (§5)."""
+"""Per-channel mean of CIFAR-100 in `[0, 1]` pixel scale."""
 
 CIFAR100_STD = (68.2 / 255, 65.4 / 255, 70.4 / 255)
-"""Per-channel standard deviation of CIFAR-100 in `[0, 1]` scale (§5)."""
+"""Per-channel standard deviation of CIFAR-100 in `[0, 1]` scale."""
 
 NORMALIZATION = {
     "cifar10": (CIFAR10_MEAN, CIFAR10_STD),
@@ -165,7 +165,7 @@ def make_dataset(
     shuffle_buffer: int | None = None,
     drop_remainder: bool = False,
 ) -> tf.data.Dataset:
-    """A `tf.data` pipeline with the §5 augmentation over in-memory arrays.
+    """A `tf.data` pipeline with the reference augmentation over arrays.
 
     For images already in memory, e.g. the CIFAR subset read by
     `keras_swn.data.load_npz`. With `training=True` each example is
@@ -180,7 +180,7 @@ def make_dataset(
         y: `(N,)` integer labels.
         batch_size: int, the batch size.
         training: bool, augment (True) or normalise only (False).
-        normalization: `"cifar10"`, `"cifar100"` (the §5 constants), a
+        normalization: `"cifar10"`, `"cifar100"` (the recipe's constants), a
             `(mean, std)` pair of per-channel sequences in `[0, 1]` scale,
             or None (no normalisation).
         padding: int, the zero padding before the random crop (0: none).
@@ -266,7 +266,7 @@ def load_cifar(
     cache: bool = True,
     drop_remainder: bool = False,
 ) -> tf.data.Dataset:
-    """CIFAR-10 or CIFAR-100 from TensorFlow Datasets, as in §5.
+    """CIFAR-10 or CIFAR-100 from TensorFlow Datasets, as in the recipe.
 
     Calls `tfds.load(name, split=split, data_dir=data_dir,
     download=download, as_supervised=True)` and builds the pipeline of

@@ -1,4 +1,7 @@
-"""Ensembles: evaluation, FLOPs per member, anytime prediction (§4.3)."""
+"""Ensembles: evaluation, FLOPs per member, anytime prediction.
+
+See the algorithm page, *Evaluation and anytime prediction*.
+"""
 
 from keras_swn.ensembles.anytime import AnytimeCurve
 from keras_swn.ensembles.anytime import SubsetChoice

@@ -1,4 +1,7 @@
-"""Anytime prediction: every member subset ranked by FLOPs (§4.3, §9.20)."""
+"""Anytime prediction: every member subset ranked by FLOPs.
+
+See the algorithm page, *Evaluation and anytime prediction*.
+"""
 
 from __future__ import annotations
 
@@ -97,9 +100,9 @@ def _pareto(flops: Sequence[float], accuracy: Sequence[float]) -> tuple:
 class AnytimeCurve:
     """Accuracy of every member subset against its total FLOPs.
 
-    The reference's anytime evaluation (swn-algorithm.md §4.3, §9 item
-    20): no early exit and no fixed member order; each of the `2**M - 1`
-    non-empty subsets of members is an ensemble (mean of its members'
+    The reference's anytime evaluation (see the algorithm page, *Evaluation and
+    anytime prediction*): no early exit and no fixed member order; each of the
+    `2**M - 1` non-empty subsets of members is an ensemble (mean of its members'
     softmaxes), ranked by the sum of its members' FLOPs.
 
     Attributes:

@@ -46,9 +46,9 @@ class Metrics:
 class EnsembleEvaluation:
     """The evaluation of every member and of their ensemble.
 
-    The ensemble prediction is the mean of the member softmax
-    probabilities (the reference sums them, swn-algorithm.md §4.3: same
-    argmax; the mean keeps NLL and ECE meaningful).
+    The ensemble prediction is the mean of the member softmax probabilities (the
+    reference sums them: same argmax; see the algorithm page, *Evaluation and
+    anytime prediction*; the mean keeps NLL and ECE meaningful).
 
     Attributes:
         names: tuple of str, one name per member.
@@ -276,7 +276,8 @@ def evaluate_ensemble(
     Reports per member and for the ensemble (the mean of the member
     softmaxes): top-1, top-5 (with at least 5 classes), NLL, ECE over 15
     equal-width bins, and the pairwise top-1 disagreement and "diversity"
-    (mean disagreement / ensemble error, swn-algorithm.md §4.3).
+    (mean disagreement / ensemble error; see the algorithm page,
+    *Evaluation and anytime prediction*).
 
     Args:
         model: an `SWNModel`.

@@ -43,17 +43,17 @@ class LayerFlops:
 class FlopsReport:
     """The cost of one member: inference per image, and kernel composition.
 
-    Conventions (as fvcore, which the reference uses, swn-algorithm.md
-    §4.3): one multiply-add counts as one FLOP; only convolutions and
-    dense layers are counted; BatchNorm, activations, pooling and
-    residual additions are ignored.
+    Conventions (as fvcore, which the reference uses; see the algorithm page,
+    *Evaluation and anytime prediction*): one multiply-add counts as one FLOP;
+    only convolutions and dense layers are counted; BatchNorm, activations,
+    pooling and residual additions are ignored.
 
     `inference_macs` is the per-image cost of the convolutions and dense
     layers. `compose_macs` is the cost of composing the member's shared
     kernels from the templates, once per forward pass whatever the batch
     size: for every shared layer and every width level `w` it uses, the
     template mix `c @ T` costs `K(g, w) * seg(g, w)` multiply-adds (the
-    concatenations of §1.5 are free). The reference counts the
+    concatenations of *Kernel assembly* are free). The reference counts the
     element-wise multiply and sum of weight generation at half the
     element count; `compose_reference` approximates that figure as half
     the elements of the mixed templates, `K * seg / 2` per layer and
@@ -143,7 +143,8 @@ def member_flops(
     `kh * kw * in/groups * out` elements), a dense layer `in * out` per
     output position. One multiply-add counts as one FLOP, as in fvcore;
     BatchNorm, activations, pooling and additions are not counted
-    (swn-algorithm.md §4.3). No forward pass runs; the output sizes come
+    (see the algorithm page, *Evaluation and anytime prediction*). No
+    forward pass runs; the output sizes come
     from the graph's shape inference. The cost of composing the kernels
     (`compose_macs`, `compose_reference`) is reported separately; see
     `FlopsReport`.

@@ -53,10 +53,10 @@ def _padding(value) -> str | tuple[tuple[int, int], tuple[int, int]]:
 class SuperWeightConv2D(BaseSuperWeight):
     """2D convolution whose kernel is rebuilt on every call from templates.
 
-    The kernel is not a variable: `kernel` composes it from the bank's
-    templates and this layer's coefficient vectors (swn-algorithm.md
-    §1.5-1.6), so gradients reach the templates and coefficients. `call()`
-    pads (if asked), then runs `keras.ops.conv` with that kernel.
+    The kernel is not a variable: `kernel` composes it from the bank's templates
+    and this layer's coefficient vectors (see the algorithm page, *Kernel
+    assembly*), so gradients reach the templates and coefficients. `call()` pads
+    (if asked), then runs `keras.ops.conv` with that kernel.
 
     Args:
         filters: int, the number of output channels.
@@ -64,7 +64,7 @@ class SuperWeightConv2D(BaseSuperWeight):
         strides: int or tuple of 2 ints.
         padding: `"valid"`, `"same"`, or PyTorch-style explicit zero
             padding: an int `p` pads `p` on every side (what a PyTorch
-            `padding=1` does, also with stride 2, §9.2), or
+            `padding=1` does, also with stride 2), or
             `((top, bottom), (left, right))`.
         use_bias: bool, whether to add a (plain, unshared) bias.
         bias_initializer: initializer of the bias.
@@ -126,6 +126,15 @@ class SuperWeightConv2D(BaseSuperWeight):
         return (self.filters, int(input_shape[-1]), *self.kernel_size)
 
     def convolution_op(self, inputs, kernel):
+        """Pad `inputs` as `padding` says, then convolve with `kernel`.
+
+        Args:
+            inputs (Tensor): a `(batch, height, width, channels)` tensor.
+            kernel (Tensor): the composed HWIO kernel.
+
+        Returns:
+            outputs (Tensor): the convolution's output (no bias).
+        """
         padding = self.padding
         if not isinstance(padding, str):
             (t, b), (l, r) = padding

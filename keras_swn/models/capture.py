@@ -1,4 +1,6 @@
-"""Gradient capture through zero probes (swn-algorithm.md §2.3, §3.2).
+"""Gradient capture through zero probes.
+
+See the algorithm page, *Gradient capture and similarity* and *Refine*.
 
 A probe is a zero tensor added to a composed kernel (or to a coefficient
 row) inside `keras_swn.probe.probe_scope`; the gradient of the loss with
@@ -91,7 +93,8 @@ def collect_kernel_gradients(
         model: an `SWNModel`.
         x: inputs (array) or a dataset of `(x, y)` batches.
         y: labels when `x` is an array.
-        batches: int or None, how many batches to use (§2.3: one).
+        batches: int or None, how many batches to use (the
+            reference: one).
         batch_size: int, the batch size for arrays.
         training: bool, BatchNorm mode (default inference).
 
@@ -121,7 +124,7 @@ def collect_coefficient_gradients(
     batch_size: int = 128,
     training: bool = False,
 ) -> dict[Slot, Any]:
-    """Per-slot coefficient gradients for refine (§3.2).
+    """Per-slot coefficient gradients for refine.
 
     For every slot `(member, layer_id, width)`, the gradient of that
     member's loss on the coefficient vector the slot reads, summed over
@@ -271,15 +274,38 @@ class GradientCaptureMethods:
     def collect_kernel_gradients(
         self, x: Any, y: Any = None, **kwargs: Any
     ) -> list[dict]:
-        """dL/dkernel of every shared layer, per member, by layer name, with
-        no optimizer step: `keras_swn.models.capture.collect_kernel_gradients`
-        (`batches=1`, `batch_size=128`, `training=False`)."""
+        """dL/dkernel of every shared layer, per member, by layer name.
+
+        No optimizer step runs. See
+        `keras_swn.models.capture.collect_kernel_gradients` (defaults
+        `batches=1`, `batch_size=128`, `training=False`).
+
+        Args:
+            x: inputs (an array) or a dataset of `(x, y)` batches.
+            y: labels when `x` is an array.
+            **kwargs: the other arguments of
+                `keras_swn.models.capture.collect_kernel_gradients`.
+
+        Returns:
+            A list with one dict per member: layer name to the gradient.
+        """
         return collect_kernel_gradients(self, x, y, **kwargs)
 
     def collect_coefficient_gradients(
         self, x: Any, y: Any = None, **kwargs: Any
     ) -> dict:
-        """Per-slot coefficient gradients for refine (§3.2), per member:
-        `keras_swn.models.capture.collect_coefficient_gradients`
-        (`batches=None`, `batch_size=128`, `training=False`)."""
+        """Per-slot coefficient gradients for refine, per member.
+
+        See `keras_swn.models.capture.collect_coefficient_gradients`
+        (defaults `batches=None`, `batch_size=128`, `training=False`).
+
+        Args:
+            x: inputs (an array) or a dataset of `(x, y)` batches.
+            y: labels when `x` is an array.
+            **kwargs: the other arguments of
+                `keras_swn.models.capture.collect_coefficient_gradients`.
+
+        Returns:
+            A dict from coefficient slot to its summed gradient, per member.
+        """
         return collect_coefficient_gradients(self, x, y, **kwargs)

@@ -17,12 +17,12 @@ from keras_swn.policy.layer_spec import LayerSpec
 class LayerFactory:
     """Creates the shared layers of one member, in construction order.
 
-    A member builder asks the factory for every layer whose kernel should
-    come from the shared bank; the factory numbers them (the layer ids of
-    §1.2) and returns `SuperWeightConv2D` / `SuperWeightDense` layers bound
-    to `bank`. With `bank=None` it returns stock Keras layers instead, which
-    is how the shapes of a user's architecture are traced before any bank
-    exists.
+    A member builder asks the factory for every layer whose kernel should come
+    from the shared bank; the factory numbers them (the layer ids of the
+    algorithm page, *Shared layers and layer ids*) and returns
+    `SuperWeightConv2D` / `SuperWeightDense` layers bound to `bank`. With
+    `bank=None` it returns stock Keras layers instead, which is how the shapes
+    of a user's architecture are traced before any bank exists.
 
     Args:
         bank: the shared `TemplateBank`, or None to trace shapes.
@@ -51,7 +51,21 @@ class LayerFactory:
         padding="valid",
         name: str | None = None,
     ) -> keras.layers.Layer:
-        """A shared convolution (no bias), PyTorch-style `padding` allowed."""
+        """A shared convolution (no bias), PyTorch-style `padding` allowed.
+
+        Args:
+            filters: int, output channels.
+            kernel_size: an int or a `(kh, kw)` pair.
+            strides: an int or a pair.
+            padding (str | int | tuple): `"valid"`, `"same"`, an int `p`
+                (pad `p` on every side, as PyTorch) or
+                `((top, bottom), (left, right))`.
+            name: the layer name.
+
+        Returns:
+            A `SuperWeightConv2D` reading the bank, or a stock Keras
+            convolution when the factory has no bank.
+        """
         name = name or f"conv_{len(self.created)}"
         if self.bank is None:
             layer = _TracedConv2D(filters, kernel_size, strides, padding, name)
@@ -76,7 +90,18 @@ class LayerFactory:
         use_bias: bool = True,
         name: str | None = None,
     ) -> keras.layers.Layer:
-        """A shared dense layer (its bias stays a plain per-layer weight)."""
+        """A shared dense layer (its bias stays a plain per-layer weight).
+
+        Args:
+            units: int, output units.
+            activation (str | Callable | None): a Keras activation.
+            use_bias: bool, add a (per-layer, unshared) bias.
+            name: the layer name.
+
+        Returns:
+            A `SuperWeightDense` reading the bank, or a stock Keras
+            `Dense` when the factory has no bank.
+        """
         name = name or f"dense_{len(self.created)}"
         if self.bank is None:
             layer = keras.layers.Dense(
@@ -161,7 +186,15 @@ class MemberBuilder:
     def layer_specs(
         self, input_shape: Sequence[int], member: int = 0
     ) -> list[LayerSpec]:
-        """The shared layers of this member, traced with stock layers."""
+        """The shared layers of this member, traced with stock layers.
+
+        Args:
+            input_shape: the shape of one input, e.g. `(32, 32, 3)`.
+            member: the member index the specs are labelled with.
+
+        Returns:
+            A list of `LayerSpec`, in layer-id order.
+        """
         factory, _ = self._trace(input_shape, 2)
         specs = []
         for layer_id, (kind, name, layer) in enumerate(factory.created):
@@ -177,7 +210,15 @@ class MemberBuilder:
     def unshared_params(
         self, input_shape: Sequence[int], num_classes: int
     ) -> MemberBudget:
-        """Parameter counts of this member built without sharing."""
+        """Parameter counts of this member built without sharing.
+
+        Args:
+            input_shape: the shape of one input.
+            num_classes: classes of the head.
+
+        Returns:
+            A `MemberBudget`.
+        """
         factory, model = self._trace(input_shape, num_classes)
         shared = 0
         for kind, _, layer in factory.created:
@@ -201,7 +242,20 @@ class MemberBuilder:
         name: str,
         seed: int | None = None,
     ) -> keras.Model:
-        """This member as a functional model reading `bank`."""
+        """This member as a functional model reading `bank`.
+
+        Args:
+            bank: the `TemplateBank` the shared layers read.
+            member: the member index (selects its layers in the plan).
+            input_shape: the shape of one input.
+            num_classes: classes of the head.
+            name: the model name.
+            seed: int or `None`, the seed of the member's own (unshared)
+                weights.
+
+        Returns:
+            A `keras.Model`.
+        """
         factory = LayerFactory(bank, member, seed)
         inputs = keras.Input(tuple(input_shape), name=f"{name}_input")
         # Variable paths `member_i/<layer>/<weight>`: unique across members
@@ -222,4 +276,12 @@ class MemberBuilder:
 
     @classmethod
     def from_config(cls, config: dict) -> "MemberBuilder":
+        """Rebuild a builder from `get_config` output.
+
+        Args:
+            config: the dict `get_config` returned.
+
+        Returns:
+            The builder.
+        """
         return cls(**config)

@@ -1,6 +1,6 @@
 """Rebuild an `SWNModel` for a new policy, carrying its trained values over.
 
-This is how the refine step (swn-algorithm.md §3.2) takes effect: the
+This is how the refine step (see the algorithm page, *Refine*) takes effect: the
 refined policy gives some slots a new owner; the new model has one
 coefficient variable row per owner, so every block of a partition is one
 vector used by all of its members (F3), initialised from the value it had.
@@ -90,7 +90,7 @@ def transfer_weights(
 
 
 def transfer_optimizer_state(source, target) -> None:
-    """Carry optimizer state over to a rebuilt model (§3.2).
+    """Carry optimizer state over to a rebuilt model (after refine).
 
     The iteration count and the slots (e.g. momentum) of every variable
     that exists in both models with the same path and shape are copied. In
@@ -146,6 +146,14 @@ def clone_swn_model(model, *, copy_weights: bool = True):
     `keras.models.clone_model` would hand the clone the original's bank
     object; this builds a new model from the config, so the clone's members
     share the clone's bank, and copies the weights.
+
+    Args:
+        model (SWNModel): the model to copy.
+        copy_weights: bool, copy `model`'s current values into the clone
+            (True) or keep the clone's fresh initial values (False).
+
+    Returns:
+        clone (SWNModel): a new model with its own bank.
     """
     clone = type(model).from_config(model.get_config())
     if copy_weights:

@@ -1,11 +1,11 @@
 """Coupled L2 weight decay: which variables decay, and the loss term.
 
-One rule for the library (swn-algorithm.md §5, §9.4): every trainable
-variable decays except the coefficients (the reference's rule) and the
-own variables of members that do not train (loss weight 0; their
-parameters get no gradient in the reference, §2.2). `SWNModel` adds the
-term to its loss (`weight_decay=`); an optimizer that applies decay itself
-should take its variables from `decayed_variables`.
+One rule for the library (see the algorithm page, *Training recipe*): every
+trainable variable decays except the coefficients (the reference's rule) and the
+own variables of members that do not train (loss weight 0; their parameters get
+no gradient in the reference, see *Search training*). `SWNModel` adds the term
+to its loss (`weight_decay=`); an optimizer that applies decay itself should
+take its variables from `decayed_variables`.
 """
 
 from __future__ import annotations

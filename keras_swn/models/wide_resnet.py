@@ -1,4 +1,7 @@
-"""`WideResNet`: the CIFAR pre-activation WRN of §6 as an SWN member."""
+"""`WideResNet`: the CIFAR pre-activation WRN as an SWN member.
+
+See the algorithm page, *Architecture*.
+"""
 
 from __future__ import annotations
 
@@ -20,13 +23,14 @@ class WideResNet(MemberBuilder):
     """The CIFAR wide residual network (pre-activation), as an SWN member.
 
     Channels `[16, 16k, 32k, 64k]`, `(depth - 4) / 6` pre-activation basic
-    blocks per stage, strides 1, 2, 2 (swn-algorithm.md §6). Block:
+    blocks per stage, strides 1, 2, 2 (see the algorithm page, *Architecture*).
+    Block:
     `h = relu(bn1(x))`, `out = conv2(relu(bn2(conv1(h))))`, residual `x`
     or a 1x1 convolution of `h` when the width changes. Every convolution
     (stem, block convs, shortcuts) is shared through the bank; BatchNorm
     (momentum 0.9, epsilon 1e-5: PyTorch's defaults) and the classifier
     (He-normal weights, zero bias) belong to the member. The 3x3 convs use
-    PyTorch-style explicit padding 1, also at stride 2 (§9.2).
+    PyTorch-style explicit padding 1, also at stride 2.
 
     Args:
         depth: int, `6n + 4` with `n >= 1` (10, 16, 22, 28, ...).
@@ -51,6 +55,16 @@ class WideResNet(MemberBuilder):
     def layer_specs(
         self, input_shape: Sequence[int], member: int = 0
     ) -> list[LayerSpec]:
+        """The shared layers of this WRN, from its architecture.
+
+        Args:
+            input_shape: the shape of one input (its last entry is the
+                number of input channels).
+            member: the member index the specs are labelled with.
+
+        Returns:
+            A list of `LayerSpec`, in layer-id order.
+        """
         return wide_resnet_layer_specs(
             self.depth,
             self.width,
@@ -61,6 +75,15 @@ class WideResNet(MemberBuilder):
     def unshared_params(
         self, input_shape: Sequence[int], num_classes: int
     ) -> MemberBudget:
+        """Parameter counts of this WRN built without sharing.
+
+        Args:
+            input_shape: the shape of one input.
+            num_classes: classes of the head.
+
+        Returns:
+            A `MemberBudget`.
+        """
         counts = wide_resnet_param_counts(
             self.depth,
             self.width,

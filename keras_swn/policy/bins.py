@@ -1,7 +1,8 @@
 """Initial bins: the coarse starting partition of the shared layers.
 
 Reproduces the reference's `all_nets_groupslim_depth` bins with separate
-kernel types (swn-algorithm.md §1.3). Pure Python: no Keras import.
+kernel types (see the algorithm page, *Initial bins*). Pure Python: no
+Keras import.
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ def _deal(n_layers: int, n_bins: int) -> list[int]:
 def bins_per_kernel(
     specs: Sequence[LayerSpec], num_bins: int
 ) -> dict[str, int]:
-    """How many bins each kernel type gets (§1.3), in bin-id order.
+    """How many bins each kernel type gets, in bin-id order.
+
+    See the algorithm page, *Initial bins*.
 
     Set by member 0 only: `max(1, round(B * n_kernel / n_layers_member0))`
     with Python's `round` (half to even). Kernel keys are sorted as strings
@@ -98,7 +101,8 @@ def bins_per_kernel(
     Raises:
         ValueError: on bad `specs`, on `num_bins < 1`, when a member has a
             kernel type that member 0 lacks, or when more than
-            `num_bins + 1` bins would be needed (§9, item 16).
+            `num_bins + 1` bins would be needed (the reference visits
+            no more; see the algorithm page, *Initial bins*).
     """
     num_bins = check_int("num_bins", num_bins, minimum=1)
     by_member = index_specs(specs)
@@ -130,7 +134,9 @@ def bins_per_kernel(
 
 
 def initial_bins(specs: Sequence[LayerSpec], num_bins: int) -> Groups:
-    """The initial bins of every layer of every member (§1.3).
+    """The initial bins of every layer of every member.
+
+    See the algorithm page, *Initial bins*.
 
     For every kernel type (keys sorted as strings), the number of bins is
     set by member 0 (`bins_per_kernel`). Each member then deals its own

@@ -93,7 +93,14 @@ class LayerSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "LayerSpec":
-        """Read `to_dict` output."""
+        """Read `to_dict` output.
+
+        Args:
+            d: a mapping as written by `to_dict`.
+
+        Returns:
+            The `LayerSpec`.
+        """
         return cls(
             member=int(d["member"]),
             layer_id=int(d["layer_id"]),

@@ -149,15 +149,39 @@ class SharingPolicy:
         return len({g for row in self.groups for g in row})
 
     def group_of(self, member: int, layer_id: int) -> int:
+        """The group of one layer.
+
+        Args:
+            member: the member index.
+            layer_id: the layer id within that member.
+
+        Returns:
+            The group id.
+        """
         return self.groups[member][layer_id]
 
     def owner(self, slot: Slot) -> LayerKey:
-        """The `(member, layer_id)` whose coefficient vector `slot` reads."""
+        """The `(member, layer_id)` whose coefficient vector `slot` reads.
+
+        Args:
+            slot: a `(member, layer_id, width)` coefficient slot.
+
+        Returns:
+            The owner's `(member, layer_id)`: the slot's own layer when it
+            shares with nobody.
+        """
         slot = cast(Slot, tuple(slot))
         return self.coefficient_owners.get(slot, (slot[0], slot[1]))
 
     def layers_in_group(self, group: int) -> list[LayerKey]:
-        """All `(member, layer_id)` of a group, ascending."""
+        """All `(member, layer_id)` of a group, ascending.
+
+        Args:
+            group: the group id.
+
+        Returns:
+            A list of `(member, layer_id)` tuples.
+        """
         return [
             (m, l)
             for m, row in enumerate(self.groups)
@@ -351,6 +375,12 @@ class SharingPolicy:
     def from_dict(cls, d: Mapping[str, Any]) -> "SharingPolicy":
         """Read `to_dict` output; a version-1 policy is `"stable"`.
 
+        Args:
+            d: a mapping as written by `to_dict`.
+
+        Returns:
+            The `SharingPolicy`.
+
         Raises:
             ValueError: on another format or version, or invalid contents.
         """
@@ -379,21 +409,54 @@ class SharingPolicy:
         )
 
     def to_json(self, indent: int | None = None) -> str:
-        """The policy as a JSON string."""
+        """The policy as a JSON string.
+
+        Args:
+            indent: `json.dumps` indentation; `None` for one line.
+
+        Returns:
+            The JSON text (`from_json` reads it back).
+        """
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
     def from_json(cls, text: str) -> "SharingPolicy":
-        """Parse a policy from `to_json` output; raises `ValueError`."""
+        """Parse a policy from `to_json` output.
+
+        Args:
+            text: the JSON text.
+
+        Returns:
+            The `SharingPolicy`.
+
+        Raises:
+            ValueError: on invalid JSON, another format or version, or
+                invalid contents.
+        """
         return cls.from_dict(parse_json(text, "sharing policy"))
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the policy as JSON, atomically (no half-written file)."""
+        """Write the policy as JSON, atomically (no half-written file).
+
+        Args:
+            path: the file to write (`load` reads it back).
+        """
         atomic_write_text(path, self.to_json(indent=1))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "SharingPolicy":
-        """Read a policy written by `save`."""
+        """Read a policy written by `save`.
+
+        Args:
+            path: the JSON file.
+
+        Returns:
+            The `SharingPolicy`.
+
+        Raises:
+            OSError: when the file cannot be read.
+            ValueError: when it does not hold a valid policy.
+        """
         with open(path, encoding="utf-8") as f:
             return cls.from_json(f.read())
 

@@ -1,13 +1,14 @@
 """The search object: SuperWeight clusters, final training and refine.
 
-`SearchAndRefine` runs the whole pipeline of swn-algorithm.md (Appendix A)
-with the surface of a KerasTuner tuner; `SearchConfig` and `RunConfig` are
-its validated configuration (what it searches, how it trains), and
-`TrainingRecipe` with `ReferenceSGD` and `step_learning_rate` the
-reference's training recipe (§5). `train_and_save` trains a fixed-policy
-`SWNModel` with the same recipe; `load_and_evaluate` reloads a saved one.
-The phase state machine (`keras_swn.search.oracle.PhaseOracle`) and its
-vocabulary (`keras_swn.search.phases`) are internals of the search.
+`SearchAndRefine` runs the whole pipeline (see the algorithm page, *The
+pipeline*) with the surface of a KerasTuner tuner; `SearchConfig` and
+`RunConfig` are its validated configuration (what it searches, how it trains),
+and `TrainingRecipe` with `ReferenceSGD` and `step_learning_rate` the
+reference's training recipe (the algorithm page, *Training recipe*).
+`train_and_save` trains a fixed-policy `SWNModel` with the same recipe;
+`load_and_evaluate` reloads a saved one. The phase state machine
+(`keras_swn.search.oracle.PhaseOracle`) and its vocabulary
+(`keras_swn.search.phases`) are internals of the search.
 `SWNTuner` (`keras_swn.search.tuner`), a KerasTuner tuner whose trials
 are `SearchAndRefine` runs, is imported on first access: it needs
 keras-tuner, which `import keras_swn` does not.

@@ -76,7 +76,7 @@ class SearchModels:
         return "per_layer"
 
     def search_model(self, recipe: TrainingRecipe) -> SWNModel:
-        """The search-phase model (§2.1): the initial bins, coefficients as
+        """The search-phase model: the initial bins, coefficients as
         `search_coefficients`; only `config.search_members` train
         (the others' own variables are frozen and not decayed)."""
         weights = [
@@ -99,7 +99,7 @@ class SearchModels:
     def final_model(
         self, policy: SharingPolicy, recipe: TrainingRecipe
     ) -> SWNModel:
-        """An `SWNModel` built afresh from `policy` (§3.1)."""
+        """An `SWNModel` built afresh from `policy`."""
         model = SWNModel(policy=policy, **self.model_kwargs())
         self.compile(model, recipe)
         return model
@@ -108,7 +108,7 @@ class SearchModels:
         self, model: SWNModel, result: RefineResult, recipe: TrainingRecipe
     ) -> SWNModel:
         """`model` rebuilt with the refined policy and its trained values
-        (§3.2), optimizer state and current learning rate carried over;
+        (refine), optimizer state and current learning rate carried over;
         `model` itself when the refine split nothing."""
         if not result.copies:
             return model

@@ -2,9 +2,10 @@
 coefficient gradients, keyed the way `keras_swn.analysis` expects.
 
 `SWNModel.collect_kernel_gradients` returns each member's gradients by
-layer name in the Keras kernel layout; the clustering (§2.3-§2.6) wants
+layer name in the Keras kernel layout; the clustering (see the algorithm page,
+*Gradient capture and similarity*) wants
 them by `(member, layer_id)` in the OIHW layout of the layer specs. The
-refine step (§3.2) reads every coefficient slot's gradient over one
+refine step (*Refine*) reads every coefficient slot's gradient over one
 inference-mode pass.
 """
 
@@ -36,7 +37,7 @@ def kernel_gradients(
     seed: int,
 ) -> dict[LayerKey, np.ndarray]:
     """dL/dkernel of every shared layer over the first `batches` batches
-    of the seeded capture order (§2.3), OIHW, by `(member, layer_id)`."""
+    of the seeded capture order, OIHW, by `(member, layer_id)`."""
     kinds = {s.key: s.kind for s in specs}
     raw = model.collect_kernel_gradients(
         **data.collect_kwargs(batch_size, seed, "capture", batches)
@@ -96,7 +97,7 @@ def coefficient_gradients(
     model: SWNModel, data: DataSource, *, batch_size: int, seed: int
 ) -> dict:
     """Every coefficient slot's gradient over one pass of the seeded
-    refine order (§3.2)."""
+    refine order."""
     return model.collect_coefficient_gradients(
         **data.collect_kwargs(batch_size, seed, "refine", None)
     )

@@ -119,7 +119,8 @@ class SearchConfig:
 
     The options marked *reference* default to None, which resolves to the
     library default, or to the reference's value with
-    `reference_compatible=True` (§0.6); passing another value for one of
+    `reference_compatible=True` (see the algorithm page,
+    *Reference-compatible mode*); passing another value for one of
     them together with `reference_compatible=True` is an error.
 
     Args:
@@ -130,7 +131,8 @@ class SearchConfig:
         budget: int > 0, the template budget (bank parameters only).
         seed: int >= 0, the root seed of initial values, data order, the
             capture batch and the refine pass.
-        num_bins: int, initial bins `B` (§1.3).
+        num_bins: int, initial bins `B` (see the algorithm page, *Initial
+            bins*).
         threshold_schedule: *reference*; which clustering thresholds the
             search tries: `"fill"` (the default: the least-merged grouping
             whose one template per bank takes at most `group_share` of the
@@ -145,11 +147,13 @@ class SearchConfig:
             `"reference"`.
         signal: `"gradient"` (default), `"gradient+weight"` or
             `"parameter"` (the SSN-style baseline, no gradient capture).
-        capture_batches: int, batches of gradient capture (§2.3: 1).
+        capture_batches: int, batches of gradient capture (the
+            reference: 1).
         batch_size: int, the batch size of training, capture and refine.
         refine_threshold: float, the refine cosine threshold (README 0.9).
         coefficient_threshold: float or None: gate student coefficient
-            sharing at search time (§2.5); also trains every member
+            sharing at search time (see the algorithm page, *Attaching
+            the other members*); also trains every member
             during the search.
         budget_check: *reference*; the measure of the clustering threshold
             loop: `"exact"` (the default: the one-template total of the
@@ -157,7 +161,7 @@ class SearchConfig:
             `"proxy"` (the reference's `need`, the sum of each group's
             largest kernel, which ignores cropping waste).
         chain_sort: *reference*; `"stable"` (default) or `"reference"`
-            (§1.4).
+            (see the algorithm page, *Stacking chains*).
         template_fan_in: *reference*; the template initialisation passed
             to `SWNModel`: `"kernel"` (the default: every composed kernel
             starts with the He-normal scale of its own fan-in), `"layer"`
@@ -368,6 +372,18 @@ class SearchConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "SearchConfig":
+        """Read `to_dict` output.
+
+        Args:
+            data: a mapping as written by `to_dict` (members serialised as
+                Keras objects).
+
+        Returns:
+            The `SearchConfig`.
+
+        Raises:
+            ValueError: on an invalid value.
+        """
         data = dict(data)
         data["members"] = [
             keras.saving.deserialize_keras_object(m) for m in data["members"]

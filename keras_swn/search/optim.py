@@ -1,7 +1,7 @@
 """The training recipe of `SearchAndRefine`: SGD, Nesterov, coupled L2, and
 a learning-rate schedule set at the start of every epoch.
 
-The optimizer is the reference's (swn-algorithm.md §5 and §9, items 4, 5):
+The optimizer is the reference's (see the algorithm page, *Training recipe*):
 SGD with Nesterov momentum 0.9, PyTorch-style **coupled** weight decay 5e-4
 (added to the gradient before momentum, i.e. the gradient of
 `wd/2 * ||w||^2`) on every trainable variable except the coefficients.
@@ -9,7 +9,7 @@ SGD with Nesterov momentum 0.9, PyTorch-style **coupled** weight decay 5e-4
 Weight decay lives in the optimizer, not in the model's loss: each shared
 variable (a template bank, a hard-shared coefficient vector) is one Keras
 variable that the optimizer sees once, so it is decayed once however many
-members use it (§9.4), and the `SWNModel` needs no change. The logged loss
+members use it, and the `SWNModel` needs no change. The logged loss
 is the summed cross-entropy without the decay term, as in the reference.
 
 The learning rate is a function of the epoch and of the length of the
@@ -53,11 +53,22 @@ def step_learning_rate(
     milestones: Sequence[int] = (60, 120, 160),
     gamma: float = 0.2,
 ) -> float:
-    """The reference's step schedule (`adjust_learning_rate`, §5).
+    """The reference's step schedule (`adjust_learning_rate`).
+
+    See the algorithm page, *Training recipe*.
 
     `learning_rate * gamma ** k`, where `k` is the number of milestones
     `<= epoch` (0-based epochs). `learning_rate_at` scales the milestones
     to the length of a run.
+
+    Args:
+        epoch: int, the 0-based epoch.
+        learning_rate: float, the initial rate.
+        milestones: epochs at which the rate is multiplied by `gamma`.
+        gamma: float, the factor at each milestone.
+
+    Returns:
+        float, the rate of `epoch`.
 
     Examples:
         >>> [round(step_learning_rate(e), 6) for e in (0, 59, 60, 120, 199)]
@@ -282,7 +293,7 @@ class ReferenceSGD(keras.optimizers.SGD):
 
     Keras' own `SGD` keeps a velocity that includes the learning rate; the
     two forms agree while the LR is constant and differ briefly after each
-    LR drop (§9.5). This one matches the reference exactly.
+    LR drop. This one matches the reference exactly.
 
     Which variables decay: for an `SWNModel`, call
     `decay_only(keras_swn.models.decayed_variables(model))` before the
@@ -356,7 +367,16 @@ class ReferenceSGD(keras.optimizers.SGD):
         self._decayed_ids = {id(v) for v in variables}
 
     def decays(self, variable) -> bool:
-        """Whether `variable` gets the L2 term."""
+        """Whether `variable` gets the L2 term.
+
+        Args:
+            variable (keras.Variable): a trainable variable.
+
+        Returns:
+            bool: the variables given to `decay_only`, if it was called;
+            otherwise every variable whose path matches none of
+            `exclude_patterns`.
+        """
         if self._decayed_ids is not None:
             return id(variable) in self._decayed_ids
         path = getattr(variable, "path", None) or variable.name
@@ -399,7 +419,19 @@ def make_optimizer(
     momentum: float = 0.9,
     nesterov: bool = True,
 ) -> ReferenceSGD:
-    """The reference optimizer (§5): `ReferenceSGD` with these settings."""
+    """The reference optimizer: `ReferenceSGD` with these settings.
+
+    See the algorithm page, *Training recipe*.
+
+    Args:
+        learning_rate: float, the initial learning rate.
+        weight_decay: float, the coupled L2 factor (not on coefficients).
+        momentum: float, the momentum.
+        nesterov: bool, Nesterov momentum.
+
+    Returns:
+        A `ReferenceSGD`.
+    """
     return ReferenceSGD(
         learning_rate, momentum=momentum, nesterov=nesterov, l2=weight_decay
     )

@@ -1,10 +1,9 @@
 """The phase oracle of `SearchAndRefine`: a pure, resumable state machine.
 
-`SearchAndRefine` has the shape of a KerasTuner tuner (style-guide.md,
-"The search object in the KerasTuner shape"): this module is its
-**oracle**, the policy that says what runs next, kept apart from the
-runner that builds and fits `SWNModel`s. Instead of trials it walks the
-phases of `keras_swn.search.phases` (swn-algorithm.md Appendix A).
+`SearchAndRefine` has the shape of a KerasTuner tuner: this module is its
+**oracle**, the policy that says what runs next, kept apart from the runner that
+builds and fits `SWNModel`s. Instead of trials it walks the phases of
+`keras_swn.search.phases` (see the algorithm page, *The pipeline*).
 
 The runner asks `next_task()`: the oracle answers with a `Task`, the step
 to run and everything the runner needs to run it (which model it starts
@@ -171,10 +170,11 @@ class PhaseOracle:
 
     Args:
         sharing: the regime: `"learned"`, `"learned_no_refine"`,
-            `"bins_hard"` or `"soft"` (swn-algorithm.md §3.3).
-        search_epochs: int >= 0, epochs of search training (§2.2).
+            `"bins_hard"` or `"soft"` (see the algorithm page, *Sharing
+            regimes*).
+        search_epochs: int >= 0, epochs of search training.
         epochs: int >= 1, epochs of the final training.
-        refine_after: int, final-training epochs before refine (§3.2);
+        refine_after: int, final-training epochs before refine;
             required by the regimes that refine.
 
     Examples:

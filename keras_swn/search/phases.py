@@ -1,18 +1,20 @@
 """The vocabulary of a search: its phases, sharing regimes and steps.
 
-A search walks the phases of swn-algorithm.md Appendix A:
+A search walks the phases of the pipeline (see the algorithm page, *The
+pipeline*):
 
 ```
-search_training (epochs 0 .. search_epochs-1)   # §2.1-§2.2
-clustering                                      # §2.3-§2.6
-training (epochs 0 .. refine_after-1)           # §3.1
-refine                                          # §3.2
+search_training (epochs 0 .. search_epochs-1)   # Search training
+clustering                                      # Clustering
+training (epochs 0 .. refine_after-1)           # Final training
+refine                                          # Refine
 training (epochs refine_after .. epochs-1)
 finish                                          # evaluate, save the model
 done
 ```
 
-Which phases run is fixed by the sharing regime (§3.3, named explicitly):
+Which phases run is fixed by the sharing regime (*Sharing regimes*, named
+explicitly):
 
 - `"learned"`: search; final training starts from the learned groups,
   member 0 soft, students hard-shared with their partner layer; refine
@@ -62,7 +64,7 @@ class Phase(_Named):
 
 
 class Sharing(_Named):
-    """The sharing regimes of swn-algorithm.md §3.3, named explicitly."""
+    """The sharing regimes of the algorithm page, named explicitly."""
 
     LEARNED = "learned"
     LEARNED_NO_REFINE = "learned_no_refine"
@@ -71,12 +73,12 @@ class Sharing(_Named):
 
     @property
     def searches(self) -> bool:
-        """Whether the regime runs the search (§2)."""
+        """Whether the regime runs the search."""
         return self is not Sharing.BINS_HARD
 
     @property
     def refines(self) -> bool:
-        """Whether the regime runs the refine step (§3.2)."""
+        """Whether the regime runs the refine step."""
         return self in (Sharing.LEARNED, Sharing.BINS_HARD)
 
 
@@ -126,7 +128,7 @@ def schedule(
 
     Args:
         sharing: the regime (see the module docstring).
-        search_epochs: int >= 0, epochs of the search-phase model (§2.2);
+        search_epochs: int >= 0, epochs of the search-phase model;
             must be 0 for `"bins_hard"`, which has no search.
         epochs: int >= 1, epochs of the final training.
         refine_after: the number of final-training epochs before the

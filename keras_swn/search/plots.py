@@ -150,7 +150,7 @@ def plot_refine_cosines(
     """Histogram of the refine step's pair cosines, threshold marked.
 
     Pairs above the threshold keep sharing one vector; the others are
-    split (§3.2).
+    split (see the algorithm page, *Refine*).
 
     Args:
         pair_cosines: `RefineResult.pair_cosines`.

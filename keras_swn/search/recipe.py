@@ -1,7 +1,8 @@
 """`TrainingRecipe`: the optimizer and learning-rate schedule of a run.
 
 One frozen, validated, JSON-round-trippable description of how an
-`SWNModel` is trained (swn-algorithm.md §5): `ReferenceSGD` (SGD with
+`SWNModel` is trained (see the algorithm page, *Training recipe*):
+`ReferenceSGD` (SGD with
 Nesterov momentum 0.9 and coupled L2 decay) and a learning rate set at the
 start of every epoch by a schedule over the run (`learning_rate_at`). Used
 by `SearchAndRefine` (every training step of the search) and by
@@ -90,7 +91,16 @@ class TrainingRecipe:
             object.__setattr__(self, name, value)
 
     def learning_rate_at(self, epoch: int, *, epochs: int) -> float:
-        """The rate of the 0-based `epoch` of a run of `epochs` epochs."""
+        """The rate of the 0-based `epoch` of a run of `epochs` epochs.
+
+        Args:
+            epoch: int, the 0-based epoch.
+            epochs: int, the length of the run (fractional milestones are
+                fractions of it).
+
+        Returns:
+            float, the learning rate.
+        """
         assert self.schedule is not None  # `__post_init__` filled it in
         return learning_rate_at(
             epoch,
@@ -117,9 +127,16 @@ class TrainingRecipe:
         jit_compile: bool | str = "auto",
         run_eagerly: bool = False,
     ) -> None:
-        """Compile `model` with `optimizer()` and build the optimizer (its
-        slots exist before the first step, so a checkpoint can fill them).
-        An `SWNModel`'s variables decay as `decayed_variables` says.
+        """Compile `model` with `optimizer()` and build the optimizer.
+
+        The optimizer's slots exist before the first step, so a checkpoint
+        can fill them. An `SWNModel`'s variables decay as
+        `decayed_variables` says.
+
+        Args:
+            model: the model to compile (an `SWNModel` or any Keras model).
+            jit_compile: passed to `keras.Model.compile`.
+            run_eagerly: passed to `keras.Model.compile`.
         """
         optimizer = self.optimizer()
         if isinstance(model, SWNModel):
@@ -132,8 +149,15 @@ class TrainingRecipe:
         optimizer.build(model.trainable_variables)
 
     def scheduler(self, epochs: int) -> keras.callbacks.Callback:
-        """A `LearningRateScheduler` that sets the rate of every epoch of
-        a `fit` of `epochs` epochs (and logs it as `learning_rate`)."""
+        """A callback that sets the rate of every epoch of a `fit`.
+
+        Args:
+            epochs: int, the length of the run the schedule spans.
+
+        Returns:
+            A `keras.callbacks.LearningRateScheduler` (the rate is logged
+            as `learning_rate`).
+        """
         return keras.callbacks.LearningRateScheduler(
             lambda epoch, lr=None: self.learning_rate_at(epoch, epochs=epochs)
         )
@@ -151,5 +175,16 @@ class TrainingRecipe:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainingRecipe":
+        """Read `to_dict` output; keys of other records are ignored.
+
+        Args:
+            data: a mapping holding the recipe's fields.
+
+        Returns:
+            The `TrainingRecipe`.
+
+        Raises:
+            ValueError: on an invalid value.
+        """
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in fields})

@@ -141,6 +141,17 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
+        """Read `to_dict` output.
+
+        Args:
+            data: a mapping as written by `to_dict`.
+
+        Returns:
+            The `RunConfig`.
+
+        Raises:
+            ValueError: on an invalid value.
+        """
         return cls(
             search_epochs=data["search_epochs"],
             epochs=data["epochs"],

@@ -1,11 +1,11 @@
 """`SearchAndRefine`: the SWN pipeline as a KerasTuner-shaped search object.
 
-The runner half of the Oracle/Tuner split (style-guide.md, conventions
-15-17): the constructor validates the options into a `SearchConfig` and
-resumes the project folder (`ProjectStore`); `search` validates its
-arguments into a `RunConfig` and asks the `PhaseOracle` for one `Task`
-after another, which a `StepRunner` (`keras_swn.search.steps`) runs; the
-rest is the KerasTuner surface (`results`, `get_best_models`, ...).
+The runner half of KerasTuner's Oracle/Tuner split: the constructor validates
+the options into a `SearchConfig` and resumes the project folder
+(`ProjectStore`); `search` validates its arguments into a `RunConfig` and asks
+the `PhaseOracle` for one `Task` after another, which a `StepRunner`
+(`keras_swn.search.steps`) runs; the rest is the KerasTuner surface (`results`,
+`get_best_models`, ...).
 """
 
 from __future__ import annotations
@@ -48,22 +48,22 @@ _OPTIONS = _CONFIG_FIELDS | {"specs", "search_members"}
 class SearchAndRefine:
     """Search SuperWeight clusters under a budget, train, refine: resumably.
 
-    The whole SWN pipeline of swn-algorithm.md (Appendix A) behind the
+    The whole SWN pipeline (see the algorithm page, *The pipeline*) behind the
     surface of a KerasTuner tuner:
 
-    1. **Search training** (§2.1-§2.2): a model whose groups are the
+    1. **Search training** (*Search training*): a model whose groups are the
        initial bins, one coefficient vector per bank hard-shared by every
        layer, trained for `search_epochs` on member 0 and the first member
        of each new depth (the others keep their BatchNorm and head at
        their initial values).
-    2. **Clustering** (§2.3-§2.6): each shared layer's dL/dkernel on one
+    2. **Clustering** (*Clustering*): each shared layer's dL/dkernel on one
        batch (`capture_batches`) with BatchNorm in inference mode;
        member 0's layers clustered per bin by cosine similarity, the
        threshold lowered until the groups fit `budget`; the other members
        attached. The search model is then thrown away.
-    3. **Final training** (§3.1): an `SWNModel` built afresh from the
-       learned policy, trained for `epochs`.
-    4. **Refine** (§3.2) after `refine_after` epochs: one inference-mode
+    3. **Final training** (*Final training*): an `SWNModel` built afresh from
+       the learned policy, trained for `epochs`.
+    4. **Refine** (*Refine*) after `refine_after` epochs: one inference-mode
        pass accumulates every coefficient slot's gradient; hard-shared
        vectors whose users disagree (cosine <= `refine_threshold`) are
        split; the model is rebuilt with its trained values and training
@@ -85,11 +85,11 @@ class SearchAndRefine:
     loop can stop at a grouping whose exact plan is over budget, which is
     then reported only after the search training.
 
-    **Sharing regimes** (§3.3), named by `sharing`: `"learned"` (search;
-    member 0 soft, students hard-shared with their matched layer;
-    refine), `"learned_no_refine"`, `"bins_hard"` (no search: initial
-    bins, every bank one hard-shared vector; refine) and `"soft"`
-    (search; every layer its own coefficients; no refine).
+    **Sharing regimes** (*Sharing regimes*), named by `sharing`: `"learned"`
+    (search; member 0 soft, students hard-shared with their matched layer;
+    refine), `"learned_no_refine"`, `"bins_hard"` (no search: initial bins,
+    every bank one hard-shared vector; refine) and `"soft"` (search; every layer
+    its own coefficients; no refine).
 
     **State and resume.** After every epoch and every phase the state is
     written under `directory/project_name` (`keras_swn.search.store`):
@@ -414,10 +414,20 @@ class SearchAndRefine:
         print_search_summary(self.results(), self.project_dir)
 
     def get_best_models(self, num_models: int = 1) -> list[SWNModel]:
-        """The best `num_models` models, reloaded and compiled for
-        evaluation (a list, as KerasTuner returns). A search has one
-        result, the final model (`model.keras`), so the list holds at
-        most one model."""
+        """The best `num_models` models, reloaded and compiled.
+
+        A search has one result, the final model (`model.keras`), so the
+        list (a list, as KerasTuner returns) holds at most one model.
+
+        Args:
+            num_models: int >= 1, how many models to return.
+
+        Returns:
+            A list of `SWNModel`.
+
+        Raises:
+            ValueError: before the search has finished.
+        """
         with naming("num_models"):
             num_models = check_int("num_models", num_models, minimum=1)
         self._require_done("get_best_models")

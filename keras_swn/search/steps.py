@@ -1,11 +1,11 @@
 """The steps of a search: what each phase does to the models and files.
 
-`StepRunner` runs the `Task`s that `keras_swn.search.oracle.PhaseOracle`
-hands out (the trial runner of the KerasTuner shape): it builds or reuses
-the model a task starts from (`SearchModels`, restored from the task's
-checkpoint), trains one epoch, clusters (§2.3-§2.6), refines (§3.2) or
-finishes, writes the files of the step through the `ProjectStore`, and
-reports back to the oracle; `state.json` is written after every step.
+`StepRunner` runs the `Task`s that `keras_swn.search.oracle.PhaseOracle` hands
+out (the trial runner of the KerasTuner shape): it builds or reuses the model a
+task starts from (`SearchModels`, restored from the task's checkpoint), trains
+one epoch, clusters, refines (see the algorithm page, *Search* and *Refine*) or
+finishes, writes the files of the step through the `ProjectStore`, and reports
+back to the oracle; `state.json` is written after every step.
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ class StepRunner:
     # ------------------------------------------------------------------
     # The steps
     def train_epoch(self, task: Task) -> None:
-        """One epoch of search or final training (§2.2, §3.1)."""
+        """One epoch of search or final training."""
         model = self.model_for(task)
         step = task.step
         assert step.epoch is not None  # a training step has an epoch
@@ -225,7 +225,7 @@ class StepRunner:
             )
 
     def cluster(self, task: Task) -> None:
-        """Capture, cluster under the budget, set the policy (§2.3-§2.6)."""
+        """Capture, cluster under the budget, set the policy."""
         c = self.config
         model = self.model_for(task)
         gradients, weights = capture(
@@ -279,7 +279,7 @@ class StepRunner:
         )
 
     def refine(self, task: Task) -> None:
-        """Split disagreeing shared coefficients and rebuild (§3.2)."""
+        """Split disagreeing shared coefficients and rebuild."""
         c = self.config
         # Resolved by SearchConfig (the reference options are never None).
         assert c.chain_sort is not None and c.clustering is not None
