@@ -225,7 +225,12 @@ FLAGS: dict[str, Flag] = {
         parse=fan_in,
         choices=_texts(TEMPLATE_FAN_IN),
     ),
-    "seed": Flag(_DATA, "Root seed: initial values, split, shuffling.", 0, int),
+    "seed": Flag(
+        _DATA,
+        "Root seed: initial values, split, shuffling.",
+        0,
+        int_at_least(0),
+    ),
     "output_dir": Flag(
         _RUN,
         "Where the run writes its files. Default: swn_runs/<command> "

@@ -352,6 +352,8 @@ def load_data(flags: Parsed) -> tuple:
             raise flags.invalid(
                 flag, "It applies to --dataset=cifar10|cifar100 only."
             )
+    import numpy as np
+
     from keras_swn.data import embedded
 
     options = dict(
@@ -370,6 +372,14 @@ def load_data(flags: Parsed) -> tuple:
         raise flags.error(e, "data", renames={"path": "data"}) from None
     (x, y), (xv, yv) = arrays
     classes = int(max(y.max(), yv.max())) + 1
+    seen = np.union1d(np.unique(y), np.unique(yv))
+    if flags.values.get("num_classes") is None and len(seen) < classes // 2:
+        raise flags.invalid(
+            "data",
+            f"The labels run up to {classes - 1} but only {len(seen)} "
+            "distinct values occur: a stray label? Expected class ids "
+            "0..K-1 (pass --num_classes if the gaps are meant).",
+        )
     shape = tuple(int(d) for d in x.shape[1:])
     name = f"{name}: {embedded.describe(arrays)}"
     return name, (x, y), (xv, yv), shape, classes

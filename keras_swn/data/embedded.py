@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.resources
 import os
+import zipfile
 from typing import Sequence
 
 import numpy as np
@@ -287,9 +288,10 @@ def load_npz(
             f"existing .npz file. Received: path={fspath!r}"
         )
     try:
-        with np.load(fspath, allow_pickle=False) as f:
-            if not hasattr(f, "files"):
-                raise ValueError("a single array, not an archive")
+        loaded = np.load(fspath, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with loaded as f:
             keys = sorted(f.files)
             if all(k in keys for k in _SPLIT_KEYS):
                 arrays = {k: f[k] for k in _SPLIT_KEYS}
@@ -304,7 +306,7 @@ def load_npz(
             f"Invalid value for argument `path`: not a readable .npz archive "
             f"({e}). Received: path={fspath!r}"
         ) from None
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
         raise ValueError(
             f"Invalid value for argument `path`: not a readable .npz archive "
             f"({e}). Received: path={fspath!r}"

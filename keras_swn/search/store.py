@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zipfile
 from typing import Any
 from typing import Mapping
 
@@ -239,8 +240,25 @@ class ProjectStore:
         return name
 
     def load_model(self, name: str = MODEL) -> keras.Model:
-        """The saved model, compiled for evaluation."""
-        model = keras.models.load_model(self.path(name))
+        """The saved model, compiled for evaluation.
+
+        Raises:
+            ValueError: naming the file when it is not a readable `.keras`
+                file (damaged, truncated, or another format).
+        """
+        path = self.path(name)
+        if not zipfile.is_zipfile(path):
+            raise ValueError(
+                f"{path} is not a readable .keras file (damaged, truncated, "
+                "or another format). Received: path=" + repr(path)
+            )
+        try:
+            model = keras.models.load_model(path)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+            raise ValueError(
+                f"{path} could not be loaded as a keras_swn model ({e}). "
+                f"Received: path={path!r}"
+            ) from None
         model.compile()
         return model
 

@@ -155,9 +155,16 @@ def load_and_evaluate(
             "Expected a folder holding model.keras, or a .keras file.",
             os.fspath(path),
         )
-    data = DataSource(validation_data, "validation_data")
     store = ProjectStore(os.path.dirname(os.path.abspath(file)))
-    model = store.load_model(os.path.basename(file))
+    try:
+        model = store.load_model(os.path.basename(file))
+    except ValueError as e:
+        raise argument_error("path", str(e), os.fspath(path)) from None
+    data = DataSource(
+        validation_data,
+        "validation_data",
+        num_classes=getattr(model, "num_classes", None),
+    )
     shape = tuple(getattr(model, "input_shape_", ()))
     x = cast(np.ndarray, data.x)  # read only when `data.arrays`
     if data.arrays and shape and shape != tuple(x.shape[1:]):

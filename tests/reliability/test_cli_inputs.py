@@ -1,0 +1,105 @@
+"""Bad input to the `keras-swn` command: one line on stderr naming the
+flag, exit status 2, no traceback, and nothing written."""
+
+import os
+
+import numpy as np
+import pytest
+
+from keras_swn.cli import main
+
+
+def run(capsys, *argv):
+    status = main(["keras-swn", *argv])
+    err = capsys.readouterr().err.strip()
+    return status, err
+
+
+@pytest.fixture
+def data(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 8, 8, 1)).astype("float32")
+    y = np.arange(40) % 10
+
+    def write(name, **arrays):
+        path = tmp_path / name
+        np.savez(path, **{"x": x, "y": y, **arrays})
+        return str(path)
+
+    return write
+
+
+def assert_one_line(status, err, *fragments):
+    assert status == 2, err
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+def test_negative_seed_names_seed(capsys, tmp_path):
+    status, err = run(
+        capsys, "search", "--seed", "-1", "--output_dir", str(tmp_path / "o")
+    )
+    assert_one_line(status, err, "--seed=-1")
+    assert not (tmp_path / "o").exists()
+
+
+def test_npy_renamed_npz(capsys, tmp_path):
+    path = tmp_path / "fake.npz"
+    with open(path, "wb") as f:
+        np.save(f, np.zeros((4, 8, 8, 1)))
+    status, err = run(capsys, "search", "--data", str(path))
+    assert_one_line(status, err, "--data=", "not an .npz archive")
+
+
+def test_nan_pixel_in_data(capsys, tmp_path, data):
+    x = np.random.default_rng(0).random((40, 8, 8, 1)).astype("float32")
+    x[0, 0, 0, 0] = np.nan
+    status, err = run(
+        capsys,
+        "search",
+        "--data",
+        data("nan.npz", x=x),
+        "--output_dir",
+        str(tmp_path / "o"),
+    )
+    assert status == 2 and "Traceback" not in err
+    assert "non-finite" in err, err
+
+
+def test_one_stray_label(capsys, tmp_path, data):
+    y = np.arange(40) % 10
+    y[5] = 100_000
+    status, err = run(capsys, "search", "--data", data("stray.npz", y=y))
+    assert_one_line(status, err, "--data=", "stray label", "100000")
+
+
+def test_model_dir_that_is_another_file(capsys, tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello")
+    status, err = run(capsys, "evaluate", "--model_dir", str(path))
+    assert_one_line(status, err, "--model_dir=", "not a readable .keras")
+
+
+def test_truncated_model(capsys, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "model.keras").write_bytes(b"PK\x03\x04trunc")
+    status, err = run(capsys, "evaluate", "--model_dir", str(tmp_path / "run"))
+    assert_one_line(status, err, "--model_dir=", "damaged, truncated")
+
+
+def test_missing_model_dir(capsys, tmp_path):
+    status, err = run(
+        capsys, "evaluate", "--model_dir", str(tmp_path / "nothing")
+    )
+    assert_one_line(status, err, "--model_dir=", "No such folder")
+
+
+def test_output_dir_that_is_a_file(capsys, tmp_path):
+    path = tmp_path / "file"
+    path.write_text("")
+    status, err = run(capsys, "train", "--output_dir", str(path))
+    assert_one_line(status, err, "--output_dir=", "not a file")
+    assert path.read_text() == ""
+    assert os.listdir(tmp_path) == ["file"]
