@@ -98,7 +98,7 @@ def _visit_order(by_member: SpecTable) -> list[int]:
     if deeper:
         raise ValueError(
             "Invalid value for argument `specs`: member 0 must be the "
-            f"deepest member (§1.1). Member(s) {deeper} have more shared "
+            f"deepest member. Member(s) {deeper} have more shared "
             f"layers than member 0. Received: layers per member={depths}"
         )
     return sorted(range(len(depths)), key=lambda m: (-depths[m], m))
@@ -157,7 +157,7 @@ class AttachmentPlan(NamedTuple):
                             "but a different number of layers in bin "
                             f"{b} ({len(ids)} vs {len(big_ids)}): same-depth "
                             "members are matched by position inside each "
-                            f"bin (§2.5). Received: bins[{m}]={bins[m]}, "
+                            f"bin. Received: bins[{m}]={bins[m]}, "
                             f"bins[{big}]={bins[big]}"
                         )
                     for lid, lb in zip(ids, big_ids):
@@ -173,7 +173,7 @@ class AttachmentPlan(NamedTuple):
                     raise ValueError(
                         f"Layers {[(m, lid) for lid in ids]} are in bin {b}, "
                         "which holds no layer of member 0. Every group is "
-                        "seeded by member 0 (§2.5); use initial bins from "
+                        "seeded by member 0; use initial bins from "
                         "`keras_swn.policy.bins.initial_bins`. Received: "
                         f"bins[{m}]={bins[m]}"
                     )

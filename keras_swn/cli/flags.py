@@ -107,7 +107,7 @@ FLAGS: dict[str, Flag] = {
         "25%% above the minimum that holds the initial bins.",
         parse=int_at_least(1),
     ),
-    "bins": Flag(_MODEL, "Initial bins B (§1.3).", 4, int_at_least(1)),
+    "bins": Flag(_MODEL, "Initial bins B.", 4, int_at_least(1)),
     "num_classes": Flag(
         _MODEL,
         "Classes of every head. plan: default 100. train/search: default "
@@ -171,14 +171,14 @@ FLAGS: dict[str, Flag] = {
     ),
     "search_epochs": Flag(
         (SEARCH,),
-        "Search-training epochs (§2.2). Default: 2, or 0 for "
+        "Search-training epochs. Default: 2, or 0 for "
         "--sharing=bins_hard, which runs no search.",
         parse=int_at_least(0),
     ),
     "epochs": Flag(_RUN, "Training epochs.", 5, int_at_least(1)),
     "refine_after": Flag(
         (SEARCH,),
-        "Final-training epochs before the refine step (§3.2); must be "
+        "Final-training epochs before the refine step; must be "
         "below --epochs. Default: 5%% of --epochs, rounded up (1 for up "
         "to 20 epochs); with --reference_compatible 10, or --epochs - 1 if "
         "fewer.",
@@ -254,7 +254,7 @@ FLAGS: dict[str, Flag] = {
     ),
     "sharing": Flag(
         (SEARCH,),
-        "The sharing regime (swn-algorithm.md §3.3). Default: learned, "
+        "The sharing regime. Default: learned, "
         "or learned_no_refine with --epochs=1 (a refine step needs an "
         "epoch on each side).",
         choices=_texts(SHARINGS),
@@ -294,7 +294,7 @@ FLAGS: dict[str, Flag] = {
     "refine_threshold": Flag((SEARCH,), "Refine cosine threshold.", 0.9, float),
     "coefficient_threshold": Flag(
         (SEARCH,),
-        "Gate student coefficient sharing (§2.5); default off.",
+        "Gate student coefficient sharing; default off.",
         None,
         float,
     ),

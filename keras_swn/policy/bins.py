@@ -126,7 +126,7 @@ def bins_per_kernel(
         raise ValueError(
             f"The initial bins need {total} bins ({counts} per kernel type) "
             f"but `num_bins` + 1 = {num_bins + 1} is the most the reference "
-            "visits (swn-algorithm.md §9, item 16); layers would be left "
+            "visits; layers would be left "
             "ungrouped. Use fewer kernel types or a larger `num_bins`. "
             f"Received: num_bins={num_bins}"
         )

@@ -85,7 +85,7 @@ class TestAttachMembers:
         ]
         with _raises(
             "Invalid value for argument `specs`: member 0 must be the "
-            "deepest member (§1.1). Member(s) [1] have more shared layers "
+            "deepest member. Member(s) [1] have more shared layers "
             "than member 0. Received: layers per member=[1, 2]"
         ):
             attach_members(specs, [[0], [0, 0]], [0], {})
