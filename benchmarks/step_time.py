@@ -17,10 +17,18 @@ training step itself costs; the absolute peaks are printed too (they
 include the ~0.5-1 GB of TensorFlow itself). `tracemalloc` is not used: it
 sees only Python allocations, not TensorFlow's buffers.
 
+Interleaved mode (`--interleaved`): both models are built in one process
+and timed in alternating blocks of `--steps` steps (`--blocks` blocks per
+model, the order swapped every block), so that a noisy machine slows both
+alike. It reports the median step time of each model, the median of the
+per-block ratios, and the spread of those ratios (min/max), which is the
+honest noise figure on a shared machine. Memory is not measured there.
+
 Usage:
     python benchmarks/step_time.py [--depth 16] [--width 4]
         [--budget 1000000] [--steps 8] [--warmup 2] [--batch_size 128]
         [--data ../shared/data/cifar10_train_10k.npz] [--json]
+        [--interleaved --blocks 5] [--backend tensorflow|jax|torch]
 """
 
 from __future__ import annotations
@@ -149,6 +157,60 @@ def _child(args) -> None:
     )
 
 
+def _interleaved(args) -> dict:
+    """Both models in this process, timed in alternating blocks."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    keras.utils.set_random_seed(0)
+    x, y, num_classes = _batch(args)
+    models = {}
+    for kind in ("plain", "swn"):
+        model, optimizer, loss = _build(kind, args, x.shape[1:], num_classes)
+        model.compile(optimizer=optimizer, loss=loss)
+        for _ in range(args.warmup):
+            model.train_on_batch(x, y)
+        models[kind] = model
+    times: dict[str, list[float]] = {"plain": [], "swn": []}
+    block_ratios = []
+    for block in range(args.blocks):
+        order = ("plain", "swn") if block % 2 == 0 else ("swn", "plain")
+        medians = {}
+        for kind in order:
+            block_times = []
+            for _ in range(args.steps):
+                start = time.perf_counter()
+                models[kind].train_on_batch(x, y)
+                block_times.append(time.perf_counter() - start)
+            times[kind] += block_times
+            medians[kind] = statistics.median(block_times)
+        block_ratios.append(medians["swn"] / medians["plain"])
+    med = {k: statistics.median(t) for k, t in times.items()}
+    return {
+        "backend": keras.backend.backend(),
+        "batch_size": args.batch_size,
+        "median_step_s": med,
+        "step_time_ratio": med["swn"] / med["plain"],
+        "block_ratios": block_ratios,
+        "median_block_ratio": statistics.median(block_ratios),
+        "step_s": times,
+    }
+
+
+def _print_interleaved(args, r: dict) -> None:
+    med, ratios = r["median_step_s"], r["block_ratios"]
+    print(
+        f"WRN-{args.depth}-{args.width} budget {args.budget:,}, "
+        f"{r['backend']}, batch {args.batch_size}: plain "
+        f"{med['plain'] * 1e3:.1f} ms, SWN {med['swn'] * 1e3:.1f} ms, "
+        f"ratio {r['step_time_ratio']:.3f} (per-block ratios median "
+        f"{r['median_block_ratio']:.3f}, min {min(ratios):.3f}, max "
+        f"{max(ratios):.3f}; {args.blocks} blocks x {args.steps} steps)"
+    )
+    if args.json:
+        print(json.dumps({"config": vars(args), **r}))
+
+
 def _run_child(kind: str, argv, backend: str = "tensorflow") -> dict:
     env = {**os.environ, "KERAS_BACKEND": backend}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -184,12 +246,25 @@ def main(argv=None) -> None:
         choices=["tensorflow", "jax", "torch"],
         help="Keras backend of both runs (the issue's figure: tensorflow)",
     )
+    parser.add_argument(
+        "--interleaved",
+        action="store_true",
+        help="both models in one process (the --backend one), timed in "
+        "alternating blocks; no memory figures",
+    )
+    parser.add_argument(
+        "--blocks", type=int, default=5, help="blocks per model (interleaved)"
+    )
     parser.add_argument("--child", choices=["plain", "swn"], help="internal")
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.warmup < 1:
-        parser.error("--steps and --warmup must be >= 1")
+    if args.steps < 1 or args.warmup < 1 or args.blocks < 1:
+        parser.error("--steps, --warmup and --blocks must be >= 1")
     if args.child:
         _child(args)
+        return
+    if args.interleaved:
+        os.environ["KERAS_BACKEND"] = args.backend
+        _print_interleaved(args, _interleaved(args))
         return
 
     passthrough = [

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
+from typing import Collection
+from typing import Iterator
 from typing import Mapping
 from typing import Sequence
 from typing import cast
@@ -17,6 +20,7 @@ from keras_swn.api_export import swn_export
 from keras_swn.bank.assembly import assemble
 from keras_swn.bank.bank_config import TEMPLATE_FAN_IN
 from keras_swn.bank.bank_config import BankConfig
+from keras_swn.bank.batched import BatchedComposer
 from keras_swn.bank.plan import BankPlan
 from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.policy.sharing_policy import SharingPolicy
@@ -84,6 +88,14 @@ def use_gains(
 def coefficient_probe_key(bank, key: LayerKey, width: int) -> tuple:
     """The probe-scope key of the coefficient use of one slot."""
     return ("coefficients", id(bank), int(key[0]), int(key[1]), int(width))
+
+
+class _KernelCache:
+    """The kernels of the innermost active `TemplateBank.composed` scope
+    (a plain object: Keras does not track its contents)."""
+
+    def __init__(self) -> None:
+        self.stack: list[dict] = []
 
 
 @swn_export
@@ -198,6 +210,10 @@ class TemplateBank(keras.layers.Layer):
             g = self.plan.layers[(m, l)].group
             rows = self._rows.setdefault((g, w), {})
             rows[(m, l)] = len(rows)
+        self._batched = BatchedComposer(
+            self.plan, self._rows, self._gains, self.policy.owner
+        )
+        self._kernel_cache = _KernelCache()
 
     @property
     def budget(self) -> int:
@@ -329,8 +345,60 @@ class TemplateBank(keras.layers.Layer):
             reshape=ops.reshape,
         )
 
+    def compose_all(self, keys: Collection[LayerKey] | None = None) -> dict:
+        """Every layer's kernel (or those of `keys`), batched.
+
+        Per bank and template window, one matmul of all the coefficient
+        rows that read it with the templates (a SuperWeight read by several
+        slots computed once); every kernel is then cut from the results by
+        static slices and assembled in Keras layout. Active coefficient
+        probes are added to their slots' rows, as in `superweight`.
+
+        Args:
+            keys: the `(member, layer_id)` keys to compose; None: all.
+
+        Returns:
+            `{key: kernel}`, float32, in the layout of `kernel(key)`.
+        """
+        if not self.built:
+            raise AttributeError(
+                "The bank has no variables yet. Call `bank.build()` first."
+            )
+        keys = sorted(self.plan.layers if keys is None else map(_key, keys))
+
+        def probe(key: LayerKey, width: int):
+            return active_probe(coefficient_probe_key(self, key, width))
+
+        return self._batched.compose(ops, self, keys, probe)
+
+    @contextlib.contextmanager
+    def composed(
+        self, members: Collection[int] | None = None
+    ) -> Iterator[dict]:
+        """A scope in which `kernel(key)` reads kernels composed once, by
+        `compose_all`, for the layers of `members` (None: all members).
+
+        `SWNModel.call` runs its members in this scope, so that a forward
+        pass composes every kernel in one batched pass. Layers outside the
+        scope, or not composed in it, compose per layer as before.
+        """
+        keys = [
+            key
+            for key in self.plan.layers
+            if members is None or key[0] in members
+        ]
+        kernels = self.compose_all(keys)
+        self._kernel_cache.stack.append(kernels)
+        try:
+            yield kernels
+        finally:
+            self._kernel_cache.stack.pop()
+
     def kernel(self, key: LayerKey, dtype: Any = None) -> Any:
         """The composed kernel of layer `key` in Keras layout.
+
+        Inside a `composed` scope, the kernel composed by that scope's
+        batched pass.
 
         Args:
             key: `(member, layer_id)` of the layer.
@@ -341,13 +409,21 @@ class TemplateBank(keras.layers.Layer):
             HWIO `(kh, kw, in, out)` for a convolution, `(in, out)` for a
             dense layer.
         """
+        cache = self._kernel_cache.stack
+        kernel = cache[-1].get(_key(key)) if cache else None
+        if kernel is None:
+            kernel = self._kernel_per_layer(key)
+        if dtype is not None and dtype != "float32":
+            kernel = ops.cast(kernel, dtype)
+        return kernel
+
+    def _kernel_per_layer(self, key: LayerKey) -> Any:
+        """`kernel(key)`, float32, composed on its own (no batching)."""
         kernel = self.kernel_oihw(key)
         if self.plan.layers[_key(key)].kind == "dense":
             kernel = ops.transpose(kernel[:, :, 0, 0], (1, 0))
         else:
             kernel = ops.transpose(kernel, (2, 3, 1, 0))
-        if dtype is not None and dtype != "float32":
-            kernel = ops.cast(kernel, dtype)
         return kernel
 
     def kernel_shape(self, key: LayerKey) -> tuple[int, ...]:

@@ -287,12 +287,17 @@ class SWNModel(GradientCaptureMethods, CaptureTrainer, keras.Model):
         run in inference mode so that their BatchNorm statistics stay."""
         frozen = self._frozen_members() if training else ()
         capturing = probes_active()
-        return [
-            None
-            if i in frozen and not capturing
-            else m(inputs, training=training and i not in frozen)
-            for i, m in enumerate(self.members)
+        running = [
+            i for i in range(len(self.members)) if capturing or i not in frozen
         ]
+        # Every kernel of the running members composed in one batched pass.
+        with self.bank.composed(running):
+            return [
+                m(inputs, training=training and i not in frozen)
+                if i in running
+                else None
+                for i, m in enumerate(self.members)
+            ]
 
     def _frozen_members(self) -> frozenset:
         """Indices of the members with loss weight 0."""

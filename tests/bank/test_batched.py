@@ -1,0 +1,193 @@
+"""Batched composition: the same kernels as the per-layer path."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_swn
+from keras_swn.bank.assembly import assemble
+from keras_swn.bank.batched import assemble_keras
+from keras_swn.bank.batched import level_pieces
+from keras_swn.bank.template_bank import TemplateBank
+from keras_swn.bank.template_bank import coefficient_probe_key
+from keras_swn.models import WideResNet
+from keras_swn.models.wide_resnet_shapes import wide_resnet_layer_specs
+from keras_swn.probe import probe_scope
+
+
+def _wrn_specs():
+    """Three WRN members of different widths and depths: multi-level."""
+    return [
+        s
+        for m, (depth, width) in enumerate([(16, 2), (10, 2), (10, 1)])
+        for s in wide_resnet_layer_specs(depth, width, member=m)
+    ]
+
+
+def _mixed_specs():
+    """Convolutions of several shapes and a dense layer in one group."""
+    return [
+        keras_swn.LayerSpec(0, 0, "conv2d", (8, 3, 3, 3)),
+        keras_swn.LayerSpec(0, 1, "conv2d", (16, 8, 3, 3)),
+        keras_swn.LayerSpec(0, 2, "dense", (10, 16, 1, 1)),
+        keras_swn.LayerSpec(1, 0, "conv2d", (4, 3, 3, 3)),
+        keras_swn.LayerSpec(1, 1, "conv2d", (12, 4, 3, 3)),
+        keras_swn.LayerSpec(1, 2, "dense", (10, 12, 1, 1)),
+    ]
+
+
+def _banks():
+    specs = _wrn_specs()
+    yield (
+        "bins_per_layer",
+        TemplateBank(
+            specs, keras_swn.SharingPolicy.from_bins(specs, 4), 800_000, seed=0
+        ),
+    )
+    yield (
+        "bins_per_bank",
+        TemplateBank(
+            specs,
+            keras_swn.SharingPolicy.from_bins(
+                specs, 4, coefficients="per_bank"
+            ),
+            800_000,
+            seed=1,
+        ),
+    )
+    # bank_size 2: sliding template windows; fan-in 9: no gains.
+    yield (
+        "sliding_windows",
+        TemplateBank(
+            specs,
+            keras_swn.SharingPolicy.from_bins(specs, 2),
+            400_000,
+            bank_size=2,
+            template_fan_in=9,
+            seed=2,
+        ),
+    )
+    mixed = _mixed_specs()
+    yield (
+        "mixed_shared",
+        TemplateBank(
+            mixed,
+            keras_swn.SharingPolicy(
+                groups=[[0, 0, 1], [0, 0, 1]],
+                coefficient_owners={(1, 0, 0): (0, 0), (1, 2, 0): (0, 2)},
+            ),
+            20_000,
+            seed=3,
+        ),
+    )
+
+
+BANKS = dict(_banks())
+
+
+def test_assemble_keras_is_assemble_transposed():
+    rng = np.random.default_rng(0)
+    for bank in BANKS.values():
+        plan = bank.plan
+        for key, recipe in plan.layers.items():
+            levels = plan.levels_of(*key)
+            vectors = [rng.normal(size=level.seg) for level in levels]
+            parts = [
+                [
+                    v[start : start + n].reshape(shape).transpose(2, 3, 1, 0)
+                    for start, n, shape in level_pieces(level, w == 0)
+                ]
+                for w, (level, v) in enumerate(zip(levels, vectors))
+            ]
+            expected = assemble(
+                levels,
+                vectors,
+                concatenate=np.concatenate,
+                reshape=np.reshape,
+                shape=recipe.shape,
+            ).transpose(2, 3, 1, 0)
+            got = assemble_keras(levels, parts, concatenate=np.concatenate)
+            np.testing.assert_array_equal(got, expected)
+
+
+def test_configurations_are_multi_level_and_shared():
+    plan = BANKS["bins_per_layer"].plan
+    assert len({k[0] for k in plan.layers}) == 3
+    assert max(r.num_levels for r in plan.layers.values()) >= 3
+    shared = BANKS["bins_per_bank"].plan
+    assert shared.coefficient_vectors < shared.num_slots
+    sliding = BANKS["sliding_windows"].plan
+    assert any(o != 0 for r in sliding.layers.values() for o in r.offsets)
+
+
+@pytest.mark.backend_sensitive
+@pytest.mark.parametrize("name", sorted(BANKS))
+def test_batched_kernels_equal_per_layer(name):
+    bank = BANKS[name]
+    bank.build()
+    batched = bank.compose_all()
+    assert sorted(batched) == sorted(bank.plan.layers)
+    for key in bank.plan.layers:
+        expected = keras.ops.convert_to_numpy(bank._kernel_per_layer(key))
+        got = keras.ops.convert_to_numpy(batched[key])
+        assert got.shape == expected.shape == bank.kernel_shape(key)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.backend_sensitive
+def test_composed_scope_serves_kernels_and_coefficient_probes():
+    bank = BANKS["mixed_shared"]
+    bank.build()
+    rng = np.random.default_rng(0)
+    probes = {
+        coefficient_probe_key(bank, key, w): keras.ops.convert_to_tensor(
+            rng.normal(size=(bank.plan.banks[(r.group, w)].templates,)).astype(
+                "float32"
+            )
+        )
+        for key, r in bank.plan.layers.items()
+        for w in range(r.num_levels)
+        if key != (1, 1)
+    }
+    with probe_scope(probes):
+        expected = {
+            k: keras.ops.convert_to_numpy(bank._kernel_per_layer(k))
+            for k in bank.plan.layers
+        }
+        with bank.composed([1]) as kernels:
+            assert sorted(kernels) == [(1, 0), (1, 1), (1, 2)]
+            served = bank.kernel((1, 0), dtype="float16")
+            assert served.dtype == "float16"
+            got = {k: bank.kernel(k) for k in bank.plan.layers}
+        assert not bank._kernel_cache.stack
+    for key in bank.plan.layers:
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(got[key]),
+            expected[key],
+            rtol=0,
+            atol=1e-6,
+        )
+    # The probes reached the kernels.
+    plain = keras.ops.convert_to_numpy(bank._kernel_per_layer((0, 0)))
+    assert not np.allclose(plain, expected[(0, 0)])
+
+
+@pytest.mark.backend_sensitive
+def test_model_call_matches_members_called_per_layer():
+    model = keras_swn.SWNModel(
+        members=[WideResNet(10, 2), WideResNet(10, 1)],
+        input_shape=(8, 8, 3),
+        num_classes=5,
+        budget=250_000,
+        seed=0,
+    )
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 3)).astype("float32")
+    batched = model(x)
+    # Members called directly compose their kernels layer by layer.
+    for member, logits in zip(model.members, batched):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(logits),
+            keras.ops.convert_to_numpy(member(x)),
+            rtol=1e-5,
+            atol=1e-5,
+        )
