@@ -1145,6 +1145,48 @@ def plot(results, path) -> None:
     plt.close(fig)
 
 
+def plot_groups(results, path) -> None:
+    """The grouping each SWN run chose: one row per run (first seed of
+    each network, method and budget), one cell per member-0 layer,
+    coloured and labelled by group id."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from keras_swn.io_utils import atomic_write
+
+    rows = {}
+    for key, run in sorted(results["runs"].items()):
+        groups = (run.get("policy") or {}).get("groups")
+        if not groups or run["network"] != "main":
+            continue
+        name = f"{run['method']} @ {run['budget_fraction']:.0%}"
+        rows.setdefault(name, groups[0])
+    if not rows:
+        return
+    width = max(len(g) for g in rows.values())
+    fig, ax = plt.subplots(figsize=(0.45 * width + 3, 0.45 * len(rows) + 1.2))
+    table = np.full((len(rows), width), np.nan)
+    for i, groups in enumerate(rows.values()):
+        table[i, : len(groups)] = groups
+    ax.imshow(table, cmap="tab20", aspect="auto", interpolation="nearest")
+    for i, groups in enumerate(rows.values()):
+        for j, g in enumerate(groups):
+            ax.text(j, i, str(g), ha="center", va="center", fontsize=7)
+    ax.set_yticks(range(len(rows)), list(rows), fontsize=8)
+    ax.set_xticks(range(width), [str(j) for j in range(width)], fontsize=7)
+    ax.set_xlabel("member-0 layer id (stem first)")
+    ax.set_title("Group of every layer, per method (first seed)", fontsize=10)
+    fig.tight_layout()
+    atomic_write(
+        path,
+        lambda tmp: fig.savefig(tmp, format="png", dpi=120),
+        suffix=".png",
+    )
+    plt.close(fig)
+
+
 def _paths(output):
     stem = output[:-5] if output.endswith(".json") else output
     return stem + ".json", stem + ".md", stem + ".png", stem + "_runs"
@@ -1180,6 +1222,7 @@ def _write(results, networks, paths) -> None:
     atomic_write_json(paths[0], results)
     atomic_write_text(paths[1], markdown(results))
     plot(results, paths[2])
+    plot_groups(results, paths[2][: -len(".png")] + "_groups.png")
 
 
 def plan_runs(args, networks) -> tuple[list, list[str]]:
