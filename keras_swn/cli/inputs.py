@@ -92,20 +92,14 @@ class PlannedWideResNet:
         Returns:
             A `MemberBudget`.
         """
-        from keras_swn.bank.budget_report import MemberBudget
         from keras_swn.models import wide_resnet_shapes as shapes
 
-        counts = shapes.wide_resnet_param_counts(
+        return shapes.wide_resnet_member_budget(
+            self.name,
             self.depth,
             self.width,
             in_channels=int(input_shape[-1]),
             num_classes=num_classes,
-        )
-        return MemberBudget(
-            name=self.name,
-            conv_params_unshared=counts["conv"],
-            params_unshared=counts["total"],
-            unshared_trainable=counts["bn"] + counts["head"],
         )
 
 

@@ -14,6 +14,7 @@ from keras_swn.bank.budget_report import MemberBudget
 from keras_swn.models.member_builder import LayerFactory
 from keras_swn.models.member_builder import MemberBuilder
 from keras_swn.models.wide_resnet_shapes import wide_resnet_layer_specs
+from keras_swn.models.wide_resnet_shapes import wide_resnet_member_budget
 from keras_swn.models.wide_resnet_shapes import wide_resnet_param_counts
 from keras_swn.policy.layer_spec import LayerSpec
 
@@ -84,17 +85,12 @@ class WideResNet(MemberBuilder):
         Returns:
             A `MemberBudget`.
         """
-        counts = wide_resnet_param_counts(
+        return wide_resnet_member_budget(
+            self.name,
             self.depth,
             self.width,
             in_channels=int(input_shape[-1]),
             num_classes=num_classes,
-        )
-        return MemberBudget(
-            name=self.name,
-            conv_params_unshared=counts["conv"],
-            params_unshared=counts["total"],
-            unshared_trainable=counts["bn"] + counts["head"],
         )
 
     def __call__(self, inputs, layers: LayerFactory, num_classes: int):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from keras_swn.bank.budget_report import MemberBudget
 from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.types import OIHW
 from keras_swn.validation import check_int
@@ -119,3 +120,30 @@ def wide_resnet_param_counts(
     bn += 2 * final  # head BN
     head = final * num_classes + num_classes
     return {"conv": conv, "bn": bn, "head": head, "total": conv + bn + head}
+
+
+def wide_resnet_member_budget(
+    name: str, depth: int, width: int, *, in_channels: int, num_classes: int
+) -> MemberBudget:
+    """The `MemberBudget` of a WRN (its unshared parameter counts).
+
+    Args:
+        name: str, the member's name in budget reports.
+        depth: int, `6n + 4`.
+        width: int, the widening factor.
+        in_channels: int, the input channels.
+        num_classes: int, the classes of the head.
+
+    Returns:
+        A `MemberBudget`: convolution and total parameters unshared, and the
+        BatchNorm and head parameters every member keeps.
+    """
+    counts = wide_resnet_param_counts(
+        depth, width, in_channels=in_channels, num_classes=num_classes
+    )
+    return MemberBudget(
+        name=name,
+        conv_params_unshared=counts["conv"],
+        params_unshared=counts["total"],
+        unshared_trainable=counts["bn"] + counts["head"],
+    )

@@ -50,23 +50,9 @@ class CaptureTrainer(StatefulCapture):
     accumulator variables while `capture_targets()` returns them."""
 
     def capture_step(self, x, y, sample_weight, keys, shapes, accumulators):
-        """One training step that also adds dL/dkernel into `accumulators`.
-
-        Called by `train_step` while capture targets are set.
-
-        Args:
-            x (Tensor): the batch's inputs.
-            y (Tensor): the batch's labels.
-            sample_weight (Tensor | None): the batch's sample weights.
-            keys (list): the probe key of each captured kernel.
-            shapes (list): the kernel shape of each key.
-            accumulators (list): one variable per key that the kernel
-                gradients are added to.
-
-        Returns:
-            metrics (dict): the step's metrics, as `compute_metrics`
-                returns them.
-        """
+        """One training step that also adds dL/dkernel into `accumulators`:
+        the arguments and result of the TensorFlow trainer's `capture_step`
+        (`keras_swn.models.trainers.tensorflow`)."""
         with probed(keys, shapes, x.device) as zeros:
             y_pred = self(x, training=True)
         self.zero_grad()
