@@ -388,7 +388,18 @@ class BankPlan:
         return max(len(c.levels) for c in self.chains.values())
 
     def layer(self, member: int, layer_id: int) -> LayerRecipe:
-        """The recipe of one layer; raises `KeyError` if there is none."""
+        """The recipe of one layer.
+
+        Args:
+            member: int, the member index.
+            layer_id: int, the layer id within the member.
+
+        Returns:
+            Its `LayerRecipe`.
+
+        Raises:
+            KeyError: if the plan has no such shared layer.
+        """
         try:
             return self.layers[(member, layer_id)]
         except KeyError:
@@ -398,7 +409,15 @@ class BankPlan:
             ) from None
 
     def levels_of(self, member: int, layer_id: int) -> tuple[Level, ...]:
-        """The levels one layer assembles, level 0 first (for `assemble`)."""
+        """The levels one layer assembles, level 0 first (for `assemble`).
+
+        Args:
+            member: int, the member index.
+            layer_id: int, the layer id within the member.
+
+        Returns:
+            The first `num_levels` levels of the layer's stacking chain.
+        """
         recipe = self.layer(member, layer_id)
         return self.chains[recipe.group].levels[: recipe.num_levels]
 
@@ -406,6 +425,10 @@ class BankPlan:
         self, member: int, layer_id: int
     ) -> tuple[tuple[BankKey, int, int, int], ...]:
         """The template window of a layer in each bank it reads.
+
+        Args:
+            member: int, the member index.
+            layer_id: int, the layer id within the member.
 
         Returns:
             Per width level `w`, `((group, w), offset, K, seg)`: the layer

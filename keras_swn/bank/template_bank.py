@@ -105,11 +105,11 @@ class TemplateBank(keras.layers.Layer):
     The bank turns a `BankPlan` into variables. For every bank `(g, w)`
     (group `g`, width level `w`) it holds one flat float32 template vector
     of `P(g, w)` parameters, viewed as `K(g, w)` templates of `seg(g, w)`
-    parameters each (§1.6), and one coefficient matrix whose rows are the
-    coefficient vectors of the slots that own one (§1.1; hard-shared slots
+    parameters each, and one coefficient matrix whose rows are the
+    coefficient vectors of the slots that own one (hard-shared slots
     read their owner's row). `kernel(key)` mixes each level's templates
     with the layer's coefficients (a SuperWeight) and concatenates the
-    SuperWeights along the output and input channels (§1.5), returning the
+    SuperWeights along the output and input channels, returning the
     kernel in Keras layout (HWIO for convolutions, `(in, out)` for dense),
     cast to the requested compute dtype. Every shape is a Python int fixed
     at build time, so composition compiles under XLA.
@@ -146,7 +146,7 @@ class TemplateBank(keras.layers.Layer):
     Args:
         specs: every shared layer (`LayerSpec` or its dict form).
         policy: `SharingPolicy` (or its dict form).
-        budget: int, the template budget (bank parameters only, §1.7).
+        budget: int, the template budget (bank parameters only).
         bank_size: int, the maximum number of templates a layer mixes
             (`K` cap, 1 to 8).
         template_fan_in: `"kernel"` (default), `"layer"` or `9` (the
@@ -278,7 +278,7 @@ class TemplateBank(keras.layers.Layer):
         rows = self._rows[(g, w)]
         value = np.zeros((len(rows), k), "float32")
         # One orthogonal matrix per (group, width, member) over all of the
-        # member's layers in the bank, rows in ascending layer id (§1.8).
+        # member's layers in the bank, rows in ascending layer id.
         users: dict[int, list[int]] = {}
         for (m, l), recipe in sorted(self.plan.layers.items()):
             if recipe.group == g and recipe.num_levels > w:
@@ -301,7 +301,15 @@ class TemplateBank(keras.layers.Layer):
 
     # ------------------------------------------------------------------
     def superweight(self, key: LayerKey, width: int):
-        """The flat SuperWeight `sum_k c_k T_k` of one layer at one level."""
+        """The flat SuperWeight `sum_k c_k T_k` of one layer at one level.
+
+        Args:
+            key: `(member, layer_id)` of the layer.
+            width: int, the width level.
+
+        Returns:
+            superweight (Tensor): the flat float32 SuperWeight.
+        """
         recipe = self.plan.layers[_key(key)]
         g = recipe.group
         bank = self.plan.banks[(g, width)]
@@ -323,7 +331,18 @@ class TemplateBank(keras.layers.Layer):
         return ops.reshape(ops.matmul(coefficients, templates), (seg,))
 
     def kernel_oihw(self, key: LayerKey):
-        """The composed kernel of layer `key` in OIHW layout, float32."""
+        """The composed kernel of layer `key` in OIHW layout, float32.
+
+        Args:
+            key: `(member, layer_id)` of the layer.
+
+        Returns:
+            kernel (Tensor): the `(out, in, kh, kw)` kernel.
+
+        Raises:
+            AttributeError: before the bank is built.
+            KeyError: if the bank has no such layer.
+        """
         key = _key(key)
         if not self.built:
             raise AttributeError(
@@ -381,6 +400,12 @@ class TemplateBank(keras.layers.Layer):
         `SWNModel.call` runs its members in this scope, so that a forward
         pass composes every kernel in one batched pass. Layers outside the
         scope, or not composed in it, compose per layer as before.
+
+        Args:
+            members: the member indices to compose, or None for all.
+
+        Yields:
+            The composed kernels, by layer key.
         """
         keys = [
             key
@@ -427,7 +452,14 @@ class TemplateBank(keras.layers.Layer):
         return kernel
 
     def kernel_shape(self, key: LayerKey) -> tuple[int, ...]:
-        """The Keras-layout shape of `kernel(key)`."""
+        """The Keras-layout shape of `kernel(key)`.
+
+        Args:
+            key: `(member, layer_id)` of the layer.
+
+        Returns:
+            `(kh, kw, in, out)`, or `(in, out)` for a dense layer.
+        """
         out, inp, kh, kw = self.plan.layers[_key(key)].shape
         if self.plan.layers[_key(key)].kind == "dense":
             return (inp, out)

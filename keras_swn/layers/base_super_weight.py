@@ -95,7 +95,7 @@ class BaseSuperWeight(keras.layers.Layer):
         if self.bank is None:
             spec = LayerSpec(0, 0, self.kind, shape, name=self.name)
             # The allocator adds a template only while strictly more than
-            # one template's worth is left (§1.7), hence the `+ 1`.
+            # one template's worth is left (the budget rule): the `+ 1`.
             budget = self.num_templates * spec.numel + 1
             self.bank = TemplateBank(
                 [spec],
@@ -140,7 +140,7 @@ class BaseSuperWeight(keras.layers.Layer):
         }
         if not self.owns_bank:
             # The object itself, so that Keras' object-sharing scope keeps
-            # one bank when several layers hold it (keras3-notes §4).
+            # one bank when several layers hold it (Keras tracks it once).
             config["bank"] = self.bank
             config["layer_key"] = list(self.layer_key)
         return config

@@ -72,7 +72,8 @@ class SWNModel(GradientCaptureMethods, CaptureTrainer, keras.Model):
     shared variables) and builds every member from its builder, each member
     reading its kernels from the bank. Calling the model returns a list of
     logits, one per member. Training minimises the **sum** of the member
-    losses on the same batch (swn-algorithm.md §4.2); `fit` logs each
+    losses on the same batch (see the algorithm page, *Ensembles*); `fit`
+    logs each
     member's accuracy and the accuracy of the ensemble (mean of the member
     softmaxes).
 
@@ -81,14 +82,15 @@ class SWNModel(GradientCaptureMethods, CaptureTrainer, keras.Model):
             deepest first: member 0 seeds every group of the search.
         input_shape: tuple, the shape of one input (e.g. `(32, 32, 3)`).
         num_classes: int, the number of classes of every member's head.
-        budget: int, the template budget: bank parameters only (§1.7).
-        num_bins: int, the number of initial bins `B` (§1.3), used when
+        budget: int, the template budget: bank parameters only (see
+            the algorithm page, *Budget and template allocation*).
+        num_bins: int, the number of initial bins `B`, used when
             `policy` is None.
         policy: a `SharingPolicy` (or its dict/JSON form); None uses the
             initial bins.
         coefficient_sharing: the coefficient regime when `policy` is None:
             `"per_layer"` (every layer mixes the templates with its own
-            coefficients) or `"per_bank"` (the search-phase model of §2.1:
+            coefficients) or `"per_bank"` (the search-phase model:
             one coefficient vector per bank, hard-shared by every layer of
             every member).
         bank_size: int, the cap on templates per layer (1 to 8).
@@ -96,7 +98,8 @@ class SWNModel(GradientCaptureMethods, CaptureTrainer, keras.Model):
             composed kernel starts He-normal for its own fan-in), `"layer"`
             or `9` (the reference's); see `keras_swn.TemplateBank`.
         chain_sort: `None` (default: the policy's chain order; `"stable"`
-            for the initial bins), `"stable"` or `"reference"` (§1.4).
+            for the initial bins), `"stable"` or `"reference"` (see the
+            algorithm page, *Stacking chains*).
         on_over_budget: `"raise"` or `"report"` (F6).
         seed: int or None, the root seed of every initial value.
         weight_decay: float >= 0, coupled L2 weight decay as a loss term
@@ -104,7 +107,7 @@ class SWNModel(GradientCaptureMethods, CaptureTrainer, keras.Model):
             `keras_swn.models.decayed_variables(model)`: every trainable
             variable except the coefficients (templates, BatchNorm, heads),
             each shared variable counted once: PyTorch's SGD
-            `weight_decay` (§5, §9.4).
+            `weight_decay` (see the algorithm page, *Training recipe*).
         member_loss_weights: None or one float per member; the training
             loss is the weighted sum of member losses. A member with weight
             0 is not trained (the search trains only some members): in
@@ -268,7 +271,14 @@ class SWNModel(GradientCaptureMethods, CaptureTrainer, keras.Model):
         )
 
     def shared_layers(self, member: int | None = None) -> list:
-        """The SuperWeight layers, in (member, layer id) order."""
+        """The SuperWeight layers, in (member, layer id) order.
+
+        Args:
+            member: int or None, one member's layers, or every member's.
+
+        Returns:
+            layers (list): the SuperWeight layers.
+        """
         found = []
         for i, m in enumerate(self.members):
             if member is not None and i != member:
@@ -308,7 +318,16 @@ class SWNModel(GradientCaptureMethods, CaptureTrainer, keras.Model):
         """The loss whose gradients the probes capture: the unweighted sum
         of every member's own loss (no weight decay, no loss weights), so
         each member's dL/dkernel is that member's own gradient even where
-        the member does not train."""
+        the member does not train.
+
+        Args:
+            y (Tensor): the labels.
+            y_pred (list): the members' logits, one per member.
+            sample_weight (Tensor | None): optional per-example weights.
+
+        Returns:
+            loss (Tensor): the scalar loss.
+        """
         return ops.sum(
             ops.stack(
                 [
@@ -331,7 +350,7 @@ class SWNModel(GradientCaptureMethods, CaptureTrainer, keras.Model):
             optimizer: as in `keras.Model.compile`.
             loss: the per-member loss (default: sparse categorical
                 cross-entropy on logits). The training loss is the sum over
-                members (§4.2).
+                members.
             metrics: None or `["accuracy"]`: member and ensemble accuracy
                 are always reported.
             **kwargs: passed to `keras.Model.compile` (`jit_compile`,
@@ -404,7 +423,15 @@ class SWNModel(GradientCaptureMethods, CaptureTrainer, keras.Model):
         return self.get_metrics_result()
 
     def predict_ensemble(self, x: Any, **kwargs: Any):
-        """Mean of the member softmax probabilities, as a NumPy array."""
+        """Mean of the member softmax probabilities, as a NumPy array.
+
+        Args:
+            x: the inputs, as `predict` takes them.
+            **kwargs: passed to `predict` (`batch_size`, `verbose`, ...).
+
+        Returns:
+            probabilities (np.ndarray): `(N, num_classes)`.
+        """
         logits = self.predict(x, **kwargs)
         probs = [keras.ops.convert_to_numpy(ops.softmax(l)) for l in logits]
         return sum(probs) / len(probs)
@@ -433,12 +460,22 @@ class SWNModel(GradientCaptureMethods, CaptureTrainer, keras.Model):
     ) -> "SWNModel":
         """This model rebuilt for `policy`, with its trained values.
 
-        Used after the refine step (§3.2): `policy` and `copies` come from
+        Used after the refine step: `policy` and `copies` come from
         `keras_swn.analysis.refine_partition`. Each new owner's coefficient
         vector starts from its former owner's value; templates, BatchNorm
         and heads are copied. If this model is compiled, the new one is
         compiled the same way and keeps the optimizer state of every
         unchanged variable (fresh state for the rewired coefficients).
+
+        Args:
+            policy: the refined `SharingPolicy`.
+            copies (dict | None): the refine's copies (new owner ->
+                former owner), or None.
+            compile: bool, compile the new model as this one (and carry
+                the optimizer state over) when this one is compiled.
+
+        Returns:
+            The new `SWNModel`.
         """
         new = self.with_policy(policy)
         rebuild.transfer_weights(self, new, copies=copies)
@@ -451,5 +488,13 @@ class SWNModel(GradientCaptureMethods, CaptureTrainer, keras.Model):
     def with_policy(self, policy: SharingPolicy, **overrides) -> "SWNModel":
         """A new, freshly initialised model of the same members and options
         with another sharing policy (the model's own is not changed).
-        `overrides` replace constructor arguments (bank options too)."""
+
+        Args:
+            policy: the `SharingPolicy` of the new model.
+            **overrides (Any): constructor arguments to replace (bank options
+                too).
+
+        Returns:
+            The new `SWNModel`.
+        """
         return rebuild.with_policy(self, policy, **overrides)
