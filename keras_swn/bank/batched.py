@@ -171,20 +171,31 @@ class BatchedComposer:
         }
 
     # ------------------------------------------------------------------
-    def _to_hwio(self, ops: Any, x: Any, bank: BankKey) -> tuple[Any, list]:
-        """`x (n, seg)` with every piece's columns in HWIO order, and the
-        `(start, HWIO shape)` of each piece in the result."""
+    # Slices are taken with `split` (its gradient is one concatenation;
+    # a strided slice's gradient is a full-size zero tensor per slice).
+    def _split_columns(self, ops: Any, x: Any, bank: BankKey) -> list:
+        """`x (n, seg)` cut into its pieces' columns (a remainder the
+        pieces do not read is dropped)."""
+        lengths = [length for _, length, _ in self.pieces[bank]]
+        if sum(lengths) == int(x.shape[1]) and len(lengths) == 1:
+            return [x]
+        points = list(np.cumsum(lengths))
+        if points[-1] == int(x.shape[1]):
+            points = points[:-1]
+        return ops.split(x, [int(p) for p in points], axis=1)[: len(lengths)]
+
+    def _to_hwio(self, ops: Any, x: Any, bank: BankKey) -> list:
+        """The pieces of `x (n, seg)`, each `(n, length)` with its columns
+        in HWIO order."""
         n = int(x.shape[0])
-        cols, layout, start = [], [], 0
-        for begin, length, shape in self.pieces[bank]:
-            piece = x[:, begin : begin + length]
+        out = []
+        for piece, (_, length, shape) in zip(
+            self._split_columns(ops, x, bank), self.pieces[bank]
+        ):
             piece = ops.reshape(piece, (n, *shape))
             piece = ops.transpose(piece, (0, 3, 4, 2, 1))
-            cols.append(ops.reshape(piece, (n, length)))
-            layout.append((start, _hwio(shape)))
-            start += length
-        out = cols[0] if len(cols) == 1 else ops.concatenate(cols, axis=1)
-        return out, layout
+            out.append(ops.reshape(piece, (n, length)))
+        return out
 
     def _window_rows(self, ops: Any, bank_layer: Any, win: _Window, probe):
         """The coefficient rows of a window (gains folded in) and, per
@@ -219,9 +230,9 @@ class BatchedComposer:
 
     def superweights(
         self, ops: Any, bank_layer: Any, windows: Collection[int], probe
-    ) -> dict[int, tuple[Any, list[int], list]]:
-        """Per window: `(result (rows, seg') in HWIO piece order, row of
-        each slot, piece layout)`."""
+    ) -> dict[int, tuple[list, list[int]]]:
+        """Per window: `(per piece, the list of its rows, each a flat HWIO
+        vector; the row of each slot)`."""
         out = {}
         for i in sorted(windows):
             win = self.windows[i]
@@ -232,13 +243,21 @@ class BatchedComposer:
                 templates = templates[win.offset : win.offset + k * seg]
             templates = ops.reshape(templates, (k, seg))
             matrix, index = self._window_rows(ops, bank_layer, win, probe)
-            if int(matrix.shape[0]) < k:
-                result = ops.matmul(matrix, templates)
-                result, layout = self._to_hwio(ops, result, win.bank)
+            n = int(matrix.shape[0])
+            if n < k:
+                pieces = self._to_hwio(
+                    ops, ops.matmul(matrix, templates), win.bank
+                )
             else:
-                templates, layout = self._to_hwio(ops, templates, win.bank)
-                result = ops.matmul(matrix, templates)
-            out[i] = (result, index, layout)
+                parts = self._to_hwio(ops, templates, win.bank)
+                joined = (
+                    parts[0] if len(parts) == 1 else ops.concatenate(parts, 1)
+                )
+                pieces = self._split_columns(
+                    ops, ops.matmul(matrix, joined), win.bank
+                )
+            rows = [[p] if n == 1 else ops.split(p, n, axis=0) for p in pieces]
+            out[i] = (rows, index)
         return out
 
     def compose(
@@ -269,14 +288,15 @@ class BatchedComposer:
             parts = []
             for w in range(recipe.num_levels):
                 win, slot = self.slot_of[(key, w)]
-                result, index, layout = results[win]
-                r = index[slot]
+                rows, index = results[win]
+                shapes = [
+                    _hwio(shape)
+                    for _, _, shape in self.pieces[(recipe.group, w)]
+                ]
                 parts.append(
                     [
-                        ops.reshape(
-                            result[r, start : start + _numel(shape)], shape
-                        )
-                        for start, shape in layout
+                        ops.reshape(piece_rows[index[slot]], shape)
+                        for piece_rows, shape in zip(rows, shapes)
                     ]
                 )
             kernel = assemble_keras(levels, parts, concatenate=ops.concatenate)
