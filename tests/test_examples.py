@@ -20,6 +20,7 @@ _EXAMPLES = [
     "export_deploy.py",
     "distributed.py",
     "tune_budget.py",
+    "search_distributed.py",
 ]
 _HEADER = (
     "Title:",

@@ -7,6 +7,13 @@ layer name in the Keras kernel layout; the clustering (see the algorithm page,
 them by `(member, layer_id)` in the OIHW layout of the layer specs. The
 refine step (*Refine*) reads every coefficient slot's gradient over one
 inference-mode pass.
+
+Under a `tf.distribute` strategy (`SearchAndRefine(distribution=...)`)
+both passes run in the strategy's scope, where Keras scales every loss by
+`1 / num_replicas_in_sync` (each replica's share of a global-batch mean);
+the pass itself runs once on the whole batch, so the values are scaled
+back by `replica_count()` to the full-batch gradient of one device. On
+JAX losses are global and the factor is 1.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from keras import ops
 
 from keras_swn.analysis.similarity import to_oihw
 from keras_swn.models.swn_model import SWNModel
+from keras_swn.models.trainers import replica_count
 from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.search.data import DataSource
 from keras_swn.types import LayerKey
@@ -42,6 +50,7 @@ def kernel_gradients(
     raw = model.collect_kernel_gradients(
         **data.collect_kwargs(batch_size, seed, "capture", batches)
     )
+    replicas = replica_count()
     gradients = {}
     for m, per_layer in enumerate(raw):
         keys = {
@@ -50,7 +59,7 @@ def kernel_gradients(
         }
         for name, g in per_layer.items():
             key = keys[name]
-            gradients[key] = to_oihw(g, kinds[key])
+            gradients[key] = to_oihw(g, kinds[key]) * replicas
     return gradients
 
 
@@ -97,7 +106,11 @@ def coefficient_gradients(
     model: SWNModel, data: DataSource, *, batch_size: int, seed: int
 ) -> dict:
     """Every coefficient slot's gradient over one pass of the seeded
-    refine order."""
-    return model.collect_coefficient_gradients(
+    refine order (the full-batch gradient under a strategy too)."""
+    grads = model.collect_coefficient_gradients(
         **data.collect_kwargs(batch_size, seed, "refine", None)
     )
+    replicas = replica_count()
+    if replicas == 1:
+        return grads
+    return {slot: g * replicas for slot, g in grads.items()}

@@ -27,6 +27,8 @@ from keras_swn.policy.sharing_policy import SharingPolicy
 from keras_swn.search.builders import SearchModels
 from keras_swn.search.config import SearchConfig
 from keras_swn.search.data import DataSource
+from keras_swn.search.distribution import check_distribution
+from keras_swn.search.distribution import distribution_scope
 from keras_swn.search.oracle import Phase
 from keras_swn.search.oracle import PhaseOracle
 from keras_swn.search.results import print_search_summary
@@ -113,7 +115,16 @@ class SearchAndRefine:
     `plots/*.png` (similarity heatmap per bin with the clusters boxed,
     layer -> group map, refine cosine histogram).
 
-    **Arguments.** Every argument but the six below is a search option
+    **Distributed.** `distribution` takes what Keras takes for scale-out:
+    a `tf.distribute.Strategy` on TensorFlow (every model of the search is
+    built and compiled in its scope) or a `keras.distribution`
+    distribution on JAX (`DataParallel`; the global distribution while
+    `search` and `get_best_models` run). Every phase runs under it; the
+    gradient capture and the refine pass read the full-batch gradient, as
+    on one device. It is not part of the saved configuration, so a
+    project resumes on other hardware.
+
+    **Arguments.** Every argument but the seven below is a search option
     (`members`, `input_shape`, `num_classes`, `budget`, `seed`,
     `num_bins`, `sharing`, ...), validated once into the `config`
     attribute, a `keras_swn.search.SearchConfig`, which documents each
@@ -128,6 +139,8 @@ class SearchAndRefine:
         plots: bool, write the PNG plots.
         jit_compile: passed to `compile` (`"auto"`).
         run_eagerly: passed to `compile` (False).
+        distribution: None, a `tf.distribute.Strategy` (TensorFlow) or a
+            `keras.distribution` distribution (JAX); see *Distributed*.
 
     Examples:
         >>> (x, y), (x_val, y_val) = (
@@ -181,6 +194,7 @@ class SearchAndRefine:
         plots: bool = True,
         jit_compile: bool | str = "auto",
         run_eagerly: bool = False,
+        distribution: Any = None,
     ):
         options = {k: v for k, v in locals().items() if k in _CONFIG_FIELDS}
         if not isinstance(overwrite, bool):
@@ -189,6 +203,7 @@ class SearchAndRefine:
             raise argument_error(
                 "jit_compile", "Expected True, False or 'auto'.", jit_compile
             )
+        self.distribution = check_distribution(distribution)
         self.project_dir = project_path(directory, project_name)
         self.config = SearchConfig(**options)
         self.directory = os.fspath(directory)
@@ -357,12 +372,13 @@ class SearchAndRefine:
             verbose=verbose,
             plots=self.plots,
         )
-        if self.oracle.fresh:
-            steps.start()
-        if self.oracle.cursor > 0 or self.oracle.done:
-            steps.log(f"resuming at {self.oracle.current()}")
-        while (task := self.oracle.next_task()) is not None:
-            steps.run_task(task)
+        with distribution_scope(self.distribution):
+            if self.oracle.fresh:
+                steps.start()
+            if self.oracle.cursor > 0 or self.oracle.done:
+                steps.log(f"resuming at {self.oracle.current()}")
+            while (task := self.oracle.next_task()) is not None:
+                steps.run_task(task)
 
     @property
     def phase(self) -> Phase | None:
@@ -431,4 +447,5 @@ class SearchAndRefine:
         with naming("num_models"):
             num_models = check_int("num_models", num_models, minimum=1)
         self._require_done("get_best_models")
-        return [self.store.load_model(MODEL)][:num_models]
+        with distribution_scope(self.distribution):
+            return [self.store.load_model(MODEL)][:num_models]
