@@ -9,7 +9,9 @@ import numpy as np
 
 from keras_swn.layers.super_weight_conv2d import SuperWeightConv2D
 from keras_swn.layers.super_weight_dense import SuperWeightDense
+from keras_swn.models.swn_model import SWNModel
 from keras_swn.validation import check_index
+from keras_swn.validation import invalid_argument
 
 __all__ = ["to_keras"]
 
@@ -79,6 +81,10 @@ def to_keras(
         >>> plain.get_layer("stage2_block1_conv1_pad").padding
         ((1, 1), (1, 1))
     """
+    if not isinstance(model, SWNModel):
+        raise invalid_argument(
+            "model", "Expected a keras_swn.SWNModel.", type(model).__name__
+        )
     source = model.members[check_index("member", member, len(model.members))]
     padding_of: dict[int, tuple] = {}
 

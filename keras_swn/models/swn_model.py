@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 from typing import Mapping
 from typing import Sequence
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_swn import seeding
@@ -31,6 +33,72 @@ from keras_swn.validation import invalid_argument
 __all__ = ["SWNModel", "clone_swn_model"]
 
 _SHARING = ("per_layer", "per_bank")
+
+
+class _FunctionLoss(keras.losses.Loss):
+    """A loss function `fn(y_true, y_pred)` as a `keras.losses.Loss`, so
+    that it takes `sample_weight` and reduces like the built-in ones."""
+
+    def __init__(self, fn: Any):
+        name = getattr(fn, "__name__", "")
+        super().__init__(name=name if name.isidentifier() else "loss")
+        self.fn = fn
+
+    def call(self, y_true, y_pred):
+        return self.fn(y_true, y_pred)
+
+
+def _member_loss(loss: Any) -> keras.losses.Loss:
+    """The loss applied to every member's logits.
+
+    A Keras loss name (`"sparse_categorical_crossentropy"`) becomes its
+    class with `from_logits=True` where it has that option (the members
+    return logits); a `Loss` instance is used as given; a function gets
+    `sample_weight` and reduction through a `Loss` wrapper.
+    """
+    if loss is None:
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    if isinstance(loss, keras.losses.Loss):
+        return loss
+    if isinstance(loss, str):
+        name = "".join(p.capitalize() for p in loss.split("_"))
+        cls = getattr(keras.losses, name, None)
+        if isinstance(cls, type) and issubclass(cls, keras.losses.Loss):
+            if "from_logits" in inspect.signature(cls).parameters:
+                return cls(from_logits=True)
+            return cls()
+    try:
+        fn = keras.losses.get(loss)
+    except ValueError:
+        fn = None
+    if not callable(fn):
+        raise invalid_argument(
+            "loss",
+            "Expected a Keras loss name, a `keras.losses.Loss` or a "
+            "function `fn(y_true, y_pred)`.",
+            loss,
+        )
+    return fn if isinstance(fn, keras.losses.Loss) else _FunctionLoss(fn)
+
+
+def _check_input_shape(input_shape: Any) -> tuple[int, ...]:
+    """The shape of one input: 1 to 3 positive ints (e.g. `(32, 32, 3)`)."""
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = ()
+    if (
+        not 1 <= len(shape) <= 3
+        or not all(isinstance(d, (int, np.integer)) for d in shape)
+        or any(isinstance(d, bool) or d < 1 for d in shape)
+    ):
+        raise invalid_argument(
+            "input_shape",
+            "Expected the shape of one input: 1 to 3 positive ints, e.g. "
+            "(32, 32, 3) for images.",
+            input_shape,
+        )
+    return tuple(int(d) for d in shape)
 
 
 def _check_members(members: Sequence[MemberBuilder | Mapping]) -> list:
@@ -162,7 +230,7 @@ class SWNModel(GradientCaptureMethods, CaptureTrainer, keras.Model):
         super().__init__(**kwargs)
         # Every argument is checked before anything is built.
         self.member_builders = _check_members(members)
-        self.input_shape_ = tuple(int(d) for d in input_shape)
+        self.input_shape_ = _check_input_shape(input_shape)
         self.num_classes = check_int("num_classes", num_classes, minimum=2)
         self.num_bins = check_int("num_bins", num_bins, minimum=1)
         self.coefficient_sharing = check_choice(
@@ -362,11 +430,7 @@ class SWNModel(GradientCaptureMethods, CaptureTrainer, keras.Model):
                 "member's accuracy and the ensemble accuracy itself; pass "
                 f"None or ['accuracy']. Received: metrics={metrics!r}"
             )
-        self.member_loss = (
-            keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-            if loss is None
-            else keras.losses.get(loss)
-        )
+        self.member_loss = _member_loss(loss)
         self._member_loss_config = loss
         super().compile(optimizer=optimizer, loss=None, **kwargs)
 

@@ -17,6 +17,7 @@ from keras_swn.models.wide_resnet_shapes import wide_resnet_layer_specs
 from keras_swn.models.wide_resnet_shapes import wide_resnet_member_budget
 from keras_swn.models.wide_resnet_shapes import wide_resnet_param_counts
 from keras_swn.policy.layer_spec import LayerSpec
+from keras_swn.validation import invalid_argument
 
 
 @swn_export
@@ -65,7 +66,17 @@ class WideResNet(MemberBuilder):
 
         Returns:
             A list of `LayerSpec`, in layer-id order.
+
+        Raises:
+            ValueError: naming `input_shape` unless it is `(H, W, C)`.
         """
+        if len(tuple(input_shape)) != 3:
+            raise invalid_argument(
+                "input_shape",
+                "A WideResNet takes images: expected (height, width, "
+                "channels).",
+                input_shape,
+            )
         return wide_resnet_layer_specs(
             self.depth,
             self.width,

@@ -10,6 +10,8 @@ from typing import Mapping
 from typing import Sequence
 from typing import cast
 
+import numpy as np
+
 from keras_swn.io_utils import atomic_write_text
 from keras_swn.io_utils import parse_json
 from keras_swn.policy.bins import initial_bins
@@ -33,6 +35,18 @@ _VERSIONS = (1, 2)
 
 def _as_groups(groups: GroupsLike) -> Groups:
     return tuple(tuple(row) for row in groups)
+
+
+def _group_id(value: Any) -> int:
+    """A group id: an integer (a Python or NumPy int, or an integral float
+    read from JSON), never a bool, a fraction or a non-finite number."""
+    if isinstance(value, bool) or not isinstance(
+        value, (int, float, np.integer, np.floating)
+    ):
+        raise TypeError(value)
+    if value != int(value):
+        raise ValueError(value)
+    return int(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,8 +99,10 @@ class SharingPolicy:
     def __post_init__(self) -> None:
         check_choice("chain_sort", self.chain_sort, CHAIN_SORTS)
         try:
-            groups = tuple(tuple(int(g) for g in row) for row in self.groups)
-        except (TypeError, ValueError):
+            groups = tuple(
+                tuple(_group_id(g) for g in row) for row in self.groups
+            )
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(
                 "Invalid value for argument `groups`. Expected a list of "
                 f"lists of ints. Received: groups={self.groups!r}"
