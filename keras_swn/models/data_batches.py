@@ -7,6 +7,8 @@ import itertools
 import keras
 import numpy as np
 
+from keras_swn.validation import check_int
+
 
 def iterate_batches(x, y=None, *, batch_size: int = 128, batches=None):
     """Yield up to `batches` batches (None: all) as backend tensors.
@@ -25,6 +27,7 @@ def iterate_batches(x, y=None, *, batch_size: int = 128, batches=None):
     if isinstance(x, np.ndarray) or hasattr(x, "shape"):
         if y is None:
             raise ValueError("Argument `y` is required when `x` is an array.")
+        batch_size = check_int("batch_size", batch_size, minimum=1)
         n = len(x)
         starts = range(0, n, batch_size)
         source = (

@@ -78,6 +78,10 @@ class DataSource:
             data is None
             or isinstance(data, (str, bytes, Mapping))
             or not hasattr(data, "__iter__")
+            or (
+                isinstance(data, (tuple, list))
+                and any(hasattr(a, "shape") for a in data)
+            )
         ):
             raise argument_error(
                 name, _FORMS, None if data is None else type(data).__name__

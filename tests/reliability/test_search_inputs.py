@@ -195,3 +195,26 @@ def test_train_and_save_on_batches_writes_the_run(tmp_path):
     )
     assert results["train_examples"] is None
     assert (tmp_path / "run" / "model.keras").exists()
+
+
+@pytest.mark.parametrize("arity", [1, 3])
+def test_train_data_tuple_that_is_not_x_y(tmp_path, arity):
+    (x, y), _ = digits()
+    data = (x, y, np.ones(len(y)))[:arity]
+    with pytest.raises(ValueError, match="`train_data`.*tuple of arrays"):
+        make(tmp_path).search(data, epochs=2, verbose=0)
+
+
+def test_collect_kernel_gradients_batch_size_zero():
+    from keras_swn import SWNModel
+
+    (x, y), _ = digits()
+    model = SWNModel(
+        members=[WideResNet(10, 1)],
+        input_shape=(8, 8, 1),
+        num_classes=10,
+        budget=80_000,
+        seed=0,
+    )
+    with pytest.raises(ValueError, match="batch_size=0"):
+        model.collect_kernel_gradients(x, y, batch_size=0)
