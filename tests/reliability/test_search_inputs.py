@@ -21,6 +21,18 @@ def make(directory, project="p", **kwargs):
     return make_search(directory, [(10, 1)], project, **{**options, **kwargs})
 
 
+def tiny_model():
+    from keras_swn import SWNModel
+
+    return SWNModel(
+        members=[WideResNet(10, 1)],
+        input_shape=(8, 8, 1),
+        num_classes=10,
+        budget=80_000,
+        seed=0,
+    )
+
+
 def digits():
     (x, y), val = swn_fixtures.digits()
     return (x.copy(), y.copy()), val
@@ -178,18 +190,11 @@ def test_train_and_save_on_batches_writes_the_run(tmp_path):
     still be written (it used to fail after training, losing the model)."""
     import tensorflow as tf
 
-    from keras_swn import SWNModel
     from keras_swn.search.training import train_and_save
 
     (x, y), _ = digits()
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
-    model = SWNModel(
-        members=[WideResNet(10, 1)],
-        input_shape=(8, 8, 1),
-        num_classes=10,
-        budget=80_000,
-        seed=0,
-    )
+    model = tiny_model()
     results = train_and_save(
         model, data, directory=tmp_path / "run", epochs=1, verbose=0
     )
@@ -206,15 +211,7 @@ def test_train_data_tuple_that_is_not_x_y(tmp_path, arity):
 
 
 def test_collect_kernel_gradients_batch_size_zero():
-    from keras_swn import SWNModel
-
     (x, y), _ = digits()
-    model = SWNModel(
-        members=[WideResNet(10, 1)],
-        input_shape=(8, 8, 1),
-        num_classes=10,
-        budget=80_000,
-        seed=0,
-    )
+    model = tiny_model()
     with pytest.raises(ValueError, match="batch_size=0"):
         model.collect_kernel_gradients(x, y, batch_size=0)
