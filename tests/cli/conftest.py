@@ -44,3 +44,15 @@ def tiny_digits(monkeypatch):
         return (x[:32], y[:32]), (xv[:16], yv[:16])
 
     monkeypatch.setattr(embedded, "load_digits_dataset", tiny)
+
+
+@pytest.fixture(autouse=True)
+def no_tfds_download(monkeypatch):
+    """No CLI test reaches TFDS: `load_cifar` fails at once unless a test
+    replaces it (a TFDS download attempt hangs for minutes offline)."""
+    from keras_swn.data import cifar
+
+    def offline(*args, **kwargs):
+        raise AssertionError("a CLI test tried to load CIFAR through TFDS")
+
+    monkeypatch.setattr(cifar, "load_cifar", offline)
