@@ -45,7 +45,7 @@ from keras_swn.cli.values import shape
 #: `keras_swn.policy.chains.CHAIN_SORTS`.
 SHARINGS = ("learned", "learned_no_refine", "bins_hard", "soft")
 SCHEDULES = ("step", "cosine")
-THRESHOLD_SCHEDULES = ("fill", "step")
+THRESHOLD_SCHEDULES = ("fill", "split", "step")
 BUDGET_CHECKS = ("proxy", "exact")
 CLUSTERINGS = ("connected_components", "reference")
 SIGNALS = ("gradient", "gradient+weight", "parameter")
@@ -261,8 +261,10 @@ FLAGS: dict[str, Flag] = {
     ),
     "threshold_schedule": Flag(
         (SEARCH,),
-        "Which clustering thresholds are tried: fill (default: the "
-        "least-merged grouping within --group_share of the budget) or step "
+        "Which groupings the search tries: fill (default: the "
+        "least-merged grouping within --group_share of the budget), split "
+        "(split groups one at a time, least similar first, while the "
+        "budget allows) or step "
         "(the reference's: from --threshold_start down by "
         "--threshold_decrement; the default with --reference_compatible).",
         choices=_texts(THRESHOLD_SCHEDULES),
@@ -270,7 +272,8 @@ FLAGS: dict[str, Flag] = {
     "group_share": Flag(
         (SEARCH,),
         "The share of the budget one template per bank may take under "
-        "--threshold_schedule=fill.",
+        "--threshold_schedule=fill (under split: the share of the budget "
+        "left after the initial bins).",
         0.5,
         float,
     ),
