@@ -158,6 +158,16 @@ _SEARCH_KWARGS = {
     "parameter": {"signal": "parameter"},
     "bins_hard": {"sharing": "bins_hard"},
 }
+
+
+def _search_kwargs(args, method: str) -> dict:
+    """`SearchAndRefine` arguments of a searched row."""
+    kwargs = dict(_SEARCH_KWARGS[method])
+    if args.threshold_schedule and method != "search_reference":
+        kwargs["threshold_schedule"] = args.threshold_schedule
+    return kwargs
+
+
 #: Settings that change results: a resumed output file must match them.
 _RESULT_SETTINGS = (
     "data",
@@ -176,6 +186,7 @@ _RESULT_SETTINGS = (
     "weight_decay",
     "augmentation",
     "backend",
+    "threshold_schedule",
 )
 _SMOKE = {
     "depth": 10,
@@ -250,6 +261,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=sorted(m for m, v in METHODS.items() if v[3]),
     )
     add("--num_bins", type=int, default=4)
+    add(
+        "--threshold_schedule",
+        choices=("fill", "split", "step"),
+        help="the searched rows' schedule (default: the library's); "
+        "search_reference keeps the reference's",
+    )
     add("--epochs", type=int, help="training epochs of every row")
     add(
         "--search_epochs",
@@ -830,7 +847,7 @@ def run_search(args, data, net, method, fraction, seed, results, runs_dir):
         num_bins=args.num_bins,
         batch_size=args.batch_size,
         plots=False,
-        **_SEARCH_KWARGS[method],
+        **_search_kwargs(args, method),
     )
     search.search(
         data.train(seed, args.batch_size),
@@ -905,6 +922,7 @@ def _settings(args, data) -> dict:
         "per-channel train mean/std; seeded by the run seed",
         "backend": _backend(),
         "smoke": bool(args.smoke),
+        "threshold_schedule": args.threshold_schedule,
     }
 
 

@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 BUDGET_CHECKS = ("proxy", "exact")
-SCHEDULES = ("fill", "step")
+SCHEDULES = ("fill", "split", "step")
 
 
 def _fill_thresholds(
@@ -80,6 +80,50 @@ def _fill_thresholds(
     top = values[0] if values else 1.0
     below = [float(np.nextafter(v, -np.inf)) for v in values]
     return [max(top, 1.0)] + below + [-1.0 - 1e-9]
+
+
+def _weakest_link(mat: np.ndarray, rows: Sequence[int]) -> float:
+    """The similarity at which a connected cluster first splits: the
+    smallest edge of its maximum spanning tree (single linkage; an edge
+    weighs the larger of its two directions). `rows` are the cluster's row
+    indices in `mat`."""
+    sym = np.maximum(mat, mat.T)
+    best = {r: sym[rows[0], r] for r in rows[1:]}
+    weakest = math.inf
+    while best:
+        r = max(best, key=lambda k: (best[k], -k))
+        weakest = min(weakest, float(best.pop(r)))
+        for k in best:
+            best[k] = max(best[k], sym[r, k])
+    return weakest
+
+
+def _split_order(
+    similarity: Mapping[int, tuple[tuple[int, ...], np.ndarray]],
+    clusters: Mapping[int, list[tuple[int, ...]]],
+    frozen: set[tuple[int, ...]],
+) -> list[tuple[float, int, tuple[int, ...]]]:
+    """The clusters that can still split, least similar first: `(weakest
+    link, bin, cluster)`; ties go to the lower bin, then the cluster with
+    the larger layer ids."""
+    order = []
+    for b, (ids, mat) in similarity.items():
+        index = {lid: i for i, lid in enumerate(ids)}
+        for cluster in clusters[b]:
+            if len(cluster) > 1 and cluster not in frozen:
+                rows = [index[lid] for lid in cluster]
+                order.append((_weakest_link(mat, rows), b, cluster))
+    order.sort(key=lambda x: (x[0], x[1], [-i for i in x[2]]))
+    return order
+
+
+def _split(
+    cluster: tuple[int, ...], ids: tuple[int, ...], mat: np.ndarray, link: float
+) -> list[tuple[int, ...]]:
+    """`cluster` split at its weakest link: the connected components of the
+    edges strictly above `link`."""
+    rows = [ids.index(lid) for lid in cluster]
+    return cluster_bin(cluster, mat[np.ix_(rows, rows)], link)
 
 
 class _Memo:
@@ -173,10 +217,12 @@ def search_groups(
             sharing.
         chain_sort: `"stable"` or `"reference"`, used by
             `budget_check="exact"` and `SearchResult.to_policy`.
-        schedule: `"step"` (default, the reference's) or `"fill"` (see
-            above).
+        schedule: `"step"` (default, the reference's), `"fill"` or
+            `"split"` (see above).
         group_share: float in (0, 1], the share of the budget that one
-            template per bank may take (`"fill"` only; `"step"` uses 1).
+            template per bank may take (`"fill"`), or the share of the
+            budget left after the bins that splits may take (`"split"`);
+            `"step"` uses the whole budget.
 
     Returns:
         A `SearchResult`.
@@ -207,6 +253,13 @@ def search_groups(
         raise invalid_argument(
             "group_share", "Expected a number in (0, 1].", group_share
         )
+    if schedule == "split" and clustering != "connected_components":
+        raise invalid_argument(
+            "schedule",
+            "The 'split' schedule splits single-linkage clusters; it needs "
+            "clustering='connected_components'.",
+            schedule,
+        )
     gate = None
     if coefficient_threshold is not None:
         gate = check_real("coefficient_threshold", coefficient_threshold)
@@ -234,6 +287,29 @@ def search_groups(
         if budget_check == "proxy":
             return int(need_proxy(specs, groups))
         return int(one_template_total(specs, groups, chain_sort=chain_sort))
+
+    if schedule == "split":
+        return _search_split(
+            similarity,
+            len(by_member[0]),
+            lambda member0: plan.attach(member0, memo, gate),
+            measure,
+            budget,
+            share,
+            lambda t, iterations, need, att, history: SearchResult(
+                threshold=t,
+                iterations=iterations,
+                need=need,
+                budget=budget,
+                groups=att.groups,
+                partners=att.partners,
+                similarity=similarity,
+                history=tuple(history),
+                clustering=clustering,
+                budget_check=budget_check,
+                signal=signal,
+            ),
+        )
 
     cache: dict[tuple[int, ...], tuple[Attachment, int]] = {}
     history: list[tuple[float, int]] = []
@@ -310,3 +386,57 @@ def search_groups(
                 f"Received: budget={budget}"
             )
         t = t_next
+
+
+def _search_split(
+    similarity: Mapping[int, tuple[tuple[int, ...], np.ndarray]],
+    num_layers: int,
+    attach: Callable[[list[int]], Attachment],
+    measure: Callable[[Groups], int],
+    budget: int,
+    share: float,
+    finish: Callable[..., SearchResult],
+) -> SearchResult:
+    """The `"split"` schedule of `search_groups` (documented there)."""
+    clusters = {b: [tuple(sorted(ids))] for b, (ids, _) in similarity.items()}
+
+    def grouping(state: Mapping[int, list[tuple[int, ...]]]) -> tuple:
+        member0 = [-1] * num_layers
+        next_id = 0
+        for b in similarity:
+            for cluster in sorted(state[b], key=lambda c: -max(c)):
+                for lid in cluster:
+                    member0[lid] = next_id
+                next_id += 1
+        att = attach(member0)
+        return att, measure(att.groups)
+
+    att, need = grouping(clusters)
+    if need > budget:
+        raise ValueError(
+            "The parameter budget cannot be met: the initial bins, each "
+            f"one group, need {need:,} parameters for one template per "
+            f"bank, above budget={budget:,}. Raise `budget` or use more "
+            f"initial bins. Received: budget={budget}"
+        )
+    limit = need + int(share * (budget - need))
+    history: list[tuple[float, int]] = [(-1.0 - 1e-9, need)]
+    threshold = -1.0 - 1e-9
+    frozen: set[tuple[int, ...]] = set()
+    while True:
+        order = _split_order(similarity, clusters, frozen)
+        if not order:
+            break
+        link, b, cluster = order[0]
+        ids, mat = similarity[b]
+        trial = dict(clusters)
+        trial[b] = [c for c in clusters[b] if c != cluster] + _split(
+            cluster, ids, mat, link
+        )
+        trial_att, trial_need = grouping(trial)
+        history.append((link, trial_need))
+        if trial_need <= limit:
+            clusters, att, need, threshold = trial, trial_att, trial_need, link
+        else:
+            frozen.add(cluster)
+    return finish(threshold, len(history), need, att, history)

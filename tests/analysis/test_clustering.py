@@ -343,7 +343,7 @@ class TestFillSchedule:
                 )
         with _raises(
             "Invalid value for argument `schedule`. Expected one of "
-            "('fill', 'step'). Received: schedule='down'"
+            "('fill', 'split', 'step'). Received: schedule='down'"
         ):
             search_groups(specs, bins, grads, 10**9, schedule="down")
 
@@ -363,3 +363,90 @@ class TestFillSchedule:
         )
         assert result.need <= budget
         assert all(need > budget for _, need in result.history[:-1])
+
+
+class TestSplitSchedule:
+    _setup = TestSearchGroupsSchedule._setup
+
+    def _bins_need(self, specs, bins, grads):
+        merged = search_groups(specs, bins, grads, 10**9, threshold_start=-2.0)
+        return merged
+
+    def test_no_budget_to_spare_returns_the_bins(self):
+        specs, bins, grads = self._setup()
+        merged = self._bins_need(specs, bins, grads)
+        result = search_groups(
+            specs, bins, grads, merged.need, schedule="split"
+        )
+        assert result.groups == merged.groups and result.need == merged.need
+
+    def test_a_large_budget_splits_every_layer(self):
+        specs, bins, grads = self._setup()
+        result = search_groups(
+            specs, bins, grads, 10**9, schedule="split", group_share=1.0
+        )
+        assert len(set(result.groups[0])) == len(result.groups[0])
+
+    @pytest.mark.parametrize("share", [1.0, 0.5])
+    def test_splits_fit_and_every_refused_split_did_not(self, share):
+        specs, bins, grads = self._setup()
+        merged = self._bins_need(specs, bins, grads)
+        unmerged = search_groups(specs, bins, grads, 10**9, schedule="fill")
+        budget = (merged.need + unmerged.need) // 2
+        result = search_groups(
+            specs, bins, grads, budget, schedule="split", group_share=share
+        )
+        limit = merged.need + int(share * (budget - merged.need))
+        assert merged.need <= result.need <= limit
+        # The needs tried: the bins first, then one entry per split tried;
+        # each is either accepted (the running need) or above the limit.
+        needs = [n for _, n in result.history]
+        assert needs[0] == merged.need
+        accepted = [n for n in needs[1:] if n <= limit]
+        assert result.need == (accepted[-1] if accepted else merged.need)
+        # Groups only ever split inside the initial bins.
+        for g, b in zip(result.groups[0], bins[0]):
+            same = [i for i, h in enumerate(result.groups[0]) if h == g]
+            assert {bins[0][i] for i in same} == {b}
+
+    def test_least_similar_split_first(self):
+        # One bin of three layers: (0, 1) similar, 2 dissimilar. The first
+        # split separates 2; the second (0 from 1) is too expensive.
+        from keras_swn.analysis.clustering import _search_split
+
+        sim = np.array([[1.0, 0.9, 0.1], [0.9, 1.0, 0.2], [0.1, 0.2, 1.0]])
+
+        class Att:
+            def __init__(self, groups):
+                self.groups = (tuple(groups),)
+                self.partners = {}
+
+        def measure(groups):
+            return 10 * len(set(groups[0]))
+
+        result = _search_split(
+            {0: ((0, 1, 2), sim)},
+            3,
+            Att,
+            measure,
+            25,
+            1.0,
+            lambda t, it, need, att, hist: (t, need, att.groups, hist),
+        )
+        threshold, need, groups, hist = result
+        assert need == 20 and threshold == pytest.approx(0.2)
+        assert groups[0][0] == groups[0][1] != groups[0][2]
+        assert [n for _, n in hist] == [10, 20, 30]
+
+    def test_needs_connected_components(self):
+        specs, bins, grads = self._setup()
+        with pytest.raises(ValueError, match="schedule"):
+            search_groups(
+                specs, bins, grads, 10**9, schedule="split",
+                clustering="reference",
+            )
+
+    def test_search_config_accepts_split(self):
+        from keras_swn.search.config import THRESHOLD_SCHEDULES
+
+        assert "split" in THRESHOLD_SCHEDULES
