@@ -27,8 +27,10 @@ class SearchResult:
     """What the search returns: a grouping and a coefficient-share map.
 
     Attributes:
-        threshold: float, the threshold at which the budget was met.
-        iterations: int, thresholds tried (1 when the first one fits).
+        threshold: float, the threshold at which the budget was met
+            (under the `"split"` schedule: the weakest link of the last
+            split made).
+        iterations: int, groupings tried (1 when the first one fits).
         need: int, the budget measure at `threshold` (the proxy `need`,
             or the exact one-template total with `budget_check="exact"`).
         budget: int, the budget the search ran under.
@@ -38,7 +40,8 @@ class SearchResult:
             id)}`, hard coefficient sharing for the students (F2).
         similarity: `{bin: (member-0 layer ids ascending, matrix)}`, the
             member-0 similarity matrix of every bin, for plots.
-        history: `((threshold, need), ...)`, one entry per iteration.
+        history: `((threshold, need), ...)`, one entry per grouping
+            tried.
         clustering: str, the clustering rule used.
         budget_check: str, `"proxy"` or `"exact"`.
         signal: str, the similarity signal used.

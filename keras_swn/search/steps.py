@@ -272,7 +272,7 @@ class StepRunner:
         )
         self.log(
             f"clustering done: {result.num_groups} groups at threshold "
-            f"{result.threshold:.3g} ({result.iterations} thresholds tried); "
+            f"{result.threshold:.3g} ({result.iterations} groupings tried); "
             f"one template per bank takes {result.need:,} of the budget "
             f"{c.budget:,} ({result.need / c.budget:.0%}; the rest goes to "
             f"more templates per bank) ({summary['seconds']:.1f} s)"
