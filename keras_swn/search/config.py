@@ -138,9 +138,14 @@ class SearchConfig:
             whose one template per bank takes at most `group_share` of the
             budget; the rest pays for more templates per bank) or `"step"`
             (the reference's: from `threshold_start` down by
-            `threshold_decrement` until the grouping fits the budget).
+            `threshold_decrement` until the grouping fits the budget) or
+            `"split"` (from the initial bins, split one group at a time at
+            its weakest link, least similar first, while the budget
+            allows; see the algorithm page, *Threshold schedule*).
         group_share: float in (0, 1], the share of the budget the groups
-            may take under `"fill"` (0.5: about two templates per bank).
+            may take under `"fill"` (0.5: about two templates per bank);
+            under `"split"`, the share of the budget left after the
+            initial bins that splits may take.
         threshold_start: float, the first clustering threshold of `"step"`.
         threshold_decrement: float > 0, the threshold step of `"step"`.
         clustering: *reference*; `"connected_components"` (default) or
