@@ -23,12 +23,16 @@ model, the order swapped every block), so that a noisy machine slows both
 alike. It reports the median step time of each model, the median of the
 per-block ratios, and the spread of those ratios (min/max), which is the
 honest noise figure on a shared machine. Memory is not measured there.
+With `--predict`, the interleaved mode times `predict_on_batch` of the SWN
+model against the same member exported to stock kernels
+(`keras_swn.export.to_keras`, the serving path).
 
 Usage:
     python benchmarks/step_time.py [--depth 16] [--width 4]
         [--budget 1000000] [--steps 8] [--warmup 2] [--batch_size 128]
         [--data ../shared/data/cifar10_train_10k.npz] [--json]
-        [--interleaved --blocks 5] [--backend tensorflow|jax|torch]
+        [--interleaved --blocks 5 [--predict]] [--jit_compile auto|true|false]
+        [--backend tensorflow|jax|torch]
 """
 
 from __future__ import annotations
@@ -130,7 +134,7 @@ def _child(args) -> None:
     model, optimizer, loss = _build(args.child, args, x.shape[1:], num_classes)
     trainable = sum(int(v.numpy().size) for v in model.trainable_variables)
     rss_built = _maxrss_mib()
-    model.compile(optimizer=optimizer, loss=loss)
+    model.compile(optimizer=optimizer, loss=loss, jit_compile=args.jit_compile)
     first = time.perf_counter()
     model.train_on_batch(x, y)  # trace
     first = time.perf_counter() - first
@@ -165,12 +169,29 @@ def _interleaved(args) -> dict:
     keras.utils.set_random_seed(0)
     x, y, num_classes = _batch(args)
     models = {}
-    for kind in ("plain", "swn"):
+    if args.predict:
+        # SWN's own predict against its serving path: the same member
+        # exported to stock Conv2D kernels (`keras_swn.export.to_keras`).
+        from keras_swn import export
+
+        swn, _, _ = _build("swn", args, x.shape[1:], num_classes)
+        models = {"plain": export.to_keras(swn), "swn": swn}
+        for model in models.values():
+            model.compile(jit_compile=args.jit_compile)
+            for _ in range(args.warmup):
+                model.predict_on_batch(x)
+    for kind in () if args.predict else ("plain", "swn"):
         model, optimizer, loss = _build(kind, args, x.shape[1:], num_classes)
-        model.compile(optimizer=optimizer, loss=loss)
+        model.compile(optimizer=optimizer, loss=loss, jit_compile=args.jit_compile)
         for _ in range(args.warmup):
             model.train_on_batch(x, y)
         models[kind] = model
+
+    def step(model):
+        if args.predict:
+            return model.predict_on_batch(x)
+        return model.train_on_batch(x, y)
+
     times: dict[str, list[float]] = {"plain": [], "swn": []}
     block_ratios = []
     for block in range(args.blocks):
@@ -180,7 +201,7 @@ def _interleaved(args) -> dict:
             block_times = []
             for _ in range(args.steps):
                 start = time.perf_counter()
-                models[kind].train_on_batch(x, y)
+                step(models[kind])  # returns NumPy: synchronous
                 block_times.append(time.perf_counter() - start)
             times[kind] += block_times
             medians[kind] = statistics.median(block_times)
@@ -188,6 +209,8 @@ def _interleaved(args) -> dict:
     med = {k: statistics.median(t) for k, t in times.items()}
     return {
         "backend": keras.backend.backend(),
+        "mode": "predict" if args.predict else "train",
+        "jit_compile": args.jit_compile,
         "batch_size": args.batch_size,
         "median_step_s": med,
         "step_time_ratio": med["swn"] / med["plain"],
@@ -201,7 +224,8 @@ def _print_interleaved(args, r: dict) -> None:
     med, ratios = r["median_step_s"], r["block_ratios"]
     print(
         f"WRN-{args.depth}-{args.width} budget {args.budget:,}, "
-        f"{r['backend']}, batch {args.batch_size}: plain "
+        f"{r['backend']}, {r['mode']} (jit_compile={args.jit_compile}), "
+        f"batch {args.batch_size}: {'exported' if args.predict else 'plain'} "
         f"{med['plain'] * 1e3:.1f} ms, SWN {med['swn'] * 1e3:.1f} ms, "
         f"ratio {r['step_time_ratio']:.3f} (per-block ratios median "
         f"{r['median_block_ratio']:.3f}, min {min(ratios):.3f}, max "
@@ -255,10 +279,25 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--blocks", type=int, default=5, help="blocks per model (interleaved)"
     )
+    parser.add_argument(
+        "--predict",
+        action="store_true",
+        help="interleaved only: time predict_on_batch of the SWN model "
+        "against its export.to_keras twin instead of training steps",
+    )
+    parser.add_argument(
+        "--jit_compile",
+        default="auto",
+        type=lambda v: v if v == "auto" else v.lower() in ("1", "true", "yes"),
+        help="compile(jit_compile=...) of both models: auto (Keras' "
+        "default), true or false",
+    )
     parser.add_argument("--child", choices=["plain", "swn"], help="internal")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 1 or args.blocks < 1:
         parser.error("--steps, --warmup and --blocks must be >= 1")
+    if args.predict and not args.interleaved:
+        parser.error("--predict needs --interleaved")
     if args.child:
         _child(args)
         return
@@ -274,6 +313,7 @@ def main(argv=None) -> None:
         f"--steps={args.steps}",
         f"--warmup={args.warmup}",
         f"--batch_size={args.batch_size}",
+        f"--jit_compile={args.jit_compile}",
     ] + ([f"--data={args.data}"] if args.data else [])
     print(
         f"WRN-{args.depth}-{args.width}, batch {args.batch_size}, "
