@@ -130,24 +130,26 @@ def train(flags: Parsed) -> int:
     print()
     print(model.budget_report())
     print()
-    results = train_and_save(
-        model,
-        train_data,
-        val_data,
-        directory=out_dir,
-        epochs=flags.epochs,
-        batch_size=flags.batch_size,
-        recipe=training,
-        verbose=inputs.progress(flags),
-        info={
-            "command": "train",
-            "bins": flags.bins,
-            "policy": flags.policy,
-            "coefficient_sharing": None if flags.policy else sharing,
-            "data": name,
-            "seed": flags.seed,
-        },
-    )
+    inputs.clear_output_dir(flags, out_dir)
+    with inputs.run_lock(flags, out_dir):
+        results = train_and_save(
+            model,
+            train_data,
+            val_data,
+            directory=out_dir,
+            epochs=flags.epochs,
+            batch_size=flags.batch_size,
+            recipe=training,
+            verbose=inputs.progress(flags),
+            info={
+                "command": "train",
+                "bins": flags.bins,
+                "policy": flags.policy,
+                "coefficient_sharing": None if flags.policy else sharing,
+                "data": name,
+                "seed": flags.seed,
+            },
+        )
     print()
     _print_accuracy([b.name for b in builders], results)
     print()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
-import shutil
 import sys
 from typing import Any
 from typing import Sequence
@@ -146,8 +145,43 @@ def sharing_policy(flags: Parsed, specs: list, coefficient_sharing: str) -> Any:
     try:
         if not os.path.isfile(flags.policy):
             raise flags.invalid("policy", "Expected an existing JSON file.")
-        return SharingPolicy.load(flags.policy)
+        policy = SharingPolicy.load(flags.policy)
     except (ValueError, OSError) as e:
+        raise flags.error(e, "policy") from None
+    check_policy_members(flags, specs, policy)
+    return policy
+
+
+def check_policy_members(flags: Parsed, specs: list, policy: Any) -> None:
+    """`--policy` must be made for the members of `--members`: one group
+    id per shared layer of each, and groups of one kernel kind.
+
+    Args:
+        flags: the parsed flags.
+        specs: the members' `LayerSpec`s.
+        policy: the loaded `SharingPolicy`.
+    """
+    from keras_swn.policy.bins import index_specs
+    from keras_swn.policy.chains import group_members
+
+    have = [len(row) for row in index_specs(specs)]
+    listed = [len(row) for row in policy.groups]
+    members_text = (
+        flags.text("members")
+        if flags.members
+        else ",".join(f"{d}-{w}" for d, w in DEFAULT_MEMBERS)
+    )
+    if have != listed:
+        raise flags.invalid(
+            "policy",
+            f"It was made for other members: it lists {listed} shared "
+            f"layers per member, --members={members_text} have {have}. "
+            "Pass the --members the policy was made for, or a policy made "
+            "for these members.",
+        )
+    try:
+        group_members(specs, policy.groups)
+    except ValueError as e:
         raise flags.error(e, "policy") from None
 
 
@@ -223,10 +257,12 @@ def output_dir(flags: Parsed) -> str:
     """`--output_dir`, default `swn_runs/<command>`, checked.
 
     The default is the same folder for every run of a command, so that
-    rerunning a search resumes it. With `--overwrite` the folder is
-    removed first (`train`; `search` lets `SearchAndRefine` do it).
-    `train` refuses a folder that holds a trained model unless
-    `--overwrite`.
+    rerunning a search resumes it. `train` refuses, unless `--overwrite`,
+    a folder that holds a trained model (`model.keras`) or a search
+    (`state.json`), and any folder another run holds (its lock); with
+    `--overwrite` what the library wrote there is deleted just before
+    training (`clear_output_dir`), `search` lets `SearchAndRefine` do the
+    same. Nothing is written or deleted here.
 
     Args:
         flags: the parsed flags.
@@ -241,15 +277,70 @@ def output_dir(flags: Parsed) -> str:
     if os.path.exists(path) and not os.path.isdir(path):
         raise flags.invalid("output_dir", "Expected a folder, not a file.")
     if flags.command == "train" and os.path.isdir(path):
-        if flags.overwrite:
-            shutil.rmtree(path)
-        elif os.path.exists(os.path.join(path, "model.keras")):
+        from keras_swn.io_utils import RunLock
+        from keras_swn.search.store import ProjectStore
+
+        try:
+            RunLock(path, "run").check()
+        except ValueError as e:
+            raise flags.error(e, "output_dir") from None
+        kind = ProjectStore(path).kind()
+        if kind == "search" and not flags.overwrite:
+            raise flags.invalid(
+                "output_dir",
+                f"The folder {path} holds a search (state.json); train "
+                "would mix its files into it. Use another --output_dir, "
+                "or --overwrite to delete the search and train there.",
+            )
+        if kind == "train" and not flags.overwrite:
             raise flags.invalid(
                 "output_dir",
                 "The folder holds a trained model (model.keras). Pass "
                 "--overwrite to replace it, or another --output_dir.",
             )
     return path
+
+
+def clear_output_dir(flags: Parsed, path: str) -> None:
+    """`--overwrite` of `train`: delete the search or train result in
+    `path` (`ProjectStore.remove`: only what the library wrote; other
+    files stay).
+
+    Args:
+        flags: the parsed flags.
+        path: the output folder.
+    """
+    from keras_swn.search.store import ProjectStore
+
+    store = ProjectStore(path)
+    if flags.overwrite and store.kind() is not None:
+        try:
+            store.remove()
+        except ValueError as e:
+            raise flags.error(e, "output_dir") from None
+
+
+def run_lock(flags: Parsed, path: str) -> Any:
+    """The lock of the output folder, taken (a context manager); stale
+    temporary files of a killed run are deleted once it is held.
+
+    Args:
+        flags: the parsed flags.
+        path: the output folder (created).
+
+    Returns:
+        The held `keras_swn.io_utils.RunLock`; leave it with `with`.
+    """
+    from keras_swn.io_utils import RunLock
+    from keras_swn.io_utils import remove_temp_files
+
+    lock = RunLock(path, flags.command)
+    try:
+        lock.acquire()
+    except ValueError as e:
+        raise flags.error(e, "output_dir") from None
+    remove_temp_files(path)
+    return lock
 
 
 def progress(flags: Parsed) -> int:

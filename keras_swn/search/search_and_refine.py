@@ -33,10 +33,10 @@ from keras_swn.search.oracle import Phase
 from keras_swn.search.oracle import PhaseOracle
 from keras_swn.search.results import print_search_summary
 from keras_swn.search.run_config import RunConfig
-from keras_swn.search.run_config import diff
 from keras_swn.search.steps import StepRunner
 from keras_swn.search.store import MODEL
 from keras_swn.search.store import ProjectStore
+from keras_swn.search.store import describe_changes
 from keras_swn.search.store import project_path
 from keras_swn.validation import argument_error
 from keras_swn.validation import check_int
@@ -108,6 +108,13 @@ class SearchAndRefine:
     the backend's kernels are not bitwise deterministic. With a
     `tf.data.Dataset` or other iterable, resuming is exact only if the
     dataset yields the same batches every time it is iterated.
+    While `search` runs it holds the folder's lock
+    (`keras_swn.io_utils.RunLock`): a second search (or `keras-swn train`)
+    in the same folder fails at once, naming the folder and the process
+    that holds it; a lock left by a killed run is taken over, and the
+    temporary files of its interrupted writes are deleted. A folder that
+    holds the result of a `train` run is refused unless `overwrite=True`,
+    which deletes only the files `train` wrote.
 
     Files: `policy.json`, `search_result.json`, `refine.json`,
     `budget_report.json` / `.txt`, `results.json`, `history.json`,
@@ -223,16 +230,23 @@ class SearchAndRefine:
         self.oracle: PhaseOracle | None = None
         self.run_config: RunConfig | None = None
         if overwrite:
-            self.store.remove()
+            self.store.remove()  # refuses a folder a live run holds
+        else:
+            self.store.check_not_train_result()
+        self._load_state()
+
+    def _load_state(self) -> None:
+        """Resume from `state.json`, if there is one (its configuration
+        must be this one's)."""
         state = self.store.read_state()
         if state is not None:
             saved, now = state["config"], self.config.to_dict()
             if saved != now:
                 raise ValueError(
                     f"The project folder {self.project_dir} holds a search "
-                    f"with another configuration ({diff(saved, now)}). Pass "
-                    "overwrite=True or another `project_name`. Received: "
-                    f"overwrite={overwrite}"
+                    "with another configuration "
+                    f"({describe_changes(saved, now)}). Pass overwrite=True "
+                    "or another `project_name`."
                 )
             self.run_config = RunConfig.from_dict(state["run"])
             self.oracle = PhaseOracle.from_state(state["oracle"])
@@ -310,9 +324,11 @@ class SearchAndRefine:
         Raises:
             ValueError: on invalid arguments (an `ArgumentError` naming
                 the argument), on a resumed project whose run arguments
-                differ, and when the budget cannot be met (only possible
-                after the search training with `budget_check="proxy"` or
-                `clustering="reference"`).
+                differ, when another run holds the project folder
+                (`keras_swn.io_utils.FolderLockedError`, naming the folder
+                and the holder's process id), and when the budget cannot
+                be met (only possible after the search training with
+                `budget_check="proxy"` or `clustering="reference"`).
         """
         run = RunConfig.create(
             self.config,
@@ -336,16 +352,37 @@ class SearchAndRefine:
             if validation_data is None
             else DataSource(validation_data, "validation_data", **checks)
         )
+        self._check_run(run)  # before the lock creates the folder
+        # One run at a time in the folder: a second fails at once.
+        with self.store.lock("search"):
+            self.store.check_not_train_result()
+            self.store.remove_temp_files()  # left by a killed run
+            self._load_state()  # what the last run wrote, under the lock
+            self._check_run(run)
+            self._run(run, train, val, callbacks, verbose)
+
+    def _check_run(self, run: RunConfig) -> None:
+        """Refuse run arguments other than those of the saved run."""
         if self.oracle is not None and self.run_config is not None:
             saved, now = self.run_config.to_dict(), run.to_dict()
             if saved != now:
                 raise ValueError(
                     f"The project folder {self.project_dir} holds a search "
-                    f"run with other arguments ({diff(saved, now)}). Pass "
-                    "overwrite=True to the constructor or use another "
-                    "`project_name`."
+                    "run with other arguments "
+                    f"({describe_changes(saved, now)}). Pass overwrite=True "
+                    "to the constructor or use another `project_name`."
                 )
-        else:
+
+    def _run(
+        self,
+        run: RunConfig,
+        train: DataSource,
+        val: DataSource | None,
+        callbacks: Sequence[keras.callbacks.Callback] | None,
+        verbose: int | str,
+    ) -> None:
+        """The search loop, holding the folder's lock."""
+        if self.oracle is None or self.run_config is None:
             self.oracle = PhaseOracle(
                 self.config.sharing,
                 search_epochs=run.search_epochs,
@@ -353,7 +390,6 @@ class SearchAndRefine:
                 refine_after=run.refine_after,
             )
         self.run_config = run
-        os.makedirs(self.project_dir, exist_ok=True)
         self.store.check_data(
             {
                 "train_data": train.fingerprint(),

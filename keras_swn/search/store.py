@@ -6,7 +6,15 @@ variable, keyed by variable path), and the artifacts (the policy, the
 search and refine results, the budget report, the results, the final
 model, the plots). Every file is written atomically
 (`keras_swn.io_utils`): a file is absent or whole, never half-written, so
-a search killed at any moment leaves a folder it can resume from.
+a search killed at any moment leaves a folder it can resume from; the
+temporary files such a kill leaves are deleted when the next run starts
+(`remove_temp_files`). A run holds the folder's `RunLock` (`lock`), so a
+second run in the same folder fails at once instead of racing the first.
+
+A folder is a search project when it holds `state.json`, and the result
+of a `train` run (`keras_swn.search.train_and_save`, `keras-swn train`)
+when it holds `model.keras` or `results.json` but no `state.json`
+(`kind`); neither kind of run writes into the other's folder.
 """
 
 from __future__ import annotations
@@ -23,9 +31,13 @@ import numpy as np
 from keras import ops
 
 from keras_swn.bank.budget_report import BudgetReport
+from keras_swn.io_utils import LOCK_FILE
+from keras_swn.io_utils import RunLock
 from keras_swn.io_utils import atomic_write
 from keras_swn.io_utils import atomic_write_json
 from keras_swn.io_utils import atomic_write_text
+from keras_swn.io_utils import is_temp_file
+from keras_swn.io_utils import remove_temp_files
 from keras_swn.validation import argument_error
 from keras_swn.validation import check_format
 
@@ -34,6 +46,7 @@ DATA = "data.json"
 CHECKPOINTS = "checkpoints"
 PLOTS = "plots"
 MODEL = "model.keras"
+RESULTS = "results.json"
 
 _FORMAT = "keras_swn.SearchAndRefine"
 _VERSION = 2
@@ -66,15 +79,74 @@ class ProjectStore:
     def exists(self, *parts: str) -> bool:
         return os.path.exists(self.path(*parts))
 
-    def remove(self) -> None:
-        """Delete the project folder (`overwrite=True`).
+    def kind(self) -> str | None:
+        """What the folder holds: `"search"` (a `state.json`), `"train"`
+        (`model.keras` or `results.json`, no `state.json`), or None (no
+        folder, or neither).
 
-        Only a folder this library wrote is deleted: one that holds
-        `state.json`, or an empty one. Anything else is left alone.
+        Returns:
+            `"search"`, `"train"` or None.
+        """
+        if self.exists(STATE):
+            return "search"
+        if os.path.isdir(self.project_dir) and (
+            self.exists(MODEL) or self.exists(RESULTS)
+        ):
+            return "train"
+        return None
+
+    def lock(self, what: str = "search") -> RunLock:
+        """The folder's `RunLock` (`with store.lock(): ...`).
+
+        Args:
+            what: str, what runs, for the error message.
+
+        Returns:
+            A `RunLock`, not yet acquired.
+        """
+        return RunLock(self.project_dir, what)
+
+    def remove_temp_files(self) -> list[str]:
+        """Delete the temporary files of writes a killed run left in the
+        folder tree (`keras_swn.io_utils.remove_temp_files`); call it
+        while holding `lock`.
+
+        Returns:
+            The paths deleted.
+        """
+        return remove_temp_files(self.project_dir)
+
+    def check_not_train_result(self) -> None:
+        """Refuse to start a search in the folder of a `train` result.
 
         Raises:
-            ValueError: if the folder exists, is not empty and holds no
-                `state.json` (not a search project), or is not a folder.
+            ValueError: naming the folder, when `kind()` is `"train"`.
+        """
+        if self.kind() == "train":
+            raise argument_error(
+                "project_name",
+                f"The project folder {self.project_dir} holds the result of "
+                f"a `train` run ({MODEL} or {RESULTS}, no {STATE}), not a "
+                "search; a search would mix its files into it. Pass "
+                "overwrite=True or another `project_name`.",
+                os.path.basename(self.project_dir),
+            )
+
+    def remove(self) -> None:
+        """Delete what this library wrote in the folder (`overwrite=True`).
+
+        A search project (it holds `state.json`) or a folder that holds
+        nothing but this library's lock and temporary files is deleted
+        whole. From the result of a `train` run only the files `train`
+        writes are deleted (`keras_swn.search.training.TRAINING_FILES`),
+        and the folder when nothing else is left. Anything else is left
+        alone.
+
+        Raises:
+            ValueError: if the folder exists, is not empty and is neither
+                kind (not written by this library), or is not a folder;
+                `keras_swn.io_utils.FolderLockedError` if a live run
+                holds the folder's lock. Nothing is deleted then.
         """
         folder = self.project_dir
         if not os.path.lexists(folder):
@@ -85,7 +157,24 @@ class ProjectStore:
                 "search project folder (a file or a link); nothing was "
                 "deleted. Use another `project_name`."
             )
-        if os.listdir(folder) and not self.exists(STATE):
+        self.lock().check()
+        entries = [
+            e
+            for e in os.listdir(folder)
+            if e != LOCK_FILE and not is_temp_file(e)
+        ]
+        kind = self.kind()
+        if kind == "train":
+            from keras_swn.search.training import TRAINING_FILES
+
+            for name in TRAINING_FILES:
+                if os.path.isfile(self.path(name)):
+                    os.remove(self.path(name))
+            self.remove_temp_files()
+            if not set(entries) - set(TRAINING_FILES):
+                shutil.rmtree(folder)
+            return
+        if entries and kind is None:
             raise ValueError(
                 f"overwrite=True would delete {folder}, which holds no "
                 f"{STATE} (not a search project folder); nothing was "
@@ -261,6 +350,99 @@ class ProjectStore:
             ) from None
         model.compile()
         return model
+
+
+def _short(value: Any, limit: int = 100) -> str:
+    """`value` as short text: a serialized Keras object by its `name`
+    (a member: `WRN-10-2`) or as `Class(key=value, ...)`, a list of them
+    cut between items, anything else longer than `limit` cut at a comma
+    or space, with `...`."""
+    if (
+        isinstance(value, dict)
+        and "class_name" in value
+        and isinstance(value.get("config"), dict)
+    ):
+        try:
+            name = getattr(
+                keras.saving.deserialize_keras_object(value), "name", None
+            )
+        except Exception:  # an unregistered class: its config instead
+            name = None
+        if isinstance(name, str):
+            return name
+        inner = ", ".join(f"{k}={v!r}" for k, v in value["config"].items())
+        text = f"{value['class_name']}({inner})"
+    elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
+        items = [_short(v, limit) for v in value]
+        shown: list[str] = []
+        for item in items:
+            if shown and len(", ".join([*shown, item])) > limit - 20:
+                break
+            shown.append(item)
+        rest = len(items) - len(shown)
+        tail = f", ... {rest} more" if rest else ""
+        return "[" + ", ".join(shown) + tail + "]"
+    else:
+        text = repr(value)
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 3]
+    for mark in (", ", " "):
+        at = cut.rfind(mark)
+        if at > limit // 2:
+            cut = cut[:at]
+            break
+    return cut + "..."
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as `{dotted.key: value}` (serialized Keras objects and
+    other values are leaves)."""
+    if not isinstance(value, dict) or "class_name" in value:
+        return {prefix: value}
+    flat: dict[str, Any] = {}
+    for key, inner in value.items():
+        flat.update(_flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def describe_changes(saved: Mapping, now: Mapping, *, max_keys: int = 6) -> str:
+    """The keys whose values differ, as `key: saved X, now Y` text.
+
+    Nested dicts are compared key by key (`recipe.gamma`); each value is
+    shortened cleanly (`_short`), and past `max_keys` keys the rest are
+    counted.
+
+    Args:
+        saved: the saved configuration (a JSON dict).
+        now: the configuration of this call.
+        max_keys: int, how many differing keys to spell out.
+
+    Returns:
+        str; empty when nothing differs.
+
+    Examples:
+        >>> describe_changes({"budget": 1, "seed": 0}, {"budget": 2, "seed": 0})
+        'budget: saved 1, now 2'
+    """
+    old, new = _flatten(dict(saved)), _flatten(dict(now))
+    missing = object()
+    keys = sorted(
+        k
+        for k in set(old) | set(new)
+        if old.get(k, missing) != new.get(k, missing)
+    )
+
+    def show(flat: dict, key: str) -> str:
+        return _short(flat[key]) if key in flat else "(not set)"
+
+    parts = [
+        f"{k}: saved {show(old, k)}, now {show(new, k)}"
+        for k in keys[:max_keys]
+    ]
+    if len(keys) > max_keys:
+        parts.append(f"and {len(keys) - max_keys} more")
+    return "; ".join(parts)
 
 
 def project_path(directory: str | os.PathLike, project_name: Any) -> str:

@@ -8,6 +8,7 @@ import pytest
 
 from keras_swn import cli
 from keras_swn.cli import inputs
+from keras_swn.io_utils import LOCK_FILE
 
 
 def run_cli(*args):
@@ -78,7 +79,8 @@ class TestOutputFolder:
         (folder / "model.keras").write_text("old")
         rc = run_cli("train", "--members=10-1", "--budget=60000", "--overwrite")
         assert rc == 0
-        assert seen["files"] == []
+        assert seen["files"] == [LOCK_FILE]  # held while training
+        assert not (folder / LOCK_FILE).exists()
         assert seen["verbose"] == 2  # stdout is not a terminal here
 
 

@@ -1,0 +1,223 @@
+"""`keras-swn train`/`search` output folders: one run at a time, train
+and search results kept apart, `--policy` made for other members, and
+resuming with other flags."""
+
+import json
+import os
+import socket
+
+import pytest
+
+from keras_swn import cli
+from keras_swn.io_utils import LOCK_FILE
+
+
+def run_cli(capsys, *args):
+    status = cli.execute(["keras-swn", *args])
+    return status, capsys.readouterr().err.strip()
+
+
+def assert_one_line(status, err, *fragments):
+    assert status == 2, err
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+@pytest.fixture
+def fake_train(monkeypatch):
+    """`train_and_save` replaced: records the folder's files, writes
+    `model.keras` and `results.json` as the real one does."""
+    import keras_swn.search
+
+    calls = []
+
+    def fake(model, train, val, directory, **kwargs):
+        calls.append(sorted(os.listdir(directory)))
+        for name in ("model.keras", "results.json"):
+            with open(os.path.join(directory, name), "w") as f:
+                f.write("new")
+        return {"val_member_accuracy": [0.5], "val_ensemble_accuracy": 0.5}
+
+    monkeypatch.setattr(keras_swn.search, "train_and_save", fake)
+    return calls
+
+
+def train(capsys, folder, *args):
+    return run_cli(
+        capsys,
+        "train",
+        "--members=10-1",
+        "--budget=60000",
+        f"--output_dir={folder}",
+        *args,
+    )
+
+
+class TestTrainFolder:
+    def test_refuses_a_search_folder(self, capsys, tmp_path, fake_train):
+        folder = tmp_path / "run"
+        folder.mkdir()
+        (folder / "state.json").write_text("{}")
+        status, err = train(capsys, folder)
+        assert_one_line(
+            status,
+            err,
+            f"--output_dir={folder}",
+            str(folder),
+            "search (state.json)",
+            "another --output_dir",
+            "--overwrite",
+        )
+        assert os.listdir(folder) == ["state.json"]
+        assert not fake_train
+
+    def test_overwrite_replaces_a_search(
+        self, capsys, tmp_path, tiny_digits, fake_train
+    ):
+        folder = tmp_path / "run"
+        (folder / "checkpoints").mkdir(parents=True)
+        (folder / "state.json").write_text("{}")
+        status, err = train(capsys, folder, "--overwrite")
+        assert status == 0, err
+        assert fake_train == [[LOCK_FILE]]
+        assert sorted(os.listdir(folder)) == ["model.keras", "results.json"]
+
+    def test_overwrite_keeps_files_train_did_not_write(
+        self, capsys, tmp_path, tiny_digits, fake_train
+    ):
+        folder = tmp_path / "run"
+        folder.mkdir()
+        for name in ("model.keras", "history.json", "notes.txt"):
+            (folder / name).write_text("old")
+        status, err = train(capsys, folder, "--overwrite")
+        assert status == 0, err
+        assert fake_train == [[LOCK_FILE, "notes.txt"]]
+        assert (folder / "notes.txt").read_text() == "old"
+        assert not (folder / "history.json").exists()
+
+    def test_folder_in_use(self, capsys, tmp_path, tiny_digits, fake_train):
+        folder = tmp_path / "run"
+        folder.mkdir()
+        lock = f"{os.getpid()} {socket.gethostname()} search\n"
+        (folder / LOCK_FILE).write_text(lock)
+        status, err = train(capsys, folder, "--overwrite")
+        assert_one_line(
+            status,
+            err,
+            f"--output_dir={folder}",
+            f"process {os.getpid()}",
+            "in use by another search",
+        )
+        assert not fake_train
+        assert (folder / LOCK_FILE).read_text() == lock
+
+    def test_stale_temp_files_are_removed(
+        self, capsys, tmp_path, tiny_digits, fake_train
+    ):
+        folder = tmp_path / "run"
+        folder.mkdir()
+        (folder / ".tmp-abcd1234.keras").write_text("half")
+        status, err = train(capsys, folder)
+        assert status == 0, err
+        assert fake_train == [[LOCK_FILE]]
+
+
+class TestSearchFolder:
+    def test_refuses_a_train_result(self, capsys, tmp_path, tiny_digits):
+        folder = tmp_path / "run"
+        folder.mkdir()
+        (folder / "model.keras").write_text("trained")
+        (folder / "results.json").write_text("{}")
+        status, err = run_cli(
+            capsys,
+            "search",
+            "--members=10-1",
+            "--noplots",
+            f"--output_dir={folder}",
+        )
+        assert_one_line(
+            status,
+            err,
+            f"--output_dir={folder}",
+            "result of a `train` run",
+            "Pass --overwrite to start over, or another --output_dir.",
+        )
+        assert (folder / "model.keras").read_text() == "trained"
+
+    def test_other_flags_name_the_changed_keys(
+        self, capsys, tmp_path, tiny_digits
+    ):
+        from keras_swn.models import WideResNet
+        from keras_swn.search import SearchConfig
+        from keras_swn.search.store import ProjectStore
+
+        folder = tmp_path / "run"
+        config = SearchConfig(
+            members=[WideResNet(10, 2), WideResNet(10, 1)],
+            input_shape=(8, 8, 1),
+            num_classes=10,
+            budget=223_456,
+        )
+        ProjectStore(folder).write_state(config.to_dict(), None, {})
+        status, err = run_cli(
+            capsys,
+            "search",
+            "--members=10-1",
+            "--budget=100000",
+            "--noplots",
+            f"--output_dir={folder}",
+        )
+        assert_one_line(
+            status,
+            err,
+            "budget: saved 223456, now 100000",
+            "members: saved [WRN-10-2, WRN-10-1], now [WRN-10-1]",
+            "--batch_size: saved 128, now 64",
+            "Pass --overwrite to start over",
+        )
+
+
+class TestPolicyOfOtherMembers:
+    @pytest.fixture
+    def policy(self, tmp_path):
+        from keras_swn.cli.inputs import PlannedWideResNet
+        from keras_swn.cli.inputs import layer_specs
+        from keras_swn.policy.sharing_policy import SharingPolicy
+
+        specs = layer_specs([PlannedWideResNet(16, 2)], (8, 8, 1))
+        path = tmp_path / "policy.json"
+        SharingPolicy.from_bins(specs, 4).save(path)
+        return str(path)
+
+    @pytest.mark.parametrize("command", ["plan", "train"])
+    def test_without_budget(self, capsys, tmp_path, policy, command):
+        args = [f"--output_dir={tmp_path / 'o'}"] if command == "train" else []
+        status, err = run_cli(
+            capsys, command, "--members=10-1", f"--policy={policy}", *args
+        )
+        assert_one_line(
+            status,
+            err,
+            f"--policy={policy}",
+            "--members=10-1",
+            "made for other members",
+            "[16]",
+            "[9]",
+        )
+        assert not (tmp_path / "o").exists()
+
+    def test_plan_with_its_own_members(self, capsys, policy):
+        status = cli.execute(
+            [
+                "keras-swn",
+                "plan",
+                "--json",
+                "--members=16-2",
+                f"--policy={policy}",
+                "--input_shape=8,8,1",
+            ]
+        )
+        assert status == 0
+        assert json.loads(capsys.readouterr().out)["config"]["policy"] == policy
