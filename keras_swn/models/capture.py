@@ -24,12 +24,14 @@ from typing import Any
 from typing import Sequence
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_swn.bank.template_bank import coefficient_probe_key
 from keras_swn.models.data_batches import iterate_batches
 from keras_swn.models.trainers import probe_gradients
 from keras_swn.types import Slot
+from keras_swn.validation import argument_error
 
 #: `(probe-scope key, shape)` of one probe.
 Probe = tuple[Any, tuple[int, ...]]
@@ -48,6 +50,34 @@ def by_member(model: Any, layers: list, values: list) -> list[dict]:
     return result
 
 
+def check_finite(name: str, value: Any, where: str = "") -> None:
+    """Refuse inputs with NaN or inf: every gradient would be NaN.
+
+    Args:
+        name: str, the argument (`"x"` or `"y"`).
+        value: an array or tensor; integer ones pass.
+        where: str, where in the argument (`" in batch 3"`).
+
+    Raises:
+        ValueError: an `ArgumentError` naming `name`, with the count of
+            non-finite values.
+    """
+    array = np.asarray(
+        value if isinstance(value, np.ndarray) else ops.convert_to_numpy(value)
+    )
+    if not np.issubdtype(array.dtype, np.inexact):
+        return
+    bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+    if bad:
+        raise argument_error(
+            name,
+            f"Expected finite values: {name}{where} holds {bad} non-finite "
+            "values (NaN or inf), which would make every gradient NaN. "
+            "Clean or drop those examples.",
+            f"{bad} non-finite values of {array.size}",
+        )
+
+
 def summed_probe_gradients(
     model: Any,
     x: Any,
@@ -59,11 +89,19 @@ def summed_probe_gradients(
     training: bool,
 ) -> list:
     """Probe gradients of `model.probe_loss`, summed over the batches, in
-    float64 NumPy."""
+    float64 NumPy.
+
+    Raises:
+        ValueError: naming `x` (or `y`) when the inputs hold non-finite
+            values, with their count (the gradients would be NaN).
+    """
     sums = None
-    for bx, by, bw in iterate_batches(
-        x, y, batch_size=batch_size, batches=batches
+    for i, (bx, by, bw) in enumerate(
+        iterate_batches(x, y, batch_size=batch_size, batches=batches)
     ):
+        # Each batch read (not the whole data: `batches` may stop early).
+        check_finite("x", bx, f" (batch {i} of size {len(bx)})")
+        check_finite("y", by, f" (batch {i} of size {len(by)})")
         grads = probe_gradients(model, bx, by, bw, probes, training)
         grads = [ops.convert_to_numpy(g).astype("float64") for g in grads]
         sums = grads if sums is None else [a + g for a, g in zip(sums, grads)]
@@ -101,6 +139,10 @@ def collect_kernel_gradients(
     Returns:
         Per member, a dict from shared-layer name to dL/dkernel as a
         NumPy array in the kernel's Keras layout.
+
+    Raises:
+        ValueError: naming `x` or `y` when they hold NaN or inf, with
+            the count.
     """
     layers = model.shared_layers()
     sums = summed_probe_gradients(
@@ -141,6 +183,10 @@ def collect_coefficient_gradients(
     Returns:
         dict from slot `(member, layer_id, width)` to a float64 NumPy
         vector of length `K` of its bank.
+
+    Raises:
+        ValueError: naming `x` or `y` when they hold NaN or inf, with
+            the count.
     """
     plan, policy = model.plan, model.policy
     slots = [

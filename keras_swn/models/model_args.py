@@ -4,6 +4,9 @@ weights and the per-member loss."""
 from __future__ import annotations
 
 import inspect
+import json
+import os
+import zipfile
 from typing import Any
 from typing import Mapping
 from typing import Sequence
@@ -110,3 +113,84 @@ def check_loss_weights(weights, count: int) -> list[float] | None:
             weights,
         )
     return weights
+
+
+#: The HDF5 attribute `SWNModel.save_weights` writes: the member names.
+MEMBERS_ATTRIBUTE = "keras_swn_members"
+
+
+def member_name(member: Any) -> str:
+    """A member's name (`WRN-10-2`), from a builder or its serialized
+    config; an unknown class is named by its class and config.
+
+    Args:
+        member: a `MemberBuilder` or its `serialize_keras_object` dict.
+
+    Returns:
+        str.
+    """
+    if isinstance(member, Mapping):
+        try:
+            member = keras.saving.deserialize_keras_object(dict(member))
+        except Exception:  # an unregistered class: name it by its config
+            config = member.get("config") or {}
+            inner = ", ".join(f"{k}={v!r}" for k, v in config.items())
+            return f"{member.get('class_name', '?')}({inner})"
+    name = getattr(member, "name", None)
+    return name if isinstance(name, str) else type(member).__name__
+
+
+def saved_member_names(path: str) -> list[str] | None:
+    """The members of the SWN model saved at `path`, when the file says.
+
+    A `.keras` file has them in its `config.json`; a `.weights.h5` file
+    written by `SWNModel.save_weights` in its `MEMBERS_ATTRIBUTE`.
+
+    Args:
+        path: str, a `.keras` or `.weights.h5` file.
+
+    Returns:
+        The member names, or None (another file, or one that does not
+        say).
+    """
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                config = json.loads(archive.read("config.json"))
+            members = config["config"]["members"]
+            return [member_name(m) for m in members]
+        if path.endswith(".h5"):
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                names = f.attrs.get(MEMBERS_ATTRIBUTE)
+            return None if names is None else list(json.loads(names))
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+    return None
+
+
+def check_keras_filepath(filepath: Any) -> None:
+    """`SWNModel.save` writes `.keras` files only.
+
+    Args:
+        filepath: the path given to `save`.
+
+    Raises:
+        ValueError: naming `filepath` when it ends in `.h5` / `.hdf5`
+            (the legacy HDF5 format, which cannot rebuild the shared
+            template bank).
+    """
+    if not isinstance(filepath, (str, os.PathLike)):
+        return
+    path = os.fspath(filepath)
+    if path.lower().endswith((".h5", ".hdf5")):
+        stem = os.path.splitext(path)[0]
+        raise invalid_argument(
+            "filepath",
+            "SWN models save as `.keras` files: the legacy HDF5 format "
+            "cannot rebuild the shared template bank. Save to "
+            f"{stem + '.keras'!r}, or the weights alone with "
+            f"save_weights({stem + '.weights.h5'!r}).",
+            path,
+        )

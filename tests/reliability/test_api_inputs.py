@@ -85,3 +85,92 @@ def test_compile_with_a_loss_function_takes_sample_weight():
 def test_compile_with_an_unknown_loss():
     with pytest.raises(ValueError, match="argument `loss`"):
         model().compile("sgd", loss="not_a_loss")
+
+
+class TestGradientsOfNonFiniteData:
+    @pytest.fixture(scope="class")
+    def swn(self):
+        return model()
+
+    def data(self, value=math.nan, count=3):
+        x = np.random.default_rng(0).random((16, 8, 8, 1)).astype("float32")
+        x.reshape(-1)[:count] = value
+        return x, np.arange(16) % 10
+
+    @pytest.mark.parametrize(
+        "method", ["collect_kernel_gradients", "collect_coefficient_gradients"]
+    )
+    @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+    def test_arrays(self, swn, method, value):
+        x, y = self.data(value)
+        with pytest.raises(
+            ValueError,
+            match=r"argument `x`.*x \(batch 0 of size 8\) holds 3 "
+            "non-finite values",
+        ):
+            getattr(swn, method)(x, y, batch_size=8)
+
+    def test_dataset_batch(self, swn):
+        x, y = self.data()
+        clean = x.copy()
+        clean[:] = 0.5
+        batches = [(clean[:8], y[:8]), (x[:8], y[:8])]
+        with pytest.raises(
+            ValueError, match=r"x \(batch 1 of size 8\) holds 3"
+        ):
+            swn.collect_coefficient_gradients(batches)
+
+    def test_float_labels(self, swn):
+        x, _ = self.data(count=0)
+        y = np.full(16, np.nan)
+        with pytest.raises(ValueError, match="argument `y`.*16 non-finite"):
+            swn.collect_kernel_gradients(x, y)
+
+    def test_rows_the_pass_does_not_read(self, swn):
+        x, y = self.data(count=0)
+        x[-1] = np.nan  # batches=1 reads the first 8 rows only
+        grads = swn.collect_kernel_gradients(x, y, batch_size=8, batches=1)
+        assert all(np.isfinite(g).all() for g in grads[0].values())
+
+
+class TestSaveAndLoad:
+    @pytest.fixture(scope="class")
+    def files(self, tmp_path_factory):
+        folder = tmp_path_factory.mktemp("saved")
+        one = model()
+        one.save_weights(folder / "one.weights.h5")
+        one.save(folder / "one.keras")
+        return folder
+
+    @pytest.mark.parametrize("name", ["one.weights.h5", "one.keras"])
+    def test_weights_of_other_members(self, files, name):
+        two = model(
+            members=[WideResNet(10, 2), WideResNet(10, 1)], budget=300_000
+        )
+        with pytest.raises(ValueError, match="argument `filepath`") as e:
+            two.load_weights(files / name)
+        message = str(e.value)
+        assert "members ['WRN-10-1']" in message
+        assert "members are ['WRN-10-2', 'WRN-10-1']" in message
+        assert "could not be loaded" not in message
+
+    def test_same_members_other_budget(self, files):
+        other = model(budget=60_000)
+        with pytest.raises(ValueError, match="do not fit this model"):
+            other.load_weights(files / "one.weights.h5")
+
+    def test_same_members_loads(self, files):
+        again = model(seed=5)
+        again.load_weights(files / "one.weights.h5")
+        x = np.zeros((2, 8, 8, 1), "float32")
+        reloaded = keras.models.load_model(files / "one.keras")
+        for a, b in zip(again(x), reloaded(x)):
+            np.testing.assert_allclose(
+                keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b)
+            )
+
+    @pytest.mark.parametrize("name", ["model.h5", "model.HDF5"])
+    def test_legacy_h5_save_is_refused(self, tmp_path, name):
+        with pytest.raises(ValueError, match=r"`filepath`.*save as `\.keras`"):
+            model().save(tmp_path / name)
+        assert not (tmp_path / name).exists()
