@@ -122,6 +122,18 @@ class TestRanges:
             if version is not None:
                 assert requirement.specifier.contains(version), text
 
+    def test_test_extra_is_in_the_lock(self):
+        # Every test dependency is installed by CI (pinned or not).
+        requirements = pytest.importorskip("packaging.requirements")
+        text = (ROOT / "requirements" / "ci.txt").read_text()
+        locked = {
+            requirements.Requirement(line).name.lower()
+            for line in (t.split("#")[0].strip() for t in text.split("\n"))
+            if line
+        }
+        for requirement in extra("test"):
+            assert name_of(requirement).lower() in locked, requirement
+
 
 class TestPackageData:
     def test_declared(self):
