@@ -8,7 +8,7 @@ are written `--name=value` or `--name value`; a bool flag is `--name`,
 
 Import cost: none beyond the standard library, so that `--help` answers
 at once. The enumerated choices are therefore written out here; a test
-(`tests/test_cli.py`) keeps them equal to the library's own constants.
+(`tests/cli/test_startup.py`) keeps them equal to the library's own constants.
 
 Errors: a flag that does not parse is a `UsageError`; a value the
 library rejects raises an `keras_swn.validation.ArgumentError` naming the

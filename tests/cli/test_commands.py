@@ -1,4 +1,5 @@
-"""Tests for the `keras-swn` command line (`keras_swn.cli`)."""
+"""The `keras-swn` commands end to end: plan, errors, help, train, search
+and the recipe flags (fixtures: `tests/cli/conftest.py`)."""
 
 import json
 import os
@@ -216,20 +217,6 @@ class TestTrain:
         )
 
 
-@pytest.fixture
-def tiny_digits(monkeypatch):
-    """The embedded default, cut to a few dozen examples (tiny runs)."""
-    from keras_swn.data import embedded
-
-    real = embedded.load_digits_dataset
-
-    def tiny(**kwargs):
-        (x, y), (xv, yv) = real(**kwargs)
-        return (x[:32], y[:32]), (xv[:16], yv[:16])
-
-    monkeypatch.setattr(embedded, "load_digits_dataset", tiny)
-
-
 class TestSearch:
     def test_search_then_evaluate(self, capsys, tmp_path, tiny_digits):
         out = tmp_path / "run"
@@ -300,31 +287,6 @@ class TestSearch:
         assert text in err
         assert "Traceback" not in err
         assert not (tmp_path / "x").exists()
-
-
-class FakeSearch:
-    """Records what `keras-swn search` passes to `SearchAndRefine`."""
-
-    calls: list = []
-
-    def __init__(self, members, input_shape, num_classes, **options):
-        self.options = options
-        FakeSearch.calls.append(self)
-
-    def search(self, train, val, **kwargs):
-        self.run = kwargs
-
-    def results_summary(self):
-        print("Results summary")
-
-
-@pytest.fixture
-def fake_search(monkeypatch):
-    import keras_swn.search
-
-    FakeSearch.calls = []
-    monkeypatch.setattr(keras_swn.search, "SearchAndRefine", FakeSearch)
-    return FakeSearch
 
 
 class TestRecipeFlags:
