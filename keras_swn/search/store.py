@@ -95,6 +95,25 @@ class ProjectStore:
             return "train"
         return None
 
+    def _written_by_train(self) -> bool:
+        """Whether the folder's `results.json` or `model.keras` was
+        written by `train_and_save` (a `keras_swn_version` in the results,
+        an `SWNModel` in the model file)."""
+        try:
+            results = self.read_json(RESULTS)
+            if isinstance(results, dict) and "keras_swn_version" in results:
+                return True
+        except (OSError, ValueError, UnicodeDecodeError):
+            pass
+        try:
+            with zipfile.ZipFile(self.path(MODEL)) as archive:
+                config = json.loads(archive.read("config.json"))
+            return isinstance(config, dict) and "SWNModel" in str(
+                config.get("class_name", "")
+            )
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            return False
+
     def lock(self, what: str = "search") -> RunLock:
         """The folder's `RunLock` (`with store.lock(): ...`).
 
@@ -137,14 +156,16 @@ class ProjectStore:
 
         A search project (it holds `state.json`) or a folder that holds
         nothing but this library's lock and temporary files is deleted
-        whole. From the result of a `train` run only the files `train`
-        writes are deleted (`keras_swn.search.training.TRAINING_FILES`),
-        and the folder when nothing else is left. Anything else is left
-        alone.
+        whole. From the result of a `train` run (its `results.json`
+        names a `keras_swn_version`, or its `model.keras` holds an
+        `SWNModel`) only the files `train` writes are deleted
+        (`keras_swn.search.training.TRAINING_FILES`), and the folder when
+        nothing else is left. Anything else is left alone.
 
         Raises:
             ValueError: if the folder exists, is not empty and is neither
-                kind (not written by this library), or is not a folder;
+                kind (or its model and results were not written by this
+                library), or is not a folder;
                 `keras_swn.io_utils.FolderLockedError` if a live run
                 holds the folder's lock. Nothing is deleted then.
         """
@@ -167,6 +188,13 @@ class ProjectStore:
         if kind == "train":
             from keras_swn.search.training import TRAINING_FILES
 
+            if not self._written_by_train():
+                raise ValueError(
+                    f"overwrite=True would delete {MODEL} and {RESULTS} in "
+                    f"{folder}, which keras_swn did not write (not an SWN "
+                    "model, no keras_swn_version in the results); nothing "
+                    "was deleted. Use another `project_name` or `directory`."
+                )
             for name in TRAINING_FILES:
                 if os.path.isfile(self.path(name)):
                     os.remove(self.path(name))

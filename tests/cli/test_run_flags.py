@@ -77,6 +77,7 @@ class TestOutputFolder:
         folder = tmp_path / "swn_runs" / "train"
         folder.mkdir(parents=True)
         (folder / "model.keras").write_text("old")
+        (folder / "results.json").write_text('{"keras_swn_version": "0"}')
         rc = run_cli("train", "--members=10-1", "--budget=60000", "--overwrite")
         assert rc == 0
         assert seen["files"] == [LOCK_FILE]  # held while training

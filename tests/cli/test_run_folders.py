@@ -91,11 +91,25 @@ class TestTrainFolder:
         folder.mkdir()
         for name in ("model.keras", "history.json", "notes.txt"):
             (folder / name).write_text("old")
+        (folder / "results.json").write_text('{"keras_swn_version": "0"}')
         status, err = train(capsys, folder, "--overwrite")
         assert status == 0, err
         assert fake_train == [[LOCK_FILE, "notes.txt"]]
         assert (folder / "notes.txt").read_text() == "old"
         assert not (folder / "history.json").exists()
+
+    def test_overwrite_refuses_a_model_keras_swn_did_not_write(
+        self, capsys, tmp_path, tiny_digits, fake_train
+    ):
+        folder = tmp_path / "run"
+        folder.mkdir()
+        (folder / "model.keras").write_text("someone else's")
+        status, err = train(capsys, folder, "--overwrite")
+        assert_one_line(
+            status, err, f"--output_dir={folder}", "keras_swn did not write"
+        )
+        assert (folder / "model.keras").read_text() == "someone else's"
+        assert not fake_train
 
     def test_folder_in_use(self, capsys, tmp_path, tiny_digits, fake_train):
         folder = tmp_path / "run"
@@ -145,6 +159,26 @@ class TestSearchFolder:
             "Pass --overwrite to start over, or another --output_dir.",
         )
         assert (folder / "model.keras").read_text() == "trained"
+
+    def test_folder_in_use(self, capsys, tmp_path, tiny_digits):
+        folder = tmp_path / "run"
+        folder.mkdir()
+        lock = f"{os.getpid()} {socket.gethostname()} search\n"
+        (folder / LOCK_FILE).write_text(lock)
+        status, err = run_cli(
+            capsys,
+            "search",
+            "--members=10-1",
+            "--noplots",
+            f"--output_dir={folder}",
+        )
+        assert_one_line(
+            status,
+            err,
+            str(folder),
+            f"in use by another search (process {os.getpid()})",
+        )
+        assert os.listdir(folder) == [LOCK_FILE]
 
     def test_other_flags_name_the_changed_keys(
         self, capsys, tmp_path, tiny_digits

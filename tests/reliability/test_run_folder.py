@@ -145,8 +145,9 @@ class TestRunLock:
 class TestTrainAndSearchFolders:
     def train_result(self, folder, *extra):
         folder.mkdir()
-        for name in ("model.keras", "results.json", "policy.json", *extra):
+        for name in ("model.keras", "policy.json", *extra):
             (folder / name).write_text("train")
+        (folder / "results.json").write_text('{"keras_swn_version": "0"}')
 
     def test_search_refuses_a_train_result(self, tmp_path):
         self.train_result(tmp_path / "p")
@@ -155,6 +156,25 @@ class TestTrainAndSearchFolders:
         assert str(tmp_path / "p") in str(e.value)
         assert "overwrite=True" in str(e.value)
         assert (tmp_path / "p" / "model.keras").read_text() == "train"
+
+    def test_overwrite_refuses_files_keras_swn_did_not_write(self, tmp_path):
+        folder = tmp_path / "p"
+        folder.mkdir()
+        (folder / "model.keras").write_text("someone else's model")
+        (folder / "results.json").write_text('{"accuracy": 1}')
+        with pytest.raises(ValueError, match="keras_swn did not write"):
+            make(tmp_path, overwrite=True)
+        assert sorted(os.listdir(folder)) == ["model.keras", "results.json"]
+
+    def test_overwrite_recognises_a_saved_swn_model(self, tmp_path):
+        import zipfile
+
+        folder = tmp_path / "p"
+        folder.mkdir()
+        with zipfile.ZipFile(folder / "model.keras", "w") as archive:
+            archive.writestr("config.json", '{"class_name": "SWNModel"}')
+        make(tmp_path, overwrite=True)  # a killed train: no results.json
+        assert not folder.exists()
 
     def test_overwrite_deletes_only_the_train_files(self, tmp_path):
         self.train_result(tmp_path / "p", "notes.txt")
