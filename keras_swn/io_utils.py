@@ -17,6 +17,7 @@ import os
 import re
 import socket
 import tempfile
+import time
 from typing import Any
 from typing import Callable
 
@@ -175,9 +176,10 @@ class RunLock:
     `acquire` creates `folder/.keras_swn.lock` atomically (`O_CREAT |
     O_EXCL`) holding `pid host what`. When the file exists, its holder is
     checked: a process on this host that is no longer alive, or a file
-    that cannot be read, is a stale lock (a killed run) and is taken
-    over; a live holder (this process included, or a process on another
-    host, which cannot be checked) raises `FolderLockedError`. `release`
+    that cannot be read (after a second's grace for one being written),
+    is a stale lock (a killed run) and is taken over; a live holder
+    (this process included, or a process on another host, which cannot
+    be checked) raises `FolderLockedError`. `release`
     deletes the file. Use it as a context manager, which releases on any
     exit, exceptions included.
 
@@ -263,6 +265,7 @@ class RunLock:
                     self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644
                 )
             except FileExistsError:
+                self._wait_for_contents()
                 self.check()  # raises for a live holder
                 try:  # stale: take it over
                     os.remove(self.path)
@@ -281,10 +284,28 @@ class RunLock:
             -1,
         )
 
+    def _wait_for_contents(self, grace: float = 1.0) -> None:
+        """Give a lock file created a moment ago (still empty: its
+        creator is writing it) up to `grace` seconds to be written, so
+        that it is not taken for a stale one."""
+        deadline = time.monotonic() + grace
+        while self._read() is None and time.monotonic() < deadline:
+            try:
+                age = time.time() - os.path.getmtime(self.path)
+            except OSError:
+                return
+            if age > grace:
+                return
+            time.sleep(0.05)
+
     def release(self) -> None:
-        """Delete the lock file, if this object holds it."""
+        """Delete the lock file, if this object holds it (and it still
+        names this process)."""
         if self._held:
             self._held = False
+            found = self._read()
+            if found is not None and found[0] != os.getpid():
+                return  # taken over meanwhile: not ours to delete
             try:
                 os.remove(self.path)
             except FileNotFoundError:

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 
 import keras
 import pytest
@@ -111,6 +112,30 @@ class TestRunLock:
                     RunLock(tmp_path / "f").acquire()
                 raise KeyError("boom")
         assert os.listdir(tmp_path / "f") == []
+
+    def test_lock_being_written_is_not_stale(self, tmp_path):
+        # Another run created the lock a moment ago and writes it now.
+        (tmp_path / LOCK_FILE).write_text("")
+        writer = threading.Timer(
+            0.2,
+            lambda: (tmp_path / LOCK_FILE).write_text(
+                f"{os.getpid()} {socket.gethostname()} search\n"
+            ),
+        )
+        writer.start()
+        try:
+            with pytest.raises(FolderLockedError, match="another search"):
+                RunLock(tmp_path).acquire()
+        finally:
+            writer.join()
+
+    def test_release_leaves_a_lock_taken_over(self, tmp_path):
+        lock = RunLock(tmp_path)
+        lock.acquire()
+        other = f"{DEAD_PID + 1} {socket.gethostname()} search\n"
+        (tmp_path / LOCK_FILE).write_text(other)
+        lock.release()
+        assert (tmp_path / LOCK_FILE).read_text() == other
 
     def test_lock_of_a_killed_process(self, tmp_path):
         # One real second process: it holds the lock, then is killed.
