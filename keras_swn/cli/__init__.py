@@ -37,6 +37,12 @@ evaluates it and writes `model.keras`, `policy.json`,
 `budget_report.json`, `history.json` and `results.json` into
 `--output_dir` (default `swn_runs/train`).
 
+One run at a time per output folder: a second `search` or `train` in a
+folder in use fails at once, naming the process that holds it (a lock a
+killed run left is taken over, with the temporary files of its
+interrupted writes). `train` and `search` never write into each other's
+folders; `--overwrite` deletes only what keras-swn wrote there.
+
 The backend is chosen by the `KERAS_BACKEND` environment variable
 (tensorflow, jax or torch). Training prints a progress bar on a terminal
 and one line per epoch otherwise (`--progress`). Errors are one line on
