@@ -133,6 +133,9 @@ class BatchedComposer:
         rows: `{(group, width): {owner (member, layer_id): row}}`.
         gains: `{(member, layer_id): per-level gain}` (`use_gains`).
         owner: `slot -> owner (member, layer_id)` (the policy's).
+        transpose: how a piece is permuted from OIHW to HWIO order:
+            `"twostep"` (default; two transposes of contiguous runs) or
+            `"direct"` (one 5-D transpose). Same result.
     """
 
     def __init__(
@@ -141,8 +144,15 @@ class BatchedComposer:
         rows: Mapping[BankKey, Mapping[LayerKey, int]],
         gains: Mapping[LayerKey, Sequence[float]],
         owner: Callable[[tuple[int, int, int]], Any],
+        transpose: str = "twostep",
     ):
+        if transpose not in ("twostep", "direct"):
+            raise ValueError(
+                "Invalid value for argument `transpose`. Expected 'twostep' "
+                f"or 'direct'. Received: transpose={transpose!r}"
+            )
         self.plan = plan
+        self.transpose = transpose
         by_window: dict[tuple[BankKey, int], list] = {}
         for key, recipe in sorted(plan.layers.items()):
             for w in range(recipe.num_levels):
@@ -186,14 +196,31 @@ class BatchedComposer:
 
     def _to_hwio(self, ops: Any, x: Any, bank: BankKey) -> list:
         """The pieces of `x (n, seg)`, each `(n, length)` with its columns
-        in HWIO order."""
+        in HWIO order.
+
+        With `transpose="twostep"`, each piece `(o, i, h, w)` is permuted by
+        two transposes that move longer contiguous runs than the one 5-D
+        transpose `(o, i, h, w) -> (h, w, i, o)`: `(o, i*h*w) -> (i*h*w,
+        o)`, then the `(i, h*w)` blocks of `o` entries swapped. The same
+        entries, in the same order; measured 20-30 % faster for the whole
+        composition on TensorFlow (CPU), see `benchmarks/compose_time.py`.
+        """
         n = int(x.shape[0])
         out = []
         for piece, (_, length, shape) in zip(
             self._split_columns(ops, x, bank), self.pieces[bank]
         ):
-            piece = ops.reshape(piece, (n, *shape))
-            piece = ops.transpose(piece, (0, 3, 4, 2, 1))
+            o, i, h, w = shape
+            if self.transpose == "twostep":
+                piece = ops.reshape(piece, (n, o, i * h * w))
+                if o > 1 and i * h * w > 1:
+                    piece = ops.transpose(piece, (0, 2, 1))
+                if i > 1 and h * w > 1:
+                    piece = ops.reshape(piece, (n, i, h * w, o))
+                    piece = ops.transpose(piece, (0, 2, 1, 3))
+            else:
+                piece = ops.reshape(piece, (n, *shape))
+                piece = ops.transpose(piece, (0, 3, 4, 2, 1))
             out.append(ops.reshape(piece, (n, length)))
         return out
 

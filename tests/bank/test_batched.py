@@ -6,6 +6,7 @@ import pytest
 
 import keras_swn
 from keras_swn.bank.assembly import assemble
+from keras_swn.bank.batched import BatchedComposer
 from keras_swn.bank.batched import assemble_keras
 from keras_swn.bank.batched import level_pieces
 from keras_swn.bank.template_bank import TemplateBank
@@ -191,3 +192,158 @@ def test_model_call_matches_members_called_per_layer():
             rtol=1e-5,
             atol=1e-5,
         )
+
+
+def _gradients(loss_fn, tensors):
+    """`d loss_fn(*tensors) / d tensors` on the active backend, with
+    `tensors` float32 arrays (NumPy); returns NumPy arrays."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        xs = [tf.convert_to_tensor(t) for t in tensors]
+        with tf.GradientTape() as tape:
+            tape.watch(xs)
+            loss = loss_fn(*xs)
+        return [
+            tf.convert_to_tensor(g).numpy() for g in tape.gradient(loss, xs)
+        ]
+    if backend == "jax":
+        import jax
+
+        grads = jax.grad(lambda xs: loss_fn(*xs))(
+            [jax.numpy.asarray(t) for t in tensors]
+        )
+        return [np.asarray(g) for g in grads]
+    if backend == "torch":
+        import torch
+
+        xs = [torch.tensor(t, requires_grad=True) for t in tensors]
+        grads = torch.autograd.grad(loss_fn(*xs), xs)
+        return [g.detach().cpu().numpy() for g in grads]
+    pytest.skip(f"no gradient helper for the {backend} backend")
+
+
+def _kernel_loss(bank, compose, probe_keys):
+    """`loss(*variable values, *probes)`: sum of every kernel times a fixed
+    random weight; the bank's variables read from the arguments."""
+    variables = bank.trainable_variables
+    rng = np.random.default_rng(5)
+    weights = {
+        key: rng.normal(size=bank.kernel_shape(key)).astype("float32")
+        for key in bank.plan.layers
+    }
+
+    def loss(*args):
+        values, probes = args[: len(variables)], args[len(variables) :]
+        mapping = list(zip(variables, values))
+        with keras.StatelessScope(state_mapping=mapping):
+            with probe_scope(dict(zip(probe_keys, probes))):
+                kernels = compose()
+        return sum(
+            keras.ops.sum(
+                kernels[key] * keras.ops.convert_to_tensor(weights[key])
+            )
+            for key in sorted(kernels)
+        )
+
+    return loss
+
+
+def _probes(bank, skip=()):
+    rng = np.random.default_rng(1)
+    return {
+        coefficient_probe_key(bank, key, w): rng.normal(
+            size=(bank.plan.banks[(r.group, w)].templates,)
+        ).astype("float32")
+        for key, r in sorted(bank.plan.layers.items())
+        for w in range(r.num_levels)
+        if key not in skip
+    }
+
+
+@pytest.mark.parametrize("name", sorted(BANKS))
+def test_transpose_twostep_equals_direct_exactly(name):
+    bank = BANKS[name]
+    bank.build()
+    assert bank._batched.transpose == "twostep"
+    direct = BatchedComposer(
+        bank.plan,
+        bank.coefficient_rows,
+        bank._gains,
+        bank.policy.owner,
+        transpose="direct",
+    )
+    keys = sorted(bank.plan.layers)
+
+    def no_probe(key, width):
+        return None
+
+    got = bank._batched.compose(keras.ops, bank, keys, no_probe)
+    want = direct.compose(keras.ops, bank, keys, no_probe)
+    for key in keys:
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(got[key]),
+            keras.ops.convert_to_numpy(want[key]),
+        )
+
+
+def test_transpose_option_is_checked():
+    bank = BANKS["mixed_shared"]
+    with pytest.raises(ValueError, match="transpose"):
+        BatchedComposer(
+            bank.plan,
+            bank.coefficient_rows,
+            bank._gains,
+            bank.policy.owner,
+            transpose="gather",
+        )
+
+
+@pytest.mark.backend_sensitive
+@pytest.mark.parametrize("name", sorted(BANKS))
+def test_batched_gradients_equal_per_layer(name):
+    """Conv and dense layers, several members, hard-shared coefficients,
+    sliding windows: the gradients with respect to every template and
+    coefficient equal the per-layer path's."""
+    bank = BANKS[name]
+    bank.build()
+    keys = sorted(bank.plan.layers)
+    values = [keras.ops.convert_to_numpy(v) for v in bank.trainable_variables]
+    batched = _kernel_loss(bank, bank.compose_all, [])
+    per_layer = _kernel_loss(
+        bank, lambda: {k: bank._kernel_per_layer(k) for k in keys}, []
+    )
+    got = _gradients(batched, values)
+    want = _gradients(per_layer, values)
+    assert len(got) == len(want) == len(values)
+    for g, w, v in zip(got, want, bank.trainable_variables):
+        assert g.shape == w.shape == tuple(v.shape)
+        # Float sums over many kernel entries in another order: the
+        # tolerance scales with the gradient's size.
+        atol = 1e-5 * (1.0 + float(np.abs(w).max()))
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=atol, err_msg=v.path)
+
+
+@pytest.mark.backend_sensitive
+def test_batched_probe_gradients_equal_per_layer():
+    """With coefficient probes on every slot but one (per-slot rows), the
+    gradients with respect to the probes and the variables equal the
+    per-layer path's."""
+    bank = BANKS["mixed_shared"]
+    bank.build()
+    keys = sorted(bank.plan.layers)
+    probes = _probes(bank, skip=[(1, 1)])
+    values = [keras.ops.convert_to_numpy(v) for v in bank.trainable_variables]
+    inputs = values + list(probes.values())
+    batched = _kernel_loss(bank, bank.compose_all, list(probes))
+    per_layer = _kernel_loss(
+        bank, lambda: {k: bank._kernel_per_layer(k) for k in keys}, list(probes)
+    )
+    got = _gradients(batched, inputs)
+    want = _gradients(per_layer, inputs)
+    for g, w in zip(got, want):
+        atol = 1e-5 * (1.0 + float(np.abs(w).max()))
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=atol)
+    # The probe gradients are not all zero: they reached the kernels.
+    assert any(np.abs(g).max() > 0 for g in got[len(values) :])
