@@ -261,19 +261,20 @@ FLAGS: dict[str, Flag] = {
     ),
     "threshold_schedule": Flag(
         (SEARCH,),
-        "Which groupings the search tries: fill (default: the "
-        "least-merged grouping within --group_share of the budget), split "
-        "(split groups one at a time, least similar first, while the "
-        "budget allows) or step "
+        "Which groupings the search tries: split (default: from the "
+        "initial bins, split groups one at a time, least similar first, "
+        "within --group_share of the budget left after the bins), fill "
+        "(the least-merged grouping under one threshold within "
+        "--group_share of the budget) or step "
         "(the reference's: from --threshold_start down by "
         "--threshold_decrement; the default with --reference_compatible).",
         choices=_texts(THRESHOLD_SCHEDULES),
     ),
     "group_share": Flag(
         (SEARCH,),
-        "The share of the budget one template per bank may take under "
-        "--threshold_schedule=fill (under split: the share of the budget "
-        "left after the initial bins).",
+        "Under --threshold_schedule=split: the share of the budget left "
+        "after the initial bins that splits may take; under fill: the "
+        "share of the budget one template per bank may take.",
         0.5,
         float,
     ),

@@ -47,7 +47,7 @@ REFERENCE_OPTIONS = {
     "chain_sort": ("reference", "stable"),
     "template_fan_in": (9, "kernel"),
     "budget_check": ("proxy", "exact"),
-    "threshold_schedule": ("step", "fill"),
+    "threshold_schedule": ("step", "split"),
 }
 
 
@@ -134,18 +134,19 @@ class SearchConfig:
         num_bins: int, initial bins `B` (see the algorithm page, *Initial
             bins*).
         threshold_schedule: *reference*; which clustering thresholds the
-            search tries: `"fill"` (the default: the least-merged grouping
-            whose one template per bank takes at most `group_share` of the
-            budget; the rest pays for more templates per bank) or `"step"`
-            (the reference's: from `threshold_start` down by
-            `threshold_decrement` until the grouping fits the budget) or
-            `"split"` (from the initial bins, split one group at a time at
-            its weakest link, least similar first, while the budget
-            allows; see the algorithm page, *Threshold schedule*).
-        group_share: float in (0, 1], the share of the budget the groups
-            may take under `"fill"` (0.5: about two templates per bank);
-            under `"split"`, the share of the budget left after the
-            initial bins that splits may take.
+            search tries: `"split"` (the default: from the initial bins,
+            split one group at a time at its weakest link, least similar
+            first, while the grouping needs at most the bins' need plus
+            `group_share` of the budget left after them; see the
+            algorithm page, *Threshold schedule*), `"fill"` (the
+            least-merged grouping under one threshold for every bin whose
+            one template per bank takes at most `group_share` of the
+            budget) or `"step"` (the reference's: from `threshold_start`
+            down by `threshold_decrement` until the grouping fits).
+        group_share: float in (0, 1]: under `"split"`, the share of the
+            budget left after the initial bins that splits may take (the
+            rest pays for more templates per bank); under `"fill"`, the
+            share of the budget the groups may take.
         threshold_start: float, the first clustering threshold of `"step"`.
         threshold_decrement: float > 0, the threshold step of `"step"`.
         clustering: *reference*; `"connected_components"` (default) or
@@ -212,10 +213,23 @@ class SearchConfig:
     bank: BankConfig = dataclasses.field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        given_schedule = self.threshold_schedule
         for name in REFERENCE_OPTIONS:
             object.__setattr__(
                 self, name, self._resolve(name, self.__dict__[name])
             )
+        if self.threshold_schedule == "split" and self.clustering == "reference":
+            # "split" splits single-linkage clusters: the reference's label
+            # propagation gets the one-threshold "fill" by default.
+            if given_schedule is not None:
+                raise argument_error(
+                    "threshold_schedule",
+                    "The 'split' schedule needs "
+                    "clustering='connected_components'; use 'fill' or "
+                    "'step' with clustering='reference'.",
+                    given_schedule,
+                )
+            object.__setattr__(self, "threshold_schedule", "fill")
         check_fields(self, _CHECKS)
         bank = BankConfig(
             **{

@@ -36,7 +36,12 @@ class TestSearchConfig:
             "stable",
             "kernel",
         )
-        assert (c.budget_check, c.threshold_schedule) == ("exact", "fill")
+        assert (c.budget_check, c.threshold_schedule) == ("exact", "split")
+        # The split schedule splits single-linkage clusters: the
+        # reference's label propagation gets the one-threshold "fill".
+        assert config(clustering="reference").threshold_schedule == "fill"
+        with pytest.raises(ValueError, match="threshold_schedule"):
+            config(clustering="reference", threshold_schedule="split")
         again = SearchConfig.from_dict(json_round_trip(c.to_dict()))
         assert again == c
         assert again.to_dict() == c.to_dict()

@@ -137,7 +137,7 @@ def _run(script, backend, env_extra=None):
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,  # ~150 s alone; far more on a loaded 2-core machine
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     line = next(l for l in out.stdout.splitlines() if l.startswith("RESULT "))
