@@ -50,6 +50,9 @@ ensemble `--ensemble_members`):
 - `search_reference`: `SearchAndRefine(reference_compatible=True)`.
 - `parameter`: `SearchAndRefine(signal="parameter")`, the SSN-style
   baseline, refine as `search`.
+- `gradient_weight`: `SearchAndRefine(signal="gradient+weight")`: the
+  cosine of each layer's gradient and kernel concatenated, refine as
+  `search`.
 - `bins_hard`: `SearchAndRefine(sharing="bins_hard")`: the bins, one
   hard-shared coefficient vector per bank, refine.
 - `random`: a random grouping with, in every initial bin, as many groups
@@ -133,6 +136,12 @@ METHODS = {
     "search_no_refine": ("SWN search, no refine", "search", True, True),
     "search_reference": ("SWN search, reference mode", "search", True, True),
     "parameter": ("SWN parameter similarity (SSN-style)", "search", True, True),
+    "gradient_weight": (
+        "SWN [gradient; weight] similarity",
+        "search",
+        True,
+        True,
+    ),
     "bins_hard": ("SWN bins, hard-shared + refine", "search", True, True),
     "random": ("SWN random grouping", "swn", True, True),
     "reference_init": ("SWN bins, reference init", "swn", True, True),
@@ -156,6 +165,7 @@ _SEARCH_KWARGS = {
     "search_no_refine": {"sharing": "learned_no_refine"},
     "search_reference": {"reference_compatible": True},
     "parameter": {"signal": "parameter"},
+    "gradient_weight": {"signal": "gradient+weight"},
     "bins_hard": {"sharing": "bins_hard"},
 }
 
@@ -306,7 +316,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.refine_after = max(1, args.epochs // 10)
     if args.epochs < 1 or args.search_epochs < 0:
         parser.error("--epochs must be >= 1 and --search_epochs >= 0")
-    needs_refine = {"search", "search_reference", "parameter", "bins_hard"}
+    needs_refine = {
+        "search",
+        "search_reference",
+        "parameter",
+        "gradient_weight",
+        "bins_hard",
+    }
     if needs_refine & set(args.methods + args.ensemble_methods) and not (
         1 <= args.refine_after < args.epochs
     ):
