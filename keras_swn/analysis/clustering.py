@@ -62,6 +62,8 @@ __all__ = [
 
 BUDGET_CHECKS = ("proxy", "exact")
 SCHEDULES = ("fill", "split", "step")
+#: A threshold below every cosine: every pair links.
+_ALL_LINKED = -1.0 - 1e-9
 
 
 def _fill_thresholds(
@@ -79,7 +81,7 @@ def _fill_thresholds(
     values = sorted((v for v in seen if math.isfinite(v)), reverse=True)
     top = values[0] if values else 1.0
     below = [float(np.nextafter(v, -np.inf)) for v in values]
-    return [max(top, 1.0)] + below + [-1.0 - 1e-9]
+    return [max(top, 1.0)] + below + [_ALL_LINKED]
 
 
 def _weakest_link(mat: np.ndarray, rows: Sequence[int]) -> float:
@@ -288,30 +290,39 @@ def search_groups(
             return int(need_proxy(specs, groups))
         return int(one_template_total(specs, groups, chain_sort=chain_sort))
 
-    if schedule == "split":
-        return _search_split(
-            similarity,
-            len(by_member[0]),
-            lambda member0: plan.attach(member0, memo, gate),
-            measure,
-            budget,
-            share,
-            lambda t, iterations, need, att, history: SearchResult(
-                threshold=t,
-                iterations=iterations,
-                need=need,
-                budget=budget,
-                groups=att.groups,
-                partners=att.partners,
-                similarity=similarity,
-                history=tuple(history),
-                clustering=clustering,
-                budget_check=budget_check,
-                signal=signal,
-            ),
+    cache: dict[tuple[int, ...], tuple[Attachment, int]] = {}
+
+    def evaluate(member0: list[int]) -> tuple[Attachment, int]:
+        """The attachment of a member-0 grouping and its `need`."""
+        key = tuple(member0)
+        if key not in cache:
+            att = plan.attach(member0, memo, gate)
+            cache[key] = (att, measure(att.groups))
+        return cache[key]
+
+    def result(
+        t: float, need: int, att: Attachment, tried: Sequence[tuple[float, int]]
+    ) -> SearchResult:
+        return SearchResult(
+            threshold=t,
+            iterations=len(tried),
+            need=need,
+            budget=budget,
+            groups=att.groups,
+            partners=att.partners,
+            similarity=similarity,
+            history=tuple(tried),
+            clustering=clustering,
+            budget_check=budget_check,
+            signal=signal,
         )
 
-    cache: dict[tuple[int, ...], tuple[Attachment, int]] = {}
+    num_layers = len(by_member[0])
+    if schedule == "split":
+        return result(
+            *_search_split(similarity, num_layers, evaluate, budget, share)
+        )
+
     history: list[tuple[float, int]] = []
     smallest: int | None = None
     limit = budget if schedule == "step" else int(share * budget)
@@ -322,47 +333,21 @@ def search_groups(
         t = next(candidates)
     # "fill": the least-merged grouping within the whole budget, returned
     # when no grouping meets `group_share * budget`.
-    fallback: tuple[float, int, int, Attachment] | None = None
-
-    def finish(
-        t: float, iterations: int, need: int, att: Attachment
-    ) -> SearchResult:
-        return SearchResult(
-            threshold=t,
-            iterations=iterations,
-            need=need,
-            budget=budget,
-            groups=att.groups,
-            partners=att.partners,
-            similarity=similarity,
-            history=tuple(history[:iterations]),
-            clustering=clustering,
-            budget_check=budget_check,
-            signal=signal,
-        )
+    fallback: tuple[float, int, Attachment, list] | None = None
 
     while True:
-        member0 = [-1] * len(by_member[0])
-        next_id = 0
-        merged = True
-        for b, (ids, mat) in similarity.items():
-            clusters = cluster_bin(ids, mat, t, clustering=clustering)
-            merged = merged and len(clusters) == 1
-            for cluster in clusters:
-                for lid in cluster:
-                    member0[lid] = next_id
-                next_id += 1
-        signature = tuple(member0)
-        if signature not in cache:
-            att = plan.attach(member0, memo, gate)
-            cache[signature] = (att, measure(att.groups))
-        att, need = cache[signature]
+        per_bin = [
+            cluster_bin(ids, mat, t, clustering=clustering)
+            for ids, mat in similarity.values()
+        ]
+        merged = all(len(clusters) == 1 for clusters in per_bin)
+        att, need = evaluate(_number_layers(per_bin, num_layers))
         history.append((t, need))
         smallest = need if smallest is None else min(smallest, need)
         if fallback is None and need <= budget:
-            fallback = (t, len(history), need, att)
+            fallback = (t, need, att, list(history))
         if need <= limit:
-            return finish(t, len(history), need, att)
+            return result(t, need, att, history)
         t_next = next(candidates, None) if schedule == "fill" else t - step
         if (
             (clustering == "connected_components" and merged)
@@ -370,7 +355,7 @@ def search_groups(
             or t < -1.0
         ):
             if fallback is not None:
-                return finish(*fallback)
+                return result(*fallback)
             reason = (
                 "every bin is fully merged"
                 if clustering == "connected_components" and merged
@@ -388,28 +373,37 @@ def search_groups(
         t = t_next
 
 
+def _number_layers(
+    per_bin: Sequence[Sequence[tuple[int, ...]]], num_layers: int
+) -> list[int]:
+    """Member-0 group ids: consecutive over the bins in order, and inside
+    a bin over its clusters in the order given."""
+    member0 = [-1] * num_layers
+    next_id = 0
+    for clusters in per_bin:
+        for cluster in clusters:
+            for lid in cluster:
+                member0[lid] = next_id
+            next_id += 1
+    return member0
+
+
 def _search_split(
     similarity: Mapping[int, tuple[tuple[int, ...], np.ndarray]],
     num_layers: int,
-    attach: Callable[[list[int]], Attachment],
-    measure: Callable[[Groups], int],
+    evaluate: Callable[[list[int]], tuple[Attachment, int]],
     budget: int,
     share: float,
-    finish: Callable[..., SearchResult],
-) -> SearchResult:
-    """The `"split"` schedule of `search_groups` (documented there)."""
+) -> tuple[float, int, Attachment, list[tuple[float, int]]]:
+    """The `"split"` schedule of `search_groups` (documented there):
+    `(threshold, need, attachment, history)`."""
     clusters = {b: [tuple(sorted(ids))] for b, (ids, _) in similarity.items()}
 
     def grouping(state: Mapping[int, list[tuple[int, ...]]]) -> tuple:
-        member0 = [-1] * num_layers
-        next_id = 0
-        for b in similarity:
-            for cluster in sorted(state[b], key=lambda c: -max(c)):
-                for lid in cluster:
-                    member0[lid] = next_id
-                next_id += 1
-        att = attach(member0)
-        return att, measure(att.groups)
+        # Inside a bin, clusters by largest layer id, descending (as
+        # `cluster_bin` orders them).
+        per_bin = [sorted(state[b], key=lambda c: -max(c)) for b in similarity]
+        return evaluate(_number_layers(per_bin, num_layers))
 
     att, need = grouping(clusters)
     if need > budget:
@@ -420,8 +414,8 @@ def _search_split(
             f"initial bins. Received: budget={budget}"
         )
     limit = need + int(share * (budget - need))
-    history: list[tuple[float, int]] = [(-1.0 - 1e-9, need)]
-    threshold = -1.0 - 1e-9
+    history: list[tuple[float, int]] = [(_ALL_LINKED, need)]
+    threshold = _ALL_LINKED
     frozen: set[tuple[int, ...]] = set()
     while True:
         order = _split_order(similarity, clusters, frozen)
@@ -439,4 +433,4 @@ def _search_split(
             clusters, att, need, threshold = trial, trial_att, trial_need, link
         else:
             frozen.add(cluster)
-    return finish(threshold, len(history), need, att, history)
+    return threshold, need, att, history

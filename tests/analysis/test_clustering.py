@@ -417,23 +417,17 @@ class TestSplitSchedule:
         sim = np.array([[1.0, 0.9, 0.1], [0.9, 1.0, 0.2], [0.1, 0.2, 1.0]])
 
         class Att:
-            def __init__(self, groups):
-                self.groups = (tuple(groups),)
+            def __init__(self, member0):
+                self.groups = (tuple(member0),)
                 self.partners = {}
 
-        def measure(groups):
-            return 10 * len(set(groups[0]))
+        def evaluate(member0):
+            return Att(member0), 10 * len(set(member0))
 
-        result = _search_split(
-            {0: ((0, 1, 2), sim)},
-            3,
-            Att,
-            measure,
-            25,
-            1.0,
-            lambda t, it, need, att, hist: (t, need, att.groups, hist),
+        threshold, need, att, hist = _search_split(
+            {0: ((0, 1, 2), sim)}, 3, evaluate, 25, 1.0
         )
-        threshold, need, groups, hist = result
+        groups = att.groups
         assert need == 20 and threshold == pytest.approx(0.2)
         assert groups[0][0] == groups[0][1] != groups[0][2]
         assert [n for _, n in hist] == [10, 20, 30]
