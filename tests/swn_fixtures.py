@@ -61,3 +61,21 @@ def make_search(directory, members, project="p", **options):
         project_name=project,
         **options,
     )
+
+
+def cli_status(capsys, *args):
+    """Run `keras-swn *args` in this process: `(exit status, stderr)`."""
+    from keras_swn import cli
+
+    status = cli.execute(["keras-swn", *args])
+    return status, capsys.readouterr().err.strip()
+
+
+def assert_one_line(status, err, *fragments):
+    """A CLI error: exit 2, one line on stderr holding every fragment, no
+    traceback."""
+    assert status == 2, err
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, err

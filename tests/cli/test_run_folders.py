@@ -8,21 +8,11 @@ import socket
 
 import pytest
 
+from swn_fixtures import assert_one_line
+from swn_fixtures import cli_status as run_cli
+
 from keras_swn import cli
 from keras_swn.io_utils import LOCK_FILE
-
-
-def run_cli(capsys, *args):
-    status = cli.execute(["keras-swn", *args])
-    return status, capsys.readouterr().err.strip()
-
-
-def assert_one_line(status, err, *fragments):
-    assert status == 2, err
-    assert len(err.splitlines()) == 1, err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 @pytest.fixture

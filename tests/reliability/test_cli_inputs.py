@@ -6,13 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from keras_swn.cli import main
-
-
-def run(capsys, *argv):
-    status = main(["keras-swn", *argv])
-    err = capsys.readouterr().err.strip()
-    return status, err
+from swn_fixtures import assert_one_line
+from swn_fixtures import cli_status as run
 
 
 @pytest.fixture
@@ -27,14 +22,6 @@ def data(tmp_path):
         return str(path)
 
     return write
-
-
-def assert_one_line(status, err, *fragments):
-    assert status == 2, err
-    assert len(err.splitlines()) == 1, err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 def test_negative_seed_names_seed(capsys, tmp_path):
