@@ -31,14 +31,6 @@ REFINE_FRACTION = 0.05
 REFERENCE_REFINE_AFTER = 10
 
 
-def diff(old: Mapping, new: Mapping) -> str:
-    """The keys whose values differ, as `key: saved x, now y` text."""
-    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    return "; ".join(
-        f"{k}: saved {old.get(k)!r}, now {new.get(k)!r}" for k in keys
-    )[:500]
-
-
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RunConfig:
     """How a search trains: the arguments of `SearchAndRefine.search`.
