@@ -32,6 +32,7 @@ import numpy as np
 from keras_swn.policy.chains import Level
 from keras_swn.types import BankKey
 from keras_swn.types import LayerKey
+from keras_swn.validation import check_choice
 
 #: A template piece: `(start, length, OIHW shape)` within a level's `seg`.
 Piece = tuple[int, int, tuple[int, int, int, int]]
@@ -146,11 +147,7 @@ class BatchedComposer:
         owner: Callable[[tuple[int, int, int]], Any],
         transpose: str = "twostep",
     ):
-        if transpose not in ("twostep", "direct"):
-            raise ValueError(
-                "Invalid value for argument `transpose`. Expected 'twostep' "
-                f"or 'direct'. Received: transpose={transpose!r}"
-            )
+        check_choice("transpose", transpose, ("twostep", "direct"))
         self.plan = plan
         self.transpose = transpose
         by_window: dict[tuple[BankKey, int], list] = {}
