@@ -317,11 +317,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.epochs < 1 or args.search_epochs < 0:
         parser.error("--epochs must be >= 1 and --search_epochs >= 0")
     needs_refine = {
-        "search",
-        "search_reference",
-        "parameter",
-        "gradient_weight",
-        "bins_hard",
+        m
+        for m, v in METHODS.items()
+        if v[1] == "search" and m != "search_no_refine"
     }
     if needs_refine & set(args.methods + args.ensemble_methods) and not (
         1 <= args.refine_after < args.epochs
