@@ -8,14 +8,19 @@ variables, for each way of composing them:
 - `plain`: no composition: the same kernels held as plain variables, the
   floor (the loss and its gradient alone).
 - `per_layer`: `TemplateBank` per-layer path (`kernel` outside a
-  `composed` scope): per layer and level a matmul, the OIHW assembly, a
-  transpose.
-- `slices_direct`: the batched composition (`BatchedComposer.compose`)
-  as first written: per bank one matmul of all coefficient rows with the
-  templates permuted to HWIO by one 5-D transpose per piece, every kernel
-  cut out by static splits, reshapes and concatenations.
-- `slices`: the same with the templates permuted by two transposes of
-  contiguous runs (`BatchedComposer(transpose="twostep")`, the default).
+  `composed` scope): per layer and level a matmul, splits, reshapes and
+  the HWIO assembly.
+- `oihw_direct`: the batched composition as first written, templates
+  stored in the spec's OIHW order (before keras_swn 0.2): per bank one
+  matmul of all coefficient rows with the templates permuted to HWIO by
+  one 5-D transpose per piece, every kernel cut out by static splits,
+  reshapes and concatenations. Its own copy of the templates, in OIHW
+  order.
+- `oihw`: the same with the pieces permuted by two transposes of
+  contiguous runs (the default of 0.1 at its last release).
+- `slices`: the library's batched composition (`BatchedComposer`), the
+  templates stored with their pieces in HWIO order: per bank one matmul,
+  then splits, reshapes and concatenations, no transpose.
 - `gather`: the per-bank matmul results concatenated flat and every kernel
   gathered from them by one `take` with a static index array (rows of
   `chunk` entries: the runs along the output channels), then `split`; the
@@ -25,9 +30,6 @@ variables, for each way of composing them:
   index is injective (`keras.ops.custom_gradient`).
 - `compose_all`: whatever `TemplateBank.compose_all` uses (what
   `SWNModel.call` runs).
-- `hwio_storage`: what-if: templates stored in HWIO piece order (a copy
-  of the bank's, permuted once), composed by the `slices` path without
-  any transpose: what a storage-layout change would save.
 
 Before timing, every variant's kernels are checked against the per-layer
 path's (float tolerance).
@@ -60,12 +62,12 @@ import time
 VARIANTS = (
     "plain",
     "per_layer",
-    "slices_direct",
+    "oihw_direct",
+    "oihw",
     "slices",
     "gather",
     "gather_cg",
     "compose_all",
-    "hwio_storage",
 )
 
 
@@ -112,53 +114,107 @@ def _composer(bank, variant: str):
         return (lambda: {k: bank._kernel_per_layer(k) for k in keys}), variables
     if variant == "slices":
         return (lambda: composer.compose(ops, bank, keys, probe)), variables
-    if variant == "slices_direct":
-        direct = copy.copy(composer)
-        direct.transpose = "direct"
-        return (lambda: direct.compose(ops, bank, keys, probe)), variables
+    if variant in ("oihw", "oihw_direct"):
+        before = _OihwStorage(bank, twostep=variant == "oihw")
+        return (lambda: before.compose(ops, keys, probe)), before.variables
     if variant == "compose_all":
         return (lambda: bank.compose_all(keys)), variables
-    if variant == "hwio_storage":
-        hwio = _HwioStorage(bank)
-        return (lambda: hwio.compose(ops, hwio, keys, probe)), hwio.variables
     gather = _Gather(composer, keys)
     custom = variant == "gather_cg"
     return (lambda: gather(ops, bank, custom)), variables
 
 
-class _HwioStorage:
-    """What-if: the templates *stored* in HWIO piece order (each template's
-    `seg` entries permuted once, here at construction), so that composing
-    needs no transpose at all: the `slices` path minus its transposes. Its
-    own template variables (the permuted values; exact kernels), the
-    bank's coefficients."""
+class _OihwStorage:
+    """Before keras_swn 0.2: the templates stored in the spec's OIHW order
+    (a copy of the bank's, permuted back once here), every piece permuted
+    to HWIO at every step, by one 5-D transpose (`twostep=False`) or two
+    transposes of contiguous runs (`twostep=True`), on whichever of the
+    templates `(K, seg)` and the matmul result `(rows, seg)` is smaller.
+    Its own template variables, the bank's coefficients; exact kernels."""
 
-    def __init__(self, bank):
+    def __init__(self, bank, twostep: bool):
         import keras
-        import numpy as np
 
-        composer = bank._batched
+        from keras_swn.bank import layout
+
+        self.bank = bank
+        self.composer = bank._batched
+        self.twostep = twostep
         self.coefficients = bank.coefficients
-        self.templates = {}
-        for key, var in bank.templates.items():
-            spec = bank.plan.banks[key]
-            value = keras.ops.convert_to_numpy(var).copy()
-            used = spec.size - spec.size % spec.seg
-            chunks = value[:used].reshape(-1, spec.seg)
-            parts = composer._to_hwio(np, chunks, key)
-            joined = np.concatenate(parts, 1)
-            chunks[:, : joined.shape[1]] = joined
-            value[:used] = chunks.reshape(-1)
-            self.templates[key] = keras.Variable(value, name=f"hwio_{key}")
+        self.templates = {
+            key: keras.Variable(
+                layout.to_oihw(
+                    keras.ops.convert_to_numpy(var), bank.storage_order(*key)
+                ),
+                name=f"oihw_{key[0]}_{key[1]}",
+            )
+            for key, var in bank.templates.items()
+        }
         self.variables = list(self.templates.values()) + list(
             self.coefficients.values()
         )
-        self.composer = copy.copy(composer)
-        # The pieces are already HWIO: split their columns, no transpose.
-        self.composer._to_hwio = self.composer._split_columns
 
-    def compose(self, ops, bank, keys, probe):
-        return self.composer.compose(ops, bank, keys, probe)
+    def to_hwio(self, ops, x, bank_key):
+        """The pieces of `x (n, seg)` (OIHW order), each `(n, length)` in
+        HWIO order."""
+        n = int(x.shape[0])
+        out = []
+        for piece, (_, length, shape) in zip(
+            self.composer._split_columns(ops, x, bank_key),
+            self.composer.pieces[bank_key],
+        ):
+            o, i, h, w = shape
+            if self.twostep:
+                piece = ops.reshape(piece, (n, o, i * h * w))
+                if o > 1 and i * h * w > 1:
+                    piece = ops.transpose(piece, (0, 2, 1))
+                if i > 1 and h * w > 1:
+                    piece = ops.reshape(piece, (n, i, h * w, o))
+                    piece = ops.transpose(piece, (0, 2, 1, 3))
+            else:
+                piece = ops.reshape(piece, (n, *shape))
+                piece = ops.transpose(piece, (0, 3, 4, 2, 1))
+            out.append(ops.reshape(piece, (n, length)))
+        return out
+
+    def superweights(self, ops, windows, probe):
+        composer = self.composer
+        out = {}
+        for i in sorted(windows):
+            win = composer.windows[i]
+            spec = composer.plan.banks[win.bank]
+            k, seg = spec.templates, spec.seg
+            templates = self.templates[win.bank]
+            if win.offset != 0 or k * seg != spec.size:
+                templates = templates[win.offset : win.offset + k * seg]
+            templates = ops.reshape(templates, (k, seg))
+            matrix, index = composer._window_rows(ops, self, win, probe)
+            n = int(matrix.shape[0])
+            if n < k:
+                pieces = self.to_hwio(
+                    ops, ops.matmul(matrix, templates), win.bank
+                )
+            else:
+                parts = self.to_hwio(ops, templates, win.bank)
+                joined = (
+                    parts[0] if len(parts) == 1 else ops.concatenate(parts, 1)
+                )
+                pieces = composer._split_columns(
+                    ops, ops.matmul(matrix, joined), win.bank
+                )
+            rows = [[p] if n == 1 else ops.split(p, n, axis=0) for p in pieces]
+            out[i] = (rows, index)
+        return out
+
+    def compose(self, ops, keys, probe):
+        # The library's composition with this class's superweights.
+        composer = copy.copy(self.composer)
+        composer.superweights = (
+            lambda ops_, bank_layer, windows, probe_: self.superweights(
+                ops_, windows, probe_
+            )
+        )
+        return composer.compose(ops, self, keys, probe)
 
 
 class _Gather:
@@ -264,7 +320,7 @@ class _Gather:
                 templates = templates[win.offset : win.offset + k * seg]
             templates = ops.reshape(templates, (k, seg))
             matrix, _ = composer._window_rows(ops, bank, win, lambda *a: None)
-            parts = composer._to_hwio(ops, templates, win.bank)
+            parts = composer._split_columns(ops, templates, win.bank)
             joined = parts[0] if len(parts) == 1 else ops.concatenate(parts, 1)
             flat.append(ops.reshape(ops.matmul(matrix, joined), (-1,)))
         flat = ops.reshape(ops.concatenate(flat, 0), (-1, self.chunk))
@@ -379,7 +435,7 @@ def main(argv=None) -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument(
         "--variants",
-        default="plain,per_layer,slices_direct,slices,gather_cg",
+        default="plain,per_layer,oihw,slices",
         help=f"comma-separated, of {', '.join(VARIANTS)}",
     )
     parser.add_argument(

@@ -1,26 +1,24 @@
 """Batched composition: every kernel of a bank in one pass.
 
 `TemplateBank.kernel` composes one layer at a time: per width level a
-slice, a `(1 x K) . (K x seg)` matmul, reshapes, the OIHW assembly and a
-transpose to Keras layout. `BatchedComposer` does the same arithmetic with
-far fewer ops: per bank (and template window) **one** matmul of all the
-coefficient rows that read it with the templates, the SuperWeight of a row
-read by several slots (hard-shared coefficients, the same gain) computed
-once, and every layer's kernel cut from the results by static slices and
-assembled directly in Keras layout (HWIO; `(in, out)` for dense).
+slice, a `(1 x K) . (K x seg)` matmul, reshapes and the assembly.
+`BatchedComposer` does the same arithmetic with far fewer ops: per bank
+(and template window) **one** matmul of all the coefficient rows that read
+it with the templates, the SuperWeight of a row read by several slots
+(hard-shared coefficients, the same gain) computed once, and every
+layer's kernel cut from the results by static splits and assembled
+directly in Keras layout (HWIO; `(in, out)` for dense).
 
-The flat OIHW order of each template piece is turned into HWIO order once
-per bank, by transposing whichever of the templates `(K, seg)` and the
-matmul result `(rows, seg)` is smaller; a column permutation commutes with
-the mixing, so every entry is the same dot product of the same numbers as
-in the per-layer path. Every shape and index is a Python int fixed at
-construction, so the pass compiles under XLA.
+The bank stores every template with its pieces already in HWIO order
+(`keras_swn.bank.layout`), so no transpose is needed: every entry is the
+same dot product of the same numbers as in the per-layer path. Every shape
+and index is a Python int fixed at construction, so the pass compiles
+under XLA.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 from typing import Callable
 from typing import Collection
@@ -29,47 +27,11 @@ from typing import Sequence
 
 import numpy as np
 
+from keras_swn.bank.layout import hwio_shape
+from keras_swn.bank.layout import level_pieces
 from keras_swn.policy.chains import Level
 from keras_swn.types import BankKey
 from keras_swn.types import LayerKey
-from keras_swn.validation import check_choice
-
-#: A template piece: `(start, length, OIHW shape)` within a level's `seg`.
-Piece = tuple[int, int, tuple[int, int, int, int]]
-
-
-def _numel(shape: Sequence[int]) -> int:
-    return int(math.prod(shape))
-
-
-def _hwio(shape: Sequence[int]) -> tuple[int, int, int, int]:
-    o, i, h, w = (int(s) for s in shape)
-    return (h, w, i, o)
-
-
-def _shape4(piece: Sequence[int]) -> tuple[int, int, int, int]:
-    o, i, h, w = (int(p) for p in piece)
-    return (o, i, h, w)
-
-
-def level_pieces(level: Level, first: bool) -> list[Piece]:
-    """The pieces of a level's flat SuperWeight, in the order `assemble`
-    reads them: the whole base kernel (level 0); the new output rows (one
-    piece, `d_out > 0`); the input columns, then the rows if `d_out > 0`
-    (two pieces)."""
-    if first or len(level.pieces) == 1:
-        shape = _shape4(level.pieces[0])
-        if first or shape[0] > 0:
-            return [(0, _numel(shape), shape)]
-        return []
-    rowshape = _shape4(level.pieces[0])
-    colshape = _shape4(level.pieces[1])
-    n_cols = _numel(colshape)
-    pieces: list[Piece] = [(0, n_cols, colshape)]
-    if rowshape[0] > 0:
-        pieces.append((n_cols, _numel(rowshape), rowshape))
-    return pieces
-
 
 def assemble_keras(
     levels: Sequence[Level],
@@ -134,9 +96,6 @@ class BatchedComposer:
         rows: `{(group, width): {owner (member, layer_id): row}}`.
         gains: `{(member, layer_id): per-level gain}` (`use_gains`).
         owner: `slot -> owner (member, layer_id)` (the policy's).
-        transpose: how a piece is permuted from OIHW to HWIO order:
-            `"twostep"` (default; two transposes of contiguous runs) or
-            `"direct"` (one 5-D transpose). Same result.
     """
 
     def __init__(
@@ -145,11 +104,8 @@ class BatchedComposer:
         rows: Mapping[BankKey, Mapping[LayerKey, int]],
         gains: Mapping[LayerKey, Sequence[float]],
         owner: Callable[[tuple[int, int, int]], Any],
-        transpose: str = "twostep",
     ):
-        check_choice("transpose", transpose, ("twostep", "direct"))
         self.plan = plan
-        self.transpose = transpose
         by_window: dict[tuple[BankKey, int], list] = {}
         for key, recipe in sorted(plan.layers.items()):
             for w in range(recipe.num_levels):
@@ -190,37 +146,6 @@ class BatchedComposer:
         if points[-1] == int(x.shape[1]):
             points = points[:-1]
         return ops.split(x, [int(p) for p in points], axis=1)[: len(lengths)]
-
-    def _to_hwio(self, ops: Any, x: Any, bank: BankKey) -> list:
-        """The pieces of `x (n, seg)`, each `(n, length)` with its columns
-        in HWIO order.
-
-        With `transpose="twostep"`, each piece `(o, i, h, w)` is permuted by
-        two transposes that move longer contiguous runs than the one 5-D
-        transpose `(o, i, h, w) -> (h, w, i, o)`: `(o, i*h*w) -> (i*h*w,
-        o)`, then the `(i, h*w)` blocks of `o` entries swapped. The same
-        entries, in the same order; the whole composition measured 7-13 %
-        faster on TensorFlow and 5-8 % on JAX (2-core CPU, WRN-16-4), see
-        `benchmarks/compose_time.py`.
-        """
-        n = int(x.shape[0])
-        out = []
-        for piece, (_, length, shape) in zip(
-            self._split_columns(ops, x, bank), self.pieces[bank]
-        ):
-            o, i, h, w = shape
-            if self.transpose == "twostep":
-                piece = ops.reshape(piece, (n, o, i * h * w))
-                if o > 1 and i * h * w > 1:
-                    piece = ops.transpose(piece, (0, 2, 1))
-                if i > 1 and h * w > 1:
-                    piece = ops.reshape(piece, (n, i, h * w, o))
-                    piece = ops.transpose(piece, (0, 2, 1, 3))
-            else:
-                piece = ops.reshape(piece, (n, *shape))
-                piece = ops.transpose(piece, (0, 3, 4, 2, 1))
-            out.append(ops.reshape(piece, (n, length)))
-        return out
 
     def _window_rows(self, ops: Any, bank_layer: Any, win: _Window, probe):
         """The coefficient rows of a window (gains folded in) and, per
@@ -269,18 +194,9 @@ class BatchedComposer:
             templates = ops.reshape(templates, (k, seg))
             matrix, index = self._window_rows(ops, bank_layer, win, probe)
             n = int(matrix.shape[0])
-            if n < k:
-                pieces = self._to_hwio(
-                    ops, ops.matmul(matrix, templates), win.bank
-                )
-            else:
-                parts = self._to_hwio(ops, templates, win.bank)
-                joined = (
-                    parts[0] if len(parts) == 1 else ops.concatenate(parts, 1)
-                )
-                pieces = self._split_columns(
-                    ops, ops.matmul(matrix, joined), win.bank
-                )
+            pieces = self._split_columns(
+                ops, ops.matmul(matrix, templates), win.bank
+            )
             rows = [[p] if n == 1 else ops.split(p, n, axis=0) for p in pieces]
             out[i] = (rows, index)
         return out
@@ -315,7 +231,7 @@ class BatchedComposer:
                 win, slot = self.slot_of[(key, w)]
                 rows, index = results[win]
                 shapes = [
-                    _hwio(shape)
+                    hwio_shape(shape)
                     for _, _, shape in self.pieces[(recipe.group, w)]
                 ]
                 parts.append(

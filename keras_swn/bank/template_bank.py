@@ -17,10 +17,11 @@ from keras import ops
 
 from keras_swn import seeding
 from keras_swn.api_export import swn_export
-from keras_swn.bank.assembly import assemble
+from keras_swn.bank import layout
 from keras_swn.bank.bank_config import TEMPLATE_FAN_IN
 from keras_swn.bank.bank_config import BankConfig
 from keras_swn.bank.batched import BatchedComposer
+from keras_swn.bank.batched import assemble_keras
 from keras_swn.bank.plan import BankPlan
 from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.policy.sharing_policy import SharingPolicy
@@ -105,7 +106,9 @@ class TemplateBank(keras.layers.Layer):
     The bank turns a `BankPlan` into variables. For every bank `(g, w)`
     (group `g`, width level `w`) it holds one flat float32 template vector
     of `P(g, w)` parameters, viewed as `K(g, w)` templates of `seg(g, w)`
-    parameters each, and one coefficient matrix whose rows are the
+    parameters each (each template's pieces held in HWIO order, so that
+    composing needs no transpose: `storage_order`; files hold the OIHW
+    order), and one coefficient matrix whose rows are the
     coefficient vectors of the slots that own one (hard-shared slots
     read their owner's row). `kernel(key)` mixes each level's templates
     with the layer's coefficients (a SuperWeight) and concatenates the
@@ -271,6 +274,8 @@ class TemplateBank(keras.layers.Layer):
         std = math.sqrt(2.0 / fan_in)
         rng = seeding.rng_for(self.seed, "templates", g, w)
         value = (rng.standard_normal(size) * std).astype("float32")
+        # Drawn in OIHW order, stored in HWIO order: the same kernels.
+        value = layout.to_storage(value, self.storage_order(g, w))
         return lambda shape, dtype=None: ops.convert_to_tensor(value, dtype)
 
     def _coefficient_init(self, g: int, w: int):
@@ -300,8 +305,25 @@ class TemplateBank(keras.layers.Layer):
         return {key: dict(rows) for key, rows in self._rows.items()}
 
     # ------------------------------------------------------------------
+    def storage_order(self, group: int, width: int) -> np.ndarray:
+        """How bank `(group, width)` is stored: `stored = oihw[order]`.
+
+        Each template's pieces are held in HWIO order, so composing needs
+        no transpose (`keras_swn.bank.layout`); `layout.to_oihw(values,
+        order)` gives the spec's OIHW order back, the order files hold.
+
+        Args:
+            group: int, the group.
+            width: int, the width level.
+
+        Returns:
+            An int64 array of the bank's size.
+        """
+        return layout.bank_storage_order(self.plan, (group, width))
+
     def superweight(self, key: LayerKey, width: int):
-        """The flat SuperWeight `sum_k c_k T_k` of one layer at one level.
+        """The flat SuperWeight `sum_k c_k T_k` of one layer at one level,
+        in storage order (each piece HWIO, see `storage_order`).
 
         Args:
             key: `(member, layer_id)` of the layer.
@@ -330,6 +352,41 @@ class TemplateBank(keras.layers.Layer):
             coefficients = coefficients * gain
         return ops.reshape(ops.matmul(coefficients, templates), (seg,))
 
+    def _check_key(self, key: LayerKey) -> LayerKey:
+        key = _key(key)
+        if not self.built:
+            raise AttributeError(
+                "The bank has no variables yet. Call `bank.build()` first."
+            )
+        if key not in self.plan.layers:
+            raise KeyError(
+                f"Unknown layer key {key}. Expected one of "
+                f"{sorted(self.plan.layers)[:8]}..."
+            )
+        return key
+
+    def _kernel_hwio(self, key: LayerKey):
+        """The composed `(kh, kw, in, out)` kernel of one layer, composed
+        on its own (no batching), float32."""
+        key = self._check_key(key)
+        recipe = self.plan.layers[key]
+        levels = self.plan.levels_of(*key)
+        parts = []
+        for w in range(len(levels)):
+            vector = self.superweight(key, w)
+            parts.append(
+                [
+                    ops.reshape(
+                        vector[start : start + length],
+                        layout.hwio_shape(shape),
+                    )
+                    for start, length, shape in self._batched.pieces[
+                        (recipe.group, w)
+                    ]
+                ]
+            )
+        return assemble_keras(levels, parts, concatenate=ops.concatenate)
+
     def kernel_oihw(self, key: LayerKey):
         """The composed kernel of layer `key` in OIHW layout, float32.
 
@@ -343,26 +400,7 @@ class TemplateBank(keras.layers.Layer):
             AttributeError: before the bank is built.
             KeyError: if the bank has no such layer.
         """
-        key = _key(key)
-        if not self.built:
-            raise AttributeError(
-                "The bank has no variables yet. Call `bank.build()` first."
-            )
-        if key not in self.plan.layers:
-            raise KeyError(
-                f"Unknown layer key {key}. Expected one of "
-                f"{sorted(self.plan.layers)[:8]}..."
-            )
-        recipe = self.plan.layers[key]
-        levels = self.plan.levels_of(*key)
-        vectors = [self.superweight(key, w) for w in range(len(levels))]
-        return assemble(
-            levels,
-            vectors,
-            shape=recipe.shape,
-            concatenate=ops.concatenate,
-            reshape=ops.reshape,
-        )
+        return ops.transpose(self._kernel_hwio(key), (3, 2, 0, 1))
 
     def compose_all(self, keys: Collection[LayerKey] | None = None) -> dict:
         """Every layer's kernel (or those of `keys`), batched.
@@ -444,11 +482,9 @@ class TemplateBank(keras.layers.Layer):
 
     def _kernel_per_layer(self, key: LayerKey) -> Any:
         """`kernel(key)`, float32, composed on its own (no batching)."""
-        kernel = self.kernel_oihw(key)
+        kernel = self._kernel_hwio(key)
         if self.plan.layers[_key(key)].kind == "dense":
-            kernel = ops.transpose(kernel[:, :, 0, 0], (1, 0))
-        else:
-            kernel = ops.transpose(kernel, (2, 3, 1, 0))
+            kernel = ops.reshape(kernel, self.kernel_shape(key))
         return kernel
 
     def kernel_shape(self, key: LayerKey) -> tuple[int, ...]:
@@ -464,6 +500,46 @@ class TemplateBank(keras.layers.Layer):
         if self.plan.layers[_key(key)].kind == "dense":
             return (inp, out)
         return (kh, kw, inp, out)
+
+    # ------------------------------------------------------------------
+    # Files hold the templates in the spec's OIHW order, whatever the order
+    # in memory, so that files do not depend on `keras_swn.bank.layout`.
+    def _own_variables(self) -> list:
+        """The variables in the order Keras saves a layer's own."""
+        return self._trainable_variables + self._non_trainable_variables
+
+    def _template_slots(self) -> dict[int, BankKey]:
+        """`{index of a template variable in the saved list: its bank}`."""
+        ids = {id(v): key for key, v in self.templates.items()}
+        return {
+            i: ids[id(v)]
+            for i, v in enumerate(self._own_variables())
+            if id(v) in ids
+        }
+
+    def save_own_variables(self, store) -> None:
+        """Write the variables as Keras does, the templates in OIHW
+        order."""
+        slots = self._template_slots()
+        for i, variable in enumerate(self._own_variables()):
+            value = ops.convert_to_numpy(variable)
+            if i in slots:
+                value = layout.to_oihw(value, self.storage_order(*slots[i]))
+            store[str(i)] = value
+
+    def load_own_variables(self, store) -> None:
+        """Read the variables written by `save_own_variables` (templates in
+        OIHW order, the order of every file keras_swn has written)."""
+        values = {key: store[key] for key in store.keys()}
+        for i, (g, w) in self._template_slots().items():
+            value = values.get(str(i))
+            if value is not None and np.shape(value) == (
+                self.plan.banks[(g, w)].size,
+            ):
+                values[str(i)] = layout.to_storage(
+                    value, self.storage_order(g, w)
+                )
+        super().load_own_variables(values)
 
     def compute_output_shape(self, input_shape=None):
         return None

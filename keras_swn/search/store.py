@@ -49,7 +49,9 @@ MODEL = "model.keras"
 RESULTS = "results.json"
 
 _FORMAT = "keras_swn.SearchAndRefine"
-_VERSION = 2
+# 3: templates held in HWIO piece order (`keras_swn.bank.layout`); the
+# checkpoints of a version-2 state hold them in OIHW order.
+_VERSION = 3
 #: Checkpoint entries: model weights and optimizer variables, by path.
 _WEIGHT, _OPTIMIZER = "w/", "o/"
 

@@ -6,9 +6,8 @@ import pytest
 
 import keras_swn
 from keras_swn.bank.assembly import assemble
-from keras_swn.bank.batched import BatchedComposer
 from keras_swn.bank.batched import assemble_keras
-from keras_swn.bank.batched import level_pieces
+from keras_swn.bank.layout import level_pieces
 from keras_swn.bank.template_bank import TemplateBank
 from keras_swn.bank.template_bank import coefficient_probe_key
 from keras_swn.models import WideResNet
@@ -260,44 +259,6 @@ def _probes(bank, skip=()):
         for w in range(r.num_levels)
         if key not in skip
     }
-
-
-@pytest.mark.parametrize("name", sorted(BANKS))
-def test_transpose_twostep_equals_direct_exactly(name):
-    bank = BANKS[name]
-    bank.build()
-    assert bank._batched.transpose == "twostep"
-    direct = BatchedComposer(
-        bank.plan,
-        bank.coefficient_rows,
-        bank._gains,
-        bank.policy.owner,
-        transpose="direct",
-    )
-    keys = sorted(bank.plan.layers)
-
-    def no_probe(key, width):
-        return None
-
-    got = bank._batched.compose(keras.ops, bank, keys, no_probe)
-    want = direct.compose(keras.ops, bank, keys, no_probe)
-    for key in keys:
-        np.testing.assert_array_equal(
-            keras.ops.convert_to_numpy(got[key]),
-            keras.ops.convert_to_numpy(want[key]),
-        )
-
-
-def test_transpose_option_is_checked():
-    bank = BANKS["mixed_shared"]
-    with pytest.raises(ValueError, match="transpose"):
-        BatchedComposer(
-            bank.plan,
-            bank.coefficient_rows,
-            bank._gains,
-            bank.policy.owner,
-            transpose="gather",
-        )
 
 
 @pytest.mark.backend_sensitive

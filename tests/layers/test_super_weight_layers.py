@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import keras_swn
+from keras_swn.bank.layout import to_oihw
 from keras_swn.layers import SuperWeightConv2D
 from keras_swn.layers import SuperWeightDense
 from keras_swn.testing import run_layer_test
@@ -42,8 +43,13 @@ class TestComposition:
         # "kernel": layer 1 reads level 0 (introduced by the 4x3 shape,
         # fan-in 27) with the fixed gain sqrt(27 / 45); level 1 is its own.
         gain = np.sqrt(27 / 45) if template_fan_in == "kernel" else 1.0
-        t0 = _np(bank.templates[(0, 0)]).reshape(-1, 4 * 3 * 9)
-        t1 = _np(bank.templates[(0, 1)]).reshape(-1, 4 * 2 * 9 + 2 * 5 * 9)
+        # The spec's OIHW order (the bank stores each piece HWIO).
+        t0, t1 = (
+            to_oihw(_np(bank.templates[(0, w)]), bank.storage_order(0, w))
+            for w in (0, 1)
+        )
+        t0 = t0.reshape(-1, 4 * 3 * 9)
+        t1 = t1.reshape(-1, 4 * 2 * 9 + 2 * 5 * 9)
         c0 = _np(bank.coefficients[(0, 0)])
         c1 = _np(bank.coefficients[(0, 1)])
         # Layer 0 owns row 0 of level 0; layer 1 owns row 1 of level 0 and
