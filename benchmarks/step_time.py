@@ -27,7 +27,16 @@ With `--predict`, the interleaved mode times `predict_on_batch` of the SWN
 model against the same member exported to stock kernels
 (`keras_swn.export.to_keras`, the serving path).
 
+Table mode (`--table PREFIX`): the whole comparison for one backend, each
+measurement in its own fresh process, written to `PREFIX.json` and
+`PREFIX.md`: interleaved train steps at batch 2 and 128, interleaved
+`predict` at batch 1 and 128 (SWN against its exported twin), the peak
+memory of training at batch 128 (one process per model), and, unless
+`--no_large`, WRN-28-10 at a budget of 9,000,000 trained at batch 2.
+
 Usage:
+    python benchmarks/step_time.py --table results/step_time_tf \
+        [--backend tensorflow|jax|torch] [--no_large]
     python benchmarks/step_time.py [--depth 16] [--width 4]
         [--budget 1000000] [--steps 8] [--warmup 2] [--batch_size 128]
         [--data ../shared/data/cifar10_train_10k.npz] [--json]
@@ -235,19 +244,146 @@ def _print_interleaved(args, r: dict) -> None:
         print(json.dumps({"config": vars(args), **r}))
 
 
-def _run_child(kind: str, argv, backend: str = "tensorflow") -> dict:
+def _run_script(argv, backend: str) -> dict:
+    """Run this script in a fresh process; its last stdout line, as JSON."""
     env = {**os.environ, "KERAS_BACKEND": backend}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     proc = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), *argv, "--child", kind],
+        [sys.executable, os.path.abspath(__file__), *argv],
         capture_output=True,
         text=True,
         env=env,
     )
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
-        raise SystemExit(f"the {kind} run failed (exit {proc.returncode})")
+        raise SystemExit(f"{argv} failed (exit {proc.returncode})")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _versions(backend: str) -> dict:
+    import platform
+    from importlib import metadata
+
+    names = {"tensorflow": "tensorflow-cpu", "jax": "jax", "torch": "torch"}
+    found = {}
+    for name in ("keras", names[backend]):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    found["python"] = platform.python_version()
+    found["cpus"] = os.cpu_count()
+    return found
+
+
+def _table(args) -> None:
+    """Every measurement of the comparison for one backend (`--table`)."""
+    small = [f"--blocks={args.blocks}", f"--steps={args.steps}"]
+    large = ["--blocks=4", "--steps=2"]
+    cases = [
+        ("train", 2, args.depth, args.width, args.budget, small),
+        ("train", 128, args.depth, args.width, args.budget, large),
+        ("predict", 1, args.depth, args.width, args.budget, small),
+        ("predict", 128, args.depth, args.width, args.budget, large),
+    ]
+    if not args.no_large:
+        cases.append(("train", 2, 28, 10, 9_000_000, ["--blocks=4", "--steps=3"]))
+    common = [f"--warmup={args.warmup}", f"--jit_compile={args.jit_compile}"]
+    rows = []
+    for mode, batch, depth, width, budget, timing in cases:
+        argv = [
+            "--interleaved",
+            "--json",
+            f"--batch_size={batch}",
+            f"--depth={depth}",
+            f"--width={width}",
+            f"--budget={budget}",
+            *timing,
+            *common,
+        ] + (["--predict"] if mode == "predict" else [])
+        started = time.perf_counter()
+        r = _run_script(argv, args.backend)
+        r.update(
+            model=f"WRN-{depth}-{width}",
+            budget=budget,
+            wall_s=time.perf_counter() - started,
+        )
+        rows.append(r)
+        print(
+            f"{args.backend} {mode} WRN-{depth}-{width} batch {batch}: "
+            f"ratio {r['step_time_ratio']:.3f} (blocks "
+            f"{min(r['block_ratios']):.2f}-{max(r['block_ratios']):.2f})",
+            flush=True,
+        )
+    memory_argv = [
+        f"--depth={args.depth}",
+        f"--width={args.width}",
+        f"--budget={args.budget}",
+        "--steps=2",
+        "--batch_size=128",
+        *common,
+    ]
+    memory = {
+        kind: _run_child(kind, memory_argv, args.backend)
+        for kind in ("plain", "swn")
+    }
+    result = {
+        "backend": args.backend,
+        "versions": _versions(args.backend),
+        "load_average": os.getloadavg(),
+        "rows": rows,
+        "memory": memory,
+    }
+    _write_atomic(args.table + ".json", json.dumps(result, indent=1))
+    _write_atomic(args.table + ".md", _markdown(result))
+    print(_markdown(result))
+
+
+def _markdown(result: dict) -> str:
+    backend = result["backend"]
+    lines = [
+        f"| backend | step | model | budget | batch | plain (ms) | SWN (ms) "
+        "| SWN / plain | per-block ratios |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in result["rows"]:
+        med = r["median_step_s"]
+        other = "exported" if r["mode"] == "predict" else "plain"
+        lines.append(
+            f"| {backend} | {r['mode']} (vs {other}) | {r['model']} | "
+            f"{r['budget']:,} | {r['batch_size']} | {med['plain'] * 1e3:,.1f} "
+            f"| {med['swn'] * 1e3:,.1f} | {r['step_time_ratio']:.3f} | "
+            f"{min(r['block_ratios']):.2f}-{max(r['block_ratios']):.2f} |"
+        )
+    mem = result["memory"]
+    grow = {
+        k: m["rss_peak_mib"] - m["rss_built_mib"] for k, m in mem.items()
+    }
+    line = (
+        f"\nPeak memory, training at batch 128 (one process per model): "
+        f"RSS growth plain {grow['plain']:,.0f} MiB, SWN {grow['swn']:,.0f} "
+        f"MiB; peak RSS plain {mem['plain']['rss_peak_mib']:,.0f} MiB, SWN "
+        f"{mem['swn']['rss_peak_mib']:,.0f} MiB"
+    )
+    if mem["plain"].get("device_peak_mib") and mem["swn"].get("device_peak_mib"):
+        line += (
+            f"; device peak plain {mem['plain']['device_peak_mib']:,.0f} MiB, "
+            f"SWN {mem['swn']['device_peak_mib']:,.0f} MiB"
+        )
+    return "\n".join(lines) + line + ".\n"
+
+
+def _write_atomic(path: str, text: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _run_child(kind: str, argv, backend: str = "tensorflow") -> dict:
+    return _run_script([*argv, "--child", kind], backend)
 
 
 def main(argv=None) -> None:
@@ -292,6 +428,17 @@ def main(argv=None) -> None:
         help="compile(jit_compile=...) of both models: auto (Keras' "
         "default), true or false",
     )
+    parser.add_argument(
+        "--table",
+        metavar="PREFIX",
+        help="run the whole comparison for --backend (see the module "
+        "docstring); write PREFIX.json and PREFIX.md",
+    )
+    parser.add_argument(
+        "--no_large",
+        action="store_true",
+        help="--table without the WRN-28-10 (budget 9,000,000) row",
+    )
     parser.add_argument("--child", choices=["plain", "swn"], help="internal")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 1 or args.blocks < 1:
@@ -300,6 +447,9 @@ def main(argv=None) -> None:
         parser.error("--predict needs --interleaved")
     if args.child:
         _child(args)
+        return
+    if args.table:
+        _table(args)
         return
     if args.interleaved:
         os.environ["KERAS_BACKEND"] = args.backend
