@@ -110,7 +110,9 @@ def train(flags: Parsed) -> int:
     import keras
 
     import keras_swn
+    from keras_swn.io_utils import FolderLockedError
     from keras_swn.search import train_and_save
+    from keras_swn.validation import ArgumentError
 
     print(f"Data: {name}")
     print(f"Backend: {keras.backend.backend()}")
@@ -130,8 +132,7 @@ def train(flags: Parsed) -> int:
     print()
     print(model.budget_report())
     print()
-    inputs.clear_output_dir(flags, out_dir)
-    with inputs.run_lock(flags, out_dir):
+    try:  # holds the folder's lock; --overwrite deletes only its files
         results = train_and_save(
             model,
             train_data,
@@ -149,7 +150,12 @@ def train(flags: Parsed) -> int:
                 "data": name,
                 "seed": flags.seed,
             },
+            overwrite=bool(flags.overwrite),
         )
+    except FolderLockedError as e:
+        raise flags.error(e, "output_dir") from None
+    except ArgumentError as e:
+        raise flags.error(e) from None
     print()
     _print_accuracy([b.name for b in builders], results)
     print()

@@ -257,12 +257,15 @@ def output_dir(flags: Parsed) -> str:
     """`--output_dir`, default `swn_runs/<command>`, checked.
 
     The default is the same folder for every run of a command, so that
-    rerunning a search resumes it. `train` refuses, unless `--overwrite`,
-    a folder that holds a trained model (`model.keras`) or a search
-    (`state.json`), and any folder another run holds (its lock); with
-    `--overwrite` what the library wrote there is deleted just before
-    training (`clear_output_dir`), `search` lets `SearchAndRefine` do the
-    same. Nothing is written or deleted here.
+    rerunning a search resumes it. For `train` the folder gets the
+    checks of `keras_swn.search.training.check_train_directory` here,
+    before the data is loaded: refused, unless `--overwrite`, when it
+    holds a trained model (`model.keras`) or a search (`state.json`), and
+    whenever another run holds it (its lock). `train_and_save` makes the
+    same checks again under the folder's lock, and with `--overwrite`
+    deletes what the library wrote there just before training; `search`
+    lets `SearchAndRefine` do the same. Nothing is written or deleted
+    here.
 
     Args:
         flags: the parsed flags.
@@ -276,71 +279,14 @@ def output_dir(flags: Parsed) -> str:
         flags.values["output_dir"] = path
     if os.path.exists(path) and not os.path.isdir(path):
         raise flags.invalid("output_dir", "Expected a folder, not a file.")
-    if flags.command == "train" and os.path.isdir(path):
-        from keras_swn.io_utils import RunLock
-        from keras_swn.search.store import ProjectStore
+    if flags.command == "train":
+        from keras_swn.search.training import check_train_directory
 
         try:
-            RunLock(path, "run").check()
+            check_train_directory(path, overwrite=bool(flags.overwrite))
         except ValueError as e:
             raise flags.error(e, "output_dir") from None
-        kind = ProjectStore(path).kind()
-        if kind == "search" and not flags.overwrite:
-            raise flags.invalid(
-                "output_dir",
-                f"The folder {path} holds a search (state.json); train "
-                "would mix its files into it. Use another --output_dir, "
-                "or --overwrite to delete the search and train there.",
-            )
-        if kind == "train" and not flags.overwrite:
-            raise flags.invalid(
-                "output_dir",
-                "The folder holds a trained model (model.keras). Pass "
-                "--overwrite to replace it, or another --output_dir.",
-            )
     return path
-
-
-def clear_output_dir(flags: Parsed, path: str) -> None:
-    """`--overwrite` of `train`: delete the search or train result in
-    `path` (`ProjectStore.remove`: only what the library wrote; other
-    files stay).
-
-    Args:
-        flags: the parsed flags.
-        path: the output folder.
-    """
-    from keras_swn.search.store import ProjectStore
-
-    store = ProjectStore(path)
-    if flags.overwrite and store.kind() is not None:
-        try:
-            store.remove()
-        except ValueError as e:
-            raise flags.error(e, "output_dir") from None
-
-
-def run_lock(flags: Parsed, path: str) -> Any:
-    """The lock of the output folder, taken (a context manager); stale
-    temporary files of a killed run are deleted once it is held.
-
-    Args:
-        flags: the parsed flags.
-        path: the output folder (created).
-
-    Returns:
-        The held `keras_swn.io_utils.RunLock`; leave it with `with`.
-    """
-    from keras_swn.io_utils import RunLock
-    from keras_swn.io_utils import remove_temp_files
-
-    lock = RunLock(path, flags.command)
-    try:
-        lock.acquire()
-    except ValueError as e:
-        raise flags.error(e, "output_dir") from None
-    remove_temp_files(path)
-    return lock
 
 
 def progress(flags: Parsed) -> int:

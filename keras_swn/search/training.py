@@ -4,6 +4,9 @@ The library call behind `keras-swn train` and `keras-swn evaluate`: one
 `fit` over the run with the `TrainingRecipe` (the same optimizer and
 learning-rate schedule `SearchAndRefine` trains with), an evaluation on
 the validation data, and the files of the run, each written atomically.
+The run holds the folder's `RunLock`, refuses a folder that holds a
+search or (unless `overwrite=True`) an earlier trained model, and deletes
+the temporary files a killed run left there (`check_train_directory`).
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from typing import cast
 import keras
 import numpy as np
 
+from keras_swn.io_utils import FolderLockedError
 from keras_swn.search.data import DataSource
 from keras_swn.search.recipe import TrainingRecipe
 from keras_swn.search.results import training_results
 from keras_swn.search.store import MODEL
 from keras_swn.search.store import ProjectStore
+from keras_swn.validation import ArgumentError
 from keras_swn.validation import argument_error
 from keras_swn.validation import check_int
 from keras_swn.validation import naming
@@ -36,6 +41,75 @@ TRAINING_FILES = (
 )
 
 
+def check_train_directory(
+    directory: str | os.PathLike, *, overwrite: bool = False
+) -> str:
+    """Raise unless `train_and_save` may train into `directory`.
+
+    The checks `train_and_save` makes before it trains, for a caller that
+    wants to fail before it loads data or builds a model (`keras-swn
+    train` checks `--output_dir` first): nothing is locked, written or
+    deleted. A folder that does not exist yet passes.
+
+    Args:
+        directory: str, the output folder.
+        overwrite: bool, whether a trained model or a search in the
+            folder may be deleted (by `train_and_save`).
+
+    Returns:
+        `directory`, as a string.
+
+    Raises:
+        ValueError: an `ArgumentError` naming `directory` when it is a
+            file, holds a search (`state.json`) and `overwrite` is
+            False, or holds a trained model (`model.keras` or
+            `results.json`) and `overwrite` is False;
+            `keras_swn.io_utils.FolderLockedError`, naming the folder and
+            the process, when another live run holds the folder's lock.
+    """
+    path = os.fspath(directory)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise argument_error(
+            "directory", "Expected a folder, not a file.", path
+        )
+    if os.path.isdir(path):
+        store = ProjectStore(path)
+        store.lock("train").check()
+        _check_contents(store, overwrite)
+    return path
+
+
+def _check_contents(store: ProjectStore, overwrite: bool) -> None:
+    """Refuse a folder holding a search or a trained model, unless
+    `overwrite`."""
+    kind = store.kind()
+    if kind == "search" and not overwrite:
+        raise argument_error(
+            "directory",
+            f"The folder {store.project_dir} holds a search (state.json); "
+            "train would mix its files into it. Use another `directory`, "
+            "or overwrite=True to delete the search and train there.",
+            store.project_dir,
+        )
+    if kind == "train" and not overwrite:
+        raise argument_error(
+            "directory",
+            f"The folder holds a trained model ({MODEL}). Pass "
+            "overwrite=True to replace it, or another `directory`.",
+            store.project_dir,
+        )
+
+
+def _remove(store: ProjectStore) -> None:
+    """`ProjectStore.remove`, its refusals naming `directory`."""
+    try:
+        store.remove()
+    except FolderLockedError:
+        raise
+    except ValueError as e:
+        raise ArgumentError("directory", str(e)) from None
+
+
 def train_and_save(
     model: keras.Model,
     train_data: Any,
@@ -47,6 +121,7 @@ def train_and_save(
     recipe: TrainingRecipe | None = None,
     verbose: int | str = 1,
     info: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train `model` with `recipe`, evaluate it, and write the run's files.
 
@@ -56,6 +131,16 @@ def train_and_save(
     `validation_data`. `directory` receives `model.keras` (with its
     optimizer), `policy.json`, `budget_report.json`, `history.json` (the
     `fit` history, with the learning rate) and `results.json`.
+
+    The folder is checked before anything is trained or deleted
+    (`check_train_directory`): a folder another run holds (its
+    `keras_swn.io_utils.RunLock`) is refused, and so is one holding a
+    search (`state.json`) or a trained model, unless `overwrite=True`.
+    With `overwrite=True` only what keras_swn wrote there is deleted
+    (`ProjectStore.remove`: the whole search, or the files
+    `train_and_save` writes; other files stay). The run then holds the
+    folder's lock until it returns or raises, and first deletes the
+    temporary files a killed run left there.
 
     Args:
         model: an uncompiled `SWNModel`.
@@ -68,17 +153,27 @@ def train_and_save(
         verbose: passed to `fit`.
         info: extra JSON values stored first in `results.json` (e.g. what
             the data was).
+        overwrite: bool; True deletes a trained model or a search in
+            `directory` (what keras_swn wrote there) before training.
 
     Returns:
         The contents of `results.json`.
 
     Raises:
-        ValueError: an `ArgumentError` naming a bad argument.
+        ValueError: an `ArgumentError` naming a bad argument: `directory`
+            when it is a file, holds a search or (unless `overwrite`) a
+            trained model, or `overwrite=True` would delete a
+            `model.keras` or `results.json` keras_swn did not write;
+            `keras_swn.io_utils.FolderLockedError`, naming the folder and
+            the process, when another live run holds the folder. Nothing
+            is trained or deleted then.
     """
     with naming("epochs"):
         epochs = check_int("epochs", epochs, minimum=1)
     with naming("batch_size"):
         batch_size = check_int("batch_size", batch_size, minimum=1)
+    if not isinstance(overwrite, bool):
+        raise argument_error("overwrite", "Expected a bool.", overwrite)
     recipe = TrainingRecipe() if recipe is None else recipe
     train = DataSource(train_data, "train_data")
     val = (
@@ -86,6 +181,38 @@ def train_and_save(
         if validation_data is None
         else DataSource(validation_data, "validation_data")
     )
+    store = ProjectStore(check_train_directory(directory, overwrite=overwrite))
+    if overwrite and store.kind() is not None:
+        _remove(store)  # before the lock: a search's folder goes whole
+    with store.lock("train"):
+        store.remove_temp_files()  # left by a killed run
+        _check_contents(store, overwrite=False)  # written since the check
+        return _fit_and_write(
+            model,
+            train,
+            val,
+            store=store,
+            epochs=epochs,
+            batch_size=batch_size,
+            recipe=recipe,
+            verbose=verbose,
+            info=info,
+        )
+
+
+def _fit_and_write(
+    model: keras.Model,
+    train: DataSource,
+    val: DataSource | None,
+    *,
+    store: ProjectStore,
+    epochs: int,
+    batch_size: int,
+    recipe: TrainingRecipe,
+    verbose: int | str,
+    info: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The run of `train_and_save` in its checked, locked folder."""
     recipe.compile(model)
     kwargs = train.fit_kwargs(batch_size)
     if val is not None:
@@ -112,7 +239,6 @@ def train_and_save(
             train_seconds=seconds,
         ),
     }
-    store = ProjectStore(directory)
     store.write_model(model)
     store.write_json("policy.json", model.policy.to_dict())
     store.write_json("budget_report.json", model.budget_report().to_dict())

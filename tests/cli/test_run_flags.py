@@ -62,17 +62,18 @@ class TestOutputFolder:
     def test_train_overwrite_starts_clean(
         self, tmp_path, monkeypatch, tiny_digits, capsys
     ):
-        import keras_swn.search
+        from keras_swn.search import training
 
         seen = {}
 
-        def fake_train(model, train, val, directory, **kwargs):
+        def fake_train(model, train, val, *, store, **kwargs):
+            directory = store.project_dir
             exists = os.path.isdir(directory)
             seen["files"] = sorted(os.listdir(directory)) if exists else []
             seen["verbose"] = kwargs["verbose"]
             return {"val_member_accuracy": [0.5], "val_ensemble_accuracy": 0.5}
 
-        monkeypatch.setattr(keras_swn.search, "train_and_save", fake_train)
+        monkeypatch.setattr(training, "_fit_and_write", fake_train)
         monkeypatch.chdir(tmp_path)
         folder = tmp_path / "swn_runs" / "train"
         folder.mkdir(parents=True)

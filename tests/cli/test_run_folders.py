@@ -17,20 +17,22 @@ from keras_swn.io_utils import LOCK_FILE
 
 @pytest.fixture
 def fake_train(monkeypatch):
-    """`train_and_save` replaced: records the folder's files, writes
+    """The training of `train_and_save` replaced (its folder checks, lock
+    and `overwrite` run): records the folder's files, writes
     `model.keras` and `results.json` as the real one does."""
-    import keras_swn.search
+    from keras_swn.search import training
 
     calls = []
 
-    def fake(model, train, val, directory, **kwargs):
+    def fake(model, train, val, *, store, **kwargs):
+        directory = store.project_dir
         calls.append(sorted(os.listdir(directory)))
         for name in ("model.keras", "results.json"):
             with open(os.path.join(directory, name), "w") as f:
                 f.write("new")
         return {"val_member_accuracy": [0.5], "val_ensemble_accuracy": 0.5}
 
-    monkeypatch.setattr(keras_swn.search, "train_and_save", fake)
+    monkeypatch.setattr(training, "_fit_and_write", fake)
     return calls
 
 

@@ -212,6 +212,141 @@ class TestTrainAndSearchFolders:
         assert not (tmp_path / "p").exists()
 
 
+class TestTrainAndSave:
+    """`train_and_save` called from Python: the folder checks and the
+    lock of `keras-swn train`, before anything is trained or deleted."""
+
+    @pytest.fixture
+    def model(self):
+        from keras_swn import SWNModel
+        from keras_swn.models import WideResNet
+
+        return SWNModel(
+            members=[WideResNet(10, 1)],
+            input_shape=(8, 8, 1),
+            num_classes=10,
+            budget=80_000,
+            seed=0,
+        )
+
+    @pytest.fixture
+    def fake_fit(self, monkeypatch):
+        """The training replaced: records the folder's files and writes
+        the run's `model.keras` and `results.json`."""
+        from keras_swn.search import training
+
+        calls = []
+
+        def fake(model, train, val, *, store, **kwargs):
+            calls.append(sorted(os.listdir(store.project_dir)))
+            for name in ("model.keras", "results.json"):
+                with open(store.path(name), "w") as f:
+                    f.write("new")
+            return {}
+
+        monkeypatch.setattr(training, "_fit_and_write", fake)
+        return calls
+
+    def train(self, model, folder, **kwargs):
+        from keras_swn.search import train_and_save
+
+        return train_and_save(
+            model,
+            swn_fixtures.digits()[0],
+            directory=folder,
+            epochs=1,
+            verbose=0,
+            **kwargs,
+        )
+
+    @pytest.mark.parametrize("overwrite", [False, True])
+    def test_refuses_a_folder_in_use(self, tmp_path, model, overwrite):
+        folder = tmp_path / "run"
+        folder.mkdir()
+        (folder / "notes.txt").write_text("mine")
+        with RunLock(folder, "search"):
+            with pytest.raises(FolderLockedError) as e:
+                self.train(model, folder, overwrite=overwrite)
+            lock = (folder / LOCK_FILE).read_text()
+        message = str(e.value)
+        assert str(folder) in message
+        assert f"in use by another search (process {os.getpid()})" in message
+        assert lock.split()[0] == str(os.getpid())  # not taken over
+        assert os.listdir(folder) == ["notes.txt"]
+        assert not model.compiled  # nothing trained
+
+    def test_refuses_a_search_folder(self, tmp_path, model):
+        folder = tmp_path / "run"
+        folder.mkdir()
+        (folder / "state.json").write_text("{}")
+        with pytest.raises(ValueError, match="holds a search") as e:
+            self.train(model, folder)
+        assert e.value.argument == "directory"
+        assert str(folder) in str(e.value)
+        assert "overwrite=True" in str(e.value)
+        assert os.listdir(folder) == ["state.json"]
+        assert not model.compiled
+
+    def test_refuses_a_trained_model(self, tmp_path, model):
+        folder = tmp_path / "run"
+        folder.mkdir()
+        (folder / "model.keras").write_text("old")
+        with pytest.raises(ValueError, match="holds a trained model") as e:
+            self.train(model, folder)
+        assert e.value.argument == "directory"
+        assert str(folder) in str(e.value)  # Received: directory=...
+        assert (folder / "model.keras").read_text() == "old"
+
+    def test_overwrite_a_search(self, tmp_path, model, fake_fit):
+        folder = tmp_path / "run"
+        (folder / "checkpoints").mkdir(parents=True)
+        (folder / "state.json").write_text("{}")
+        self.train(model, folder, overwrite=True)
+        assert fake_fit == [[LOCK_FILE]]  # held while training
+        assert sorted(os.listdir(folder)) == ["model.keras", "results.json"]
+
+    def test_overwrite_deletes_only_the_train_files(
+        self, tmp_path, model, fake_fit
+    ):
+        folder = tmp_path / "run"
+        folder.mkdir()
+        for name in ("model.keras", "history.json", "notes.txt"):
+            (folder / name).write_text("old")
+        (folder / "results.json").write_text('{"keras_swn_version": "0"}')
+        (folder / ".tmp-abcd1234.keras").write_text("half")
+        self.train(model, folder, overwrite=True)
+        assert fake_fit == [[LOCK_FILE, "notes.txt"]]
+        assert (folder / "notes.txt").read_text() == "old"
+
+    def test_overwrite_refuses_files_keras_swn_did_not_write(
+        self, tmp_path, model, fake_fit
+    ):
+        folder = tmp_path / "run"
+        folder.mkdir()
+        (folder / "model.keras").write_text("someone else's")
+        with pytest.raises(ValueError, match="keras_swn did not write") as e:
+            self.train(model, folder, overwrite=True)
+        assert e.value.argument == "directory"
+        assert (folder / "model.keras").read_text() == "someone else's"
+        assert not fake_fit
+
+    def test_stale_temp_files_are_removed(self, tmp_path, model, fake_fit):
+        folder = tmp_path / "run"
+        folder.mkdir()
+        (folder / ".tmp-abcd1234.keras").write_text("half")
+        (folder / ".tmp-notes.txt").write_text("mine")
+        self.train(model, folder)
+        assert fake_fit == [[LOCK_FILE, ".tmp-notes.txt"]]
+        assert not (folder / LOCK_FILE).exists()  # released
+
+    def test_a_file_is_not_a_folder(self, tmp_path, model):
+        path = tmp_path / "file"
+        path.write_text("")
+        with pytest.raises(ValueError, match="not a file") as e:
+            self.train(model, path)
+        assert e.value.argument == "directory"
+
+
 class TestTempFiles:
     @pytest.mark.parametrize(
         "name, temp",
