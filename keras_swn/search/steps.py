@@ -20,6 +20,7 @@ from typing import Sequence
 from typing import cast
 
 import keras
+import numpy as np
 
 from keras_swn.analysis.clustering import search_groups
 from keras_swn.analysis.refine import refine_partition
@@ -158,6 +159,18 @@ class StepRunner:
         run = self.run
         return run.recipe.learning_rate_at(epoch, epochs=run.epochs)
 
+    def _lr_used(self, epoch: int) -> float:
+        """The rate the epoch just trained at, for its logs: the
+        optimizer's, which a callback may have set over the schedule's
+        (`train_epoch` sets `_lr` before `fit`); the schedule's exact
+        value when the optimizer holds it (its variable is float32)."""
+        assert self._model is not None  # the model of the epoch
+        used = keras.ops.convert_to_numpy(self._model.optimizer.learning_rate)
+        scheduled = self._lr(epoch)
+        if np.asarray(scheduled, dtype=used.dtype) == used:
+            return scheduled
+        return float(used)
+
     # ------------------------------------------------------------------
     # The steps
     def train_epoch(self, task: Task) -> None:
@@ -209,7 +222,7 @@ class StepRunner:
             summary = {"seconds": self._elapsed(), "last_logs": logs}
         self.oracle.complete(
             task.step,
-            logs={**logs, "learning_rate": self._lr(task.step.epoch)},
+            logs={**logs, "learning_rate": self._lr_used(task.step.epoch)},
             summary=summary,
             artifacts={"checkpoint": name},
         )

@@ -171,6 +171,45 @@ class TestSchedule:
             search.search(train, val, search_epochs=1, epochs=3, verbose=0)
         assert not os.path.exists(search.project_dir)
 
+    def test_history_logs_the_rate_a_callback_set(self, tmp_path):
+        """A callback that sets its own rate per epoch (the quality
+        benchmark's cosine) is what the epoch trains at and what the
+        history records, not the recipe's schedule."""
+        search = make(tmp_path, sharing="learned_no_refine")
+        log = LearningRateLog(search)
+
+        def own(phase, epoch):
+            return (
+                0.05 if phase is Phase.SEARCH_TRAINING else 0.03 / (1 + epoch)
+            )
+
+        class OwnRate(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                phase = search.oracle.current().phase
+                self.model.optimizer.learning_rate = own(phase, epoch)
+
+        train, val = digits()
+        search.search(
+            train,
+            val,
+            search_epochs=1,
+            epochs=2,
+            callbacks=[OwnRate(), log],
+            verbose=0,
+        )
+        assert log.seen == {
+            (Phase.SEARCH_TRAINING, 0): {0.05},
+            (Phase.TRAINING, 0): {0.03},
+            (Phase.TRAINING, 1): {0.015},
+        }
+        history = search.oracle.history
+        assert [h["learning_rate"] for h in history["search_training"]] == (
+            pytest.approx([0.05], rel=1e-6)
+        )
+        assert [h["learning_rate"] for h in history["training"]] == (
+            pytest.approx([0.03, 0.015], rel=1e-6)
+        )
+
     def test_search_epochs_default(self, tmp_path, monkeypatch):
         calls = []
         monkeypatch.setattr(
