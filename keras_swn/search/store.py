@@ -153,7 +153,7 @@ class ProjectStore:
                 os.path.basename(self.project_dir),
             )
 
-    def remove(self) -> None:
+    def remove(self, instead: str = "`project_name` or `directory`") -> None:
         """Delete what this library wrote in the folder (`overwrite=True`).
 
         A search project (it holds `state.json`) or a folder that holds
@@ -163,6 +163,10 @@ class ProjectStore:
         `SWNModel`) only the files `train` writes are deleted
         (`keras_swn.search.training.TRAINING_FILES`), and the folder when
         nothing else is left. Anything else is left alone.
+
+        Args:
+            instead: what a refusal suggests choosing instead (the
+                caller's argument names).
 
         Raises:
             ValueError: if the folder exists, is not empty and is neither
@@ -178,7 +182,7 @@ class ProjectStore:
             raise ValueError(
                 f"overwrite=True would delete {folder}, which is not a "
                 "search project folder (a file or a link); nothing was "
-                "deleted. Use another `project_name`."
+                f"deleted. Use another {instead}."
             )
         self.lock().check()
         entries = [
@@ -195,7 +199,7 @@ class ProjectStore:
                     f"overwrite=True would delete {MODEL} and {RESULTS} in "
                     f"{folder}, which keras_swn did not write (not an SWN "
                     "model, no keras_swn_version in the results); nothing "
-                    "was deleted. Use another `project_name` or `directory`."
+                    f"was deleted. Use another {instead}."
                 )
             for name in TRAINING_FILES:
                 if os.path.isfile(self.path(name)):
@@ -208,7 +212,7 @@ class ProjectStore:
             raise ValueError(
                 f"overwrite=True would delete {folder}, which holds no "
                 f"{STATE} (not a search project folder); nothing was "
-                "deleted. Use another `project_name` or `directory`."
+                f"deleted. Use another {instead}."
             )
         shutil.rmtree(folder)
 

@@ -103,7 +103,7 @@ def _check_contents(store: ProjectStore, overwrite: bool) -> None:
 def _remove(store: ProjectStore) -> None:
     """`ProjectStore.remove`, its refusals naming `directory`."""
     try:
-        store.remove()
+        store.remove(instead="`directory`")
     except FolderLockedError:
         raise
     except ValueError as e:
