@@ -182,12 +182,10 @@ class _OihwStorage:
         out = {}
         for i in sorted(windows):
             win = composer.windows[i]
-            spec = composer.plan.banks[win.bank]
-            k, seg = spec.templates, spec.seg
-            templates = self.templates[win.bank]
-            if win.offset != 0 or k * seg != spec.size:
-                templates = templates[win.offset : win.offset + k * seg]
-            templates = ops.reshape(templates, (k, seg))
+            k = composer.plan.banks[win.bank].templates
+            templates = composer.window_templates(
+                ops, self.templates[win.bank], win
+            )
             matrix, index = composer._window_rows(ops, self, win, probe)
             n = int(matrix.shape[0])
             if n < k:
@@ -313,12 +311,9 @@ class _Gather:
         flat = []
         for i in self.windows:
             win = composer.windows[i]
-            spec = composer.plan.banks[win.bank]
-            k, seg = spec.templates, spec.seg
-            templates = bank.templates[win.bank]
-            if win.offset != 0 or k * seg != spec.size:
-                templates = templates[win.offset : win.offset + k * seg]
-            templates = ops.reshape(templates, (k, seg))
+            templates = composer.window_templates(
+                ops, bank.templates[win.bank], win
+            )
             matrix, _ = composer._window_rows(ops, bank, win, lambda *a: None)
             parts = composer._split_columns(ops, templates, win.bank)
             joined = parts[0] if len(parts) == 1 else ops.concatenate(parts, 1)

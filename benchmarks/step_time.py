@@ -191,7 +191,9 @@ def _interleaved(args) -> dict:
                 model.predict_on_batch(x)
     for kind in () if args.predict else ("plain", "swn"):
         model, optimizer, loss = _build(kind, args, x.shape[1:], num_classes)
-        model.compile(optimizer=optimizer, loss=loss, jit_compile=args.jit_compile)
+        model.compile(
+            optimizer=optimizer, loss=loss, jit_compile=args.jit_compile
+        )
         for _ in range(args.warmup):
             model.train_on_batch(x, y)
         models[kind] = model
@@ -287,7 +289,8 @@ def _table(args) -> None:
         ("predict", 128, args.depth, args.width, args.budget, large),
     ]
     if not args.no_large:
-        cases.append(("train", 2, 28, 10, 9_000_000, ["--blocks=4", "--steps=3"]))
+        timing = ["--blocks=4", "--steps=3"]
+        cases.append(("train", 2, 28, 10, 9_000_000, timing))
     common = [f"--warmup={args.warmup}", f"--jit_compile={args.jit_compile}"]
     rows = []
     for mode, batch, depth, width, budget, timing in cases:
@@ -342,7 +345,7 @@ def _table(args) -> None:
 def _markdown(result: dict) -> str:
     backend = result["backend"]
     lines = [
-        f"| backend | step | model | budget | batch | plain (ms) | SWN (ms) "
+        "| backend | step | model | budget | batch | plain (ms) | SWN (ms) "
         "| SWN / plain | per-block ratios |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -365,7 +368,8 @@ def _markdown(result: dict) -> str:
         f"MiB; peak RSS plain {mem['plain']['rss_peak_mib']:,.0f} MiB, SWN "
         f"{mem['swn']['rss_peak_mib']:,.0f} MiB"
     )
-    if mem["plain"].get("device_peak_mib") and mem["swn"].get("device_peak_mib"):
+    device = [m.get("device_peak_mib") for m in mem.values()]
+    if all(device):
         line += (
             f"; device peak plain {mem['plain']['device_peak_mib']:,.0f} MiB, "
             f"SWN {mem['swn']['device_peak_mib']:,.0f} MiB"

@@ -63,6 +63,19 @@ def make_search(directory, members, project="p", **options):
     )
 
 
+def tiny_swn_model():
+    """A one-member WRN-10-1 `SWNModel` on 8x8x1 inputs (budget 80,000)."""
+    from keras_swn import SWNModel
+
+    return SWNModel(
+        members=[WideResNet(10, 1)],
+        input_shape=(8, 8, 1),
+        num_classes=10,
+        budget=80_000,
+        seed=0,
+    )
+
+
 def cli_status(capsys, *args):
     """Run `keras-swn *args` in this process: `(exit status, stderr)`."""
     from keras_swn import cli

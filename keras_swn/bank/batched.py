@@ -33,6 +33,7 @@ from keras_swn.policy.chains import Level
 from keras_swn.types import BankKey
 from keras_swn.types import LayerKey
 
+
 def assemble_keras(
     levels: Sequence[Level],
     parts: Sequence[Sequence[Any]],
@@ -147,6 +148,15 @@ class BatchedComposer:
             points = points[:-1]
         return ops.split(x, [int(p) for p in points], axis=1)[: len(lengths)]
 
+    def window_templates(self, ops: Any, variable: Any, win: _Window) -> Any:
+        """The `(K, seg)` templates a window reads from its bank's flat
+        template variable."""
+        spec = self.plan.banks[win.bank]
+        k, seg = spec.templates, spec.seg
+        if win.offset != 0 or k * seg != spec.size:
+            variable = variable[win.offset : win.offset + k * seg]
+        return ops.reshape(variable, (k, seg))
+
     def _window_rows(self, ops: Any, bank_layer: Any, win: _Window, probe):
         """The coefficient rows of a window (gains folded in) and, per
         slot, its row. With coefficient probes, one row per slot."""
@@ -186,12 +196,9 @@ class BatchedComposer:
         out = {}
         for i in sorted(windows):
             win = self.windows[i]
-            spec = self.plan.banks[win.bank]
-            k, seg = spec.templates, spec.seg
-            templates = bank_layer.templates[win.bank]
-            if win.offset != 0 or k * seg != spec.size:
-                templates = templates[win.offset : win.offset + k * seg]
-            templates = ops.reshape(templates, (k, seg))
+            templates = self.window_templates(
+                ops, bank_layer.templates[win.bank], win
+            )
             matrix, index = self._window_rows(ops, bank_layer, win, probe)
             n = int(matrix.shape[0])
             pieces = self._split_columns(

@@ -218,16 +218,7 @@ class TestTrainAndSave:
 
     @pytest.fixture
     def model(self):
-        from keras_swn import SWNModel
-        from keras_swn.models import WideResNet
-
-        return SWNModel(
-            members=[WideResNet(10, 1)],
-            input_shape=(8, 8, 1),
-            num_classes=10,
-            budget=80_000,
-            seed=0,
-        )
+        return swn_fixtures.tiny_swn_model()
 
     @pytest.fixture
     def fake_fit(self, monkeypatch):

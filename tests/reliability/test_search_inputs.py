@@ -13,24 +13,11 @@ import swn_fixtures
 from swn_fixtures import make_search
 
 from keras_swn.callbacks import StopOnNonFiniteLoss
-from keras_swn.models import WideResNet
 
 
 def make(directory, project="p", **kwargs):
     options = dict(budget=80_000, plots=False, seed=1)
     return make_search(directory, [(10, 1)], project, **{**options, **kwargs})
-
-
-def tiny_model():
-    from keras_swn import SWNModel
-
-    return SWNModel(
-        members=[WideResNet(10, 1)],
-        input_shape=(8, 8, 1),
-        num_classes=10,
-        budget=80_000,
-        seed=0,
-    )
 
 
 def digits():
@@ -194,7 +181,7 @@ def test_train_and_save_on_batches_writes_the_run(tmp_path):
 
     (x, y), _ = digits()
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
-    model = tiny_model()
+    model = swn_fixtures.tiny_swn_model()
     results = train_and_save(
         model, data, directory=tmp_path / "run", epochs=1, verbose=0
     )
@@ -212,6 +199,6 @@ def test_train_data_tuple_that_is_not_x_y(tmp_path, arity):
 
 def test_collect_kernel_gradients_batch_size_zero():
     (x, y), _ = digits()
-    model = tiny_model()
+    model = swn_fixtures.tiny_swn_model()
     with pytest.raises(ValueError, match="batch_size=0"):
         model.collect_kernel_gradients(x, y, batch_size=0)
