@@ -27,6 +27,7 @@ No Keras import.
 from __future__ import annotations
 
 import math
+from typing import Any
 from typing import Sequence
 
 import numpy as np
@@ -126,11 +127,12 @@ def storage_order(size: int, seg: int, pieces: Sequence[Piece]) -> np.ndarray:
     return np.concatenate([body, np.arange(full * seg, size)])
 
 
-def bank_storage_order(plan, key: tuple[int, int]) -> np.ndarray:
+def bank_storage_order(plan: Any, key: tuple[int, int]) -> np.ndarray:
     """`storage_order` of bank `key = (group, width)` of a `BankPlan`.
 
     Args:
-        plan: the `BankPlan`.
+        plan: the `keras_swn.BankPlan` (any object with its `banks` and
+            `chains`).
         key: `(group, width)` of the bank.
 
     Returns:
