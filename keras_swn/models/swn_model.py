@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 from typing import Mapping
 from typing import Sequence
@@ -20,15 +18,12 @@ from keras_swn.models import rebuild
 from keras_swn.models.capture import GradientCaptureMethods
 from keras_swn.models.capture import KernelAccumulators
 from keras_swn.models.member_builder import MemberBuilder
-from keras_swn.models.model_args import MEMBERS_ATTRIBUTE
 from keras_swn.models.model_args import check_input_shape
-from keras_swn.models.model_args import check_keras_filepath
 from keras_swn.models.model_args import check_loss_weights
 from keras_swn.models.model_args import check_members
-from keras_swn.models.model_args import member_name
 from keras_swn.models.model_args import resolve_loss
-from keras_swn.models.model_args import saved_member_names
 from keras_swn.models.rebuild import clone_swn_model
+from keras_swn.models.saving import SavingMethods
 from keras_swn.models.trainers import CaptureTrainer
 from keras_swn.models.weight_decay import l2_penalty
 from keras_swn.policy.sharing_policy import SharingPolicy
@@ -36,7 +31,6 @@ from keras_swn.probe import probes_active
 from keras_swn.validation import check_choice
 from keras_swn.validation import check_int
 from keras_swn.validation import check_real
-from keras_swn.validation import invalid_argument
 
 __all__ = ["SWNModel", "clone_swn_model"]
 
@@ -44,7 +38,9 @@ _SHARING = ("per_layer", "per_bank")
 
 
 @swn_export
-class SWNModel(GradientCaptureMethods, CaptureTrainer, keras.Model):
+class SWNModel(
+    SavingMethods, GradientCaptureMethods, CaptureTrainer, keras.Model
+):
     """An ensemble of member networks whose kernels share one template bank.
 
     The model owns the `TemplateBank` (so `.keras` files keep one set of
@@ -429,93 +425,6 @@ class SWNModel(GradientCaptureMethods, CaptureTrainer, keras.Model):
             "member_loss_weights": self.member_loss_weights,
             "capture_kernel_gradients": self.capture_kernel_gradients,
         }
-
-    # ------------------------------------------------------------------
-    # Saving: `.keras` files; weights checked against the members.
-    def save(self, filepath: Any, *args: Any, **kwargs: Any) -> Any:
-        """`keras.Model.save`, to a `.keras` file.
-
-        Args:
-            filepath: str or path-like, a `.keras` file.
-            *args: passed to `keras.Model.save`.
-            **kwargs: passed to `keras.Model.save`.
-
-        Returns:
-            What `keras.Model.save` returns.
-
-        Raises:
-            ValueError: naming `filepath` when it is a legacy HDF5 path
-                (`.h5`), which cannot hold the shared template bank.
-        """
-        check_keras_filepath(filepath)
-        return super().save(filepath, *args, **kwargs)
-
-    def save_weights(self, filepath: Any, *args: Any, **kwargs: Any) -> Any:
-        """`keras.Model.save_weights`, with the member names recorded in
-        the `.weights.h5` file (`load_weights` checks them).
-
-        Args:
-            filepath: str or path-like, a `.weights.h5` file.
-            *args: passed to `keras.Model.save_weights`.
-            **kwargs: passed to `keras.Model.save_weights`.
-
-        Returns:
-            What `keras.Model.save_weights` returns.
-        """
-        result = super().save_weights(filepath, *args, **kwargs)
-        path = os.fspath(filepath)
-        if path.endswith(".weights.h5") and os.path.isfile(path):
-            import h5py
-
-            with h5py.File(path, "a") as f:
-                f.attrs[MEMBERS_ATTRIBUTE] = json.dumps(self._member_names())
-        return result
-
-    def load_weights(self, filepath: Any, *args: Any, **kwargs: Any) -> Any:
-        """`keras.Model.load_weights`, refusing weights of other members.
-
-        Args:
-            filepath: str or path-like, a `.keras` or `.weights.h5` file.
-            *args: passed to `keras.Model.load_weights`.
-            **kwargs: passed to `keras.Model.load_weights`.
-
-        Returns:
-            What `keras.Model.load_weights` returns.
-
-        Raises:
-            ValueError: naming `filepath` and both member lists when the
-                file was saved from a model with other members, or when
-                its weights do not fit this model (e.g. another budget or
-                policy).
-        """
-        path = os.fspath(filepath)
-        mine = self._member_names()
-        saved = saved_member_names(path)
-        if saved is not None and saved != mine:
-            raise invalid_argument(
-                "filepath",
-                f"The file holds the weights of an SWN model with members "
-                f"{saved}; this model's members are {mine}. Load it into a "
-                f"model built with members {saved}.",
-                path,
-            )
-        try:
-            return super().load_weights(filepath, *args, **kwargs)
-        except ValueError as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            if "could not be loaded" not in first and "expected" not in first:
-                raise
-            raise invalid_argument(
-                "filepath",
-                f"Its weights do not fit this model (members {mine}"
-                + ("" if saved is None else ", the same as the file's")
-                + "): saved with another budget, policy or bank options, "
-                f"or another model? Keras: {first[:200]}",
-                path,
-            ) from None
-
-    def _member_names(self) -> list[str]:
-        return [member_name(b) for b in self.member_builders]
 
     def refined(
         self, policy: SharingPolicy, *, copies=None, compile: bool = True
