@@ -78,8 +78,8 @@ def analysis_times(repeats: int) -> list[float]:
 
     from keras_swn.analysis import search_groups
     from keras_swn.bank.plan import BankPlan
-    from keras_swn.policy.bins import initial_bins
     from keras_swn.models.wide_resnet_shapes import wide_resnet_layer_specs
+    from keras_swn.policy.bins import initial_bins
 
     members = [(28, 7), (28, 4), (16, 7), (16, 4)]
     specs = []

@@ -183,8 +183,9 @@ def main(argv=None) -> dict:
     final = max(args.epochs)
     for row in rows:
         if row["batches"] == most:
+            signal = row["signal"]
             row["agreement_with_last_epoch"] = _correlation(
-                last[(row["epoch"], row["signal"])], last[(final, row["signal"])]
+                last[(row["epoch"], signal)], last[(final, signal)]
             )
     result = {
         "network": f"WRN-{args.depth}-{args.width}",

@@ -11,7 +11,8 @@ for backend in jax torch; do
     KERAS_BACKEND=$backend python -m pytest -q -p no:cacheprovider \
         -m backend_sensitive tests "$@"
 done
-# Static types (configured in mypy.ini).
+# Static types (configured in mypy.ini) and lint (pyproject's [tool.ruff]).
 python -m mypy keras_swn
+python -m ruff check keras_swn tests benchmarks examples
 # The documentation site, strictly (every warning is an error), offline.
 bash scripts/docs.sh -d "$(mktemp -d)"

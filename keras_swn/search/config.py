@@ -218,7 +218,8 @@ class SearchConfig:
             object.__setattr__(
                 self, name, self._resolve(name, self.__dict__[name])
             )
-        if self.threshold_schedule == "split" and self.clustering == "reference":
+        schedule, clustering = self.threshold_schedule, self.clustering
+        if schedule == "split" and clustering == "reference":
             # "split" splits single-linkage clusters: the reference's label
             # propagation gets the one-threshold "fill" by default.
             if given_schedule is not None:

@@ -7,7 +7,6 @@ import os
 import socket
 
 import pytest
-
 from swn_fixtures import assert_one_line
 from swn_fixtures import cli_status as run_cli
 

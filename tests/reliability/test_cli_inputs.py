@@ -5,7 +5,6 @@ import os
 
 import numpy as np
 import pytest
-
 from swn_fixtures import assert_one_line
 from swn_fixtures import cli_status as run
 
