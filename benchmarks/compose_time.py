@@ -28,6 +28,10 @@ variables, for each way of composing them:
   The gather's gradient is the backend's (a scatter-add).
 - `gather_cg`: `gather` whose gradient is the inverse gather where the
   index is injective (`keras.ops.custom_gradient`).
+- `row_matmul`: `slices` with every window's rows computed by one matmul
+  each (`BatchedComposer(row_matmul_min_seg=0)`).
+- `one_matmul`: `slices` with one matmul per window always, its result
+  split into rows (`row_matmul_min_seg=None`, the default before).
 - `compose_all`: whatever `TemplateBank.compose_all` uses (what
   `SWNModel.call` runs).
 
@@ -68,6 +72,8 @@ VARIANTS = (
     "gather",
     "gather_cg",
     "compose_all",
+    "row_matmul",
+    "one_matmul",
 )
 
 
@@ -119,6 +125,10 @@ def _composer(bank, variant: str):
         return (lambda: before.compose(ops, keys, probe)), before.variables
     if variant == "compose_all":
         return (lambda: bank.compose_all(keys)), variables
+    if variant in ("row_matmul", "one_matmul"):
+        other = copy.copy(composer)
+        other.row_matmul_min_seg = 0 if variant == "row_matmul" else None
+        return (lambda: other.compose(ops, bank, keys, probe)), variables
     gather = _Gather(composer, keys)
     custom = variant == "gather_cg"
     return (lambda: gather(ops, bank, custom)), variables

@@ -78,6 +78,10 @@ def assemble_keras(
     return W
 
 
+#: The default `BatchedComposer(row_matmul_min_seg=...)`.
+ROW_MATMUL_MIN_SEG = 65_536
+
+
 @dataclasses.dataclass(frozen=True)
 class _Window:
     """The slots of one bank that read one template window."""
@@ -97,6 +101,14 @@ class BatchedComposer:
         rows: `{(group, width): {owner (member, layer_id): row}}`.
         gains: `{(member, layer_id): per-level gain}` (`use_gains`).
         owner: `slot -> owner (member, layer_id)` (the policy's).
+        row_matmul_min_seg: int or None. A window whose templates are at
+            least this long (`seg`) computes each of its rows with its own
+            `(1 x K) . (K x seg)` matmul instead of one matmul whose result
+            is then split into rows: for large kernels, copying the rows
+            out (and concatenating their gradients) costs more than the
+            extra matmuls (WRN-28-10: 40 % of the composition on
+            TensorFlow, 35 % on JAX; `benchmarks/compose_time.py`). None:
+            always one matmul per window.
     """
 
     def __init__(
@@ -105,8 +117,10 @@ class BatchedComposer:
         rows: Mapping[BankKey, Mapping[LayerKey, int]],
         gains: Mapping[LayerKey, Sequence[float]],
         owner: Callable[[tuple[int, int, int]], Any],
+        row_matmul_min_seg: int | None = ROW_MATMUL_MIN_SEG,
     ):
         self.plan = plan
+        self.row_matmul_min_seg = row_matmul_min_seg
         by_window: dict[tuple[BankKey, int], list] = {}
         for key, recipe in sorted(plan.layers.items()):
             for w in range(recipe.num_levels):
@@ -147,6 +161,10 @@ class BatchedComposer:
         if points[-1] == int(x.shape[1]):
             points = points[:-1]
         return ops.split(x, [int(p) for p in points], axis=1)[: len(lengths)]
+
+    def _row_by_row(self, seg: int) -> bool:
+        limit = self.row_matmul_min_seg
+        return limit is not None and seg >= limit
 
     def window_templates(self, ops: Any, variable: Any, win: _Window) -> Any:
         """The `(K, seg)` templates a window reads from its bank's flat
@@ -201,10 +219,23 @@ class BatchedComposer:
             )
             matrix, index = self._window_rows(ops, bank_layer, win, probe)
             n = int(matrix.shape[0])
-            pieces = self._split_columns(
-                ops, ops.matmul(matrix, templates), win.bank
-            )
-            rows = [[p] if n == 1 else ops.split(p, n, axis=0) for p in pieces]
+            if n > 1 and self._row_by_row(int(templates.shape[1])):
+                # One matmul per row: no copy of the rows out of one result
+                # (and no concatenation of their gradients).
+                per_row = [
+                    self._split_columns(
+                        ops, ops.matmul(matrix[j : j + 1], templates), win.bank
+                    )
+                    for j in range(n)
+                ]
+                rows = [list(p) for p in zip(*per_row)]
+            else:
+                pieces = self._split_columns(
+                    ops, ops.matmul(matrix, templates), win.bank
+                )
+                rows = [
+                    [p] if n == 1 else ops.split(p, n, axis=0) for p in pieces
+                ]
             out[i] = (rows, index)
         return out
 

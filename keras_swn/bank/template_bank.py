@@ -20,6 +20,7 @@ from keras_swn.api_export import swn_export
 from keras_swn.bank import layout
 from keras_swn.bank.bank_config import TEMPLATE_FAN_IN
 from keras_swn.bank.bank_config import BankConfig
+from keras_swn.bank.batched import ROW_MATMUL_MIN_SEG
 from keras_swn.bank.batched import BatchedComposer
 from keras_swn.bank.batched import assemble_keras
 from keras_swn.bank.plan import BankPlan
@@ -214,7 +215,17 @@ class TemplateBank(keras.layers.Layer):
             rows = self._rows.setdefault((g, w), {})
             rows[(m, l)] = len(rows)
         self._batched = BatchedComposer(
-            self.plan, self._rows, self._gains, self.policy.owner
+            self.plan,
+            self._rows,
+            self._gains,
+            self.policy.owner,
+            # PyTorch runs eagerly: each extra matmul is a Python-level op,
+            # and one matmul per window measured faster there.
+            row_matmul_min_seg=(
+                None
+                if keras.backend.backend() == "torch"
+                else ROW_MATMUL_MIN_SEG
+            ),
         )
         self._kernel_cache = _KernelCache()
 

@@ -110,6 +110,16 @@ def test_assemble_keras_is_assemble_transposed():
             np.testing.assert_array_equal(got, expected)
 
 
+def test_row_by_row_only_for_long_templates():
+    bank = BANKS["mixed_shared"]
+    composer = bank._batched
+    expected = None if keras.backend.backend() == "torch" else 65_536
+    assert composer.row_matmul_min_seg == expected
+    if expected is not None:
+        assert composer._row_by_row(65_536)
+        assert not composer._row_by_row(65_535)
+
+
 def test_configurations_are_multi_level_and_shared():
     plan = BANKS["bins_per_layer"].plan
     assert len({k[0] for k in plan.layers}) == 3
@@ -120,11 +130,19 @@ def test_configurations_are_multi_level_and_shared():
     assert any(o != 0 for r in sliding.layers.values() for o in r.offsets)
 
 
+#: `row_matmul_min_seg` of the composer: one matmul per window, split
+#: into rows (None), or one matmul per row (0). The tests' banks are small,
+#: so the default threshold would never pick the second.
+ROWS = pytest.mark.parametrize("rows", [None, 0], ids=["split", "per_row"])
+
+
 @pytest.mark.backend_sensitive
+@ROWS
 @pytest.mark.parametrize("name", sorted(BANKS))
-def test_batched_kernels_equal_per_layer(name):
+def test_batched_kernels_equal_per_layer(name, rows, monkeypatch):
     bank = BANKS[name]
     bank.build()
+    monkeypatch.setattr(bank._batched, "row_matmul_min_seg", rows)
     batched = bank.compose_all()
     assert sorted(batched) == sorted(bank.plan.layers)
     for key in bank.plan.layers:
@@ -262,13 +280,15 @@ def _probes(bank, skip=()):
 
 
 @pytest.mark.backend_sensitive
+@ROWS
 @pytest.mark.parametrize("name", sorted(BANKS))
-def test_batched_gradients_equal_per_layer(name):
+def test_batched_gradients_equal_per_layer(name, rows, monkeypatch):
     """Conv and dense layers, several members, hard-shared coefficients,
     sliding windows: the gradients with respect to every template and
     coefficient equal the per-layer path's."""
     bank = BANKS[name]
     bank.build()
+    monkeypatch.setattr(bank._batched, "row_matmul_min_seg", rows)
     keys = sorted(bank.plan.layers)
     values = [keras.ops.convert_to_numpy(v) for v in bank.trainable_variables]
     batched = _kernel_loss(bank, bank.compose_all, [])
@@ -287,12 +307,14 @@ def test_batched_gradients_equal_per_layer(name):
 
 
 @pytest.mark.backend_sensitive
-def test_batched_probe_gradients_equal_per_layer():
+@ROWS
+def test_batched_probe_gradients_equal_per_layer(rows, monkeypatch):
     """With coefficient probes on every slot but one (per-slot rows), the
     gradients with respect to the probes and the variables equal the
     per-layer path's."""
     bank = BANKS["mixed_shared"]
     bank.build()
+    monkeypatch.setattr(bank._batched, "row_matmul_min_seg", rows)
     keys = sorted(bank.plan.layers)
     probes = _probes(bank, skip=[(1, 1)])
     values = [keras.ops.convert_to_numpy(v) for v in bank.trainable_variables]
