@@ -113,11 +113,11 @@ def test_assemble_keras_is_assemble_transposed():
 def test_row_by_row_only_for_long_templates():
     bank = BANKS["mixed_shared"]
     composer = bank._batched
-    expected = None if keras.backend.backend() == "torch" else 65_536
+    expected = None if keras.backend.backend() == "torch" else 2**19
     assert composer.row_matmul_min_seg == expected
     if expected is not None:
-        assert composer._row_by_row(65_536)
-        assert not composer._row_by_row(65_535)
+        assert composer._row_by_row(2**19)
+        assert not composer._row_by_row(2**19 - 1)
 
 
 def test_configurations_are_multi_level_and_shared():
