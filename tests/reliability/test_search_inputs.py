@@ -86,7 +86,7 @@ class TestDamagedState:
             b'{"format": "keras_swn.SearchAndRefine", "vers',
             b"\x89PNG\x00",
             b"[1, 2]",
-            b'{"format": "keras_swn.SearchAndRefine", "version": 2}',
+            b'{"format": "keras_swn.SearchAndRefine", "version": 3}',
         ],
         ids=["empty", "truncated", "binary", "wrong_schema", "missing_keys"],
     )
