@@ -110,9 +110,11 @@ class BatchedComposer:
             `(1 x K) . (K x seg)` matmul instead of one matmul whose result
             is then split into rows: for large kernels, copying the rows
             out (and concatenating their gradients) costs more than the
-            extra matmuls (WRN-28-10: 40 % of the composition on
-            TensorFlow, 35 % on JAX; `benchmarks/compose_time.py`). None:
-            always one matmul per window.
+            extra matmuls (WRN-28-10 at 9,000,000: a training step at
+            batch 2 went from 1.22x to 1.1x the plain network's on
+            TensorFlow and JAX; see `ROW_MATMUL_MIN_SEG` and
+            `benchmarks/compose_time.py`). None: always one matmul per
+            window.
     """
 
     def __init__(
