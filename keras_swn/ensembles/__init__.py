@@ -4,10 +4,7 @@ See the algorithm page, *Evaluation and anytime prediction*.
 """
 
 from keras_swn.ensembles.anytime import AnytimeCurve
-from keras_swn.ensembles.anytime import SubsetChoice
 from keras_swn.ensembles.anytime import anytime_curve
-from keras_swn.ensembles.anytime import best_subset
-from keras_swn.ensembles.anytime import predict_within_budget
 from keras_swn.ensembles.anytime import ranked_subsets
 from keras_swn.ensembles.evaluation import EnsembleEvaluation
 from keras_swn.ensembles.evaluation import Metrics
@@ -18,6 +15,9 @@ from keras_swn.ensembles.evaluation import member_probabilities
 from keras_swn.ensembles.flops import FlopsReport
 from keras_swn.ensembles.flops import LayerFlops
 from keras_swn.ensembles.flops import member_flops
+from keras_swn.ensembles.subsets import SubsetChoice
+from keras_swn.ensembles.subsets import best_subset
+from keras_swn.ensembles.subsets import predict_within_budget
 
 __all__ = [
     "AnytimeCurve",

@@ -9,8 +9,6 @@ import dataclasses
 import itertools
 import os
 from typing import Any
-from typing import Mapping
-from typing import NamedTuple
 from typing import Sequence
 
 import numpy as np
@@ -114,6 +112,21 @@ class AnytimeCurve:
             (no other subset is at most as costly and more accurate).
         member_flops: tuple of float, one per member.
         names: tuple of str, one per member.
+
+    Examples:
+        >>> p0 = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7]])
+        >>> p1 = np.array([[0.2, 0.8], [0.1, 0.9], [0.4, 0.6]])
+        >>> curve = keras_swn.ensembles.anytime_curve(
+        ...     [p0, p1], [0, 1, 1], [200, 100], names=["big", "small"])
+        >>> print(curve)
+        members: 0=big (200 FLOPs), 1=small (100 FLOPs)
+        rank  members  FLOPs  top-1 %  pareto
+        -------------------------------------
+           1  1          100    66.67       *
+           2  0          200    66.67
+           3  0+1        300   100.00       *
+        >>> curve.accuracies()[(0, 1)]
+        1.0
     """
 
     subsets: tuple[Subset, ...]
@@ -181,7 +194,13 @@ class AnytimeCurve:
                 lines.append("-" * (sum(widths) + 8))
         return "\n".join(lines)
 
-    def plot(self, path: str | os.PathLike, *, title: str | None = None) -> str:
+    def plot(
+        self,
+        path: str | os.PathLike,
+        *,
+        title: str | None = None,
+        dpi: int = 100,
+    ) -> str:
         """Write the accuracy-vs-FLOPs plot as a PNG (atomically).
 
         Every subset is a dot; single members are marked and labelled;
@@ -190,6 +209,8 @@ class AnytimeCurve:
         Args:
             path: the PNG file to write.
             title: optional plot title.
+            dpi: int, dots per inch (the figure is 6.4 x 4.4 inches; 200
+                gives a sharp image on high-density screens).
 
         Returns:
             str, `path`.
@@ -241,45 +262,116 @@ class AnytimeCurve:
         fig.tight_layout()
         path = atomic_write(
             path,
-            lambda tmp: fig.savefig(tmp, format="png", dpi=100),
+            lambda tmp: fig.savefig(tmp, format="png", dpi=dpi),
             suffix=".png",
         )
         return path
 
 
 def anytime_curve(
-    probs_per_member: Sequence[np.ndarray] | np.ndarray,
-    y: np.ndarray,
-    flops_per_member: Sequence[Any],
+    model: Any,
+    x: Any,
+    y: Any = None,
     *,
+    flops_per_member: Sequence[Any] | None = None,
     names: Sequence[str] | None = None,
+    batch_size: int = 128,
 ) -> AnytimeCurve:
     """Rank every non-empty member subset by FLOPs, with its accuracy.
 
+    Takes either of the two inputs a user has at hand, like
+    `evaluate_ensemble`:
+
+    - `anytime_curve(model, x, y)`: an `SWNModel` and validation data;
+      every member is run once on `x`, and each member's FLOPs are
+      `member_flops(model, i).inference_macs` (per image, kernel
+      composition excluded) unless `flops_per_member` is given;
+    - `anytime_curve(probs, y, flops)`: probabilities already computed
+      (one `(n, num_classes)` array per member, e.g. from
+      `member_probabilities`), the labels and one FLOPs value per member
+      (the third argument, or `flops_per_member=`).
+
     Args:
-        probs_per_member: one `(n, num_classes)` probability array per
-            member (e.g. from `member_probabilities` on validation data).
-        y: `(n,)` integer labels (or one-hot).
+        model: an `SWNModel`, or one probability array per member (a list
+            of `(n, num_classes)` arrays or an `(M, n, num_classes)` array).
+        x: the inputs when `model` is a model; the labels when it is
+            probabilities.
+        y: the labels (integers or one-hot) when `model` is a model; the
+            FLOPs per member when it is probabilities.
         flops_per_member: one FLOPs value (or `FlopsReport`, whose
-            `total` is used) per member.
-        names: optional member names.
+            `total` is used) per member; optional with a model.
+        names: optional member names (default: the members' builder
+            names, or `"member_i"` for probabilities).
+        batch_size: int, the prediction batch size (model input only).
 
     Returns:
         An `AnytimeCurve` of `2**M - 1` subsets.
 
     Raises:
         ValueError: if the number of FLOPs values differs from the number
-            of members, or on bad arrays.
+            of members, if the labels or FLOPs are missing, or on bad
+            arrays.
 
     Examples:
+        From probabilities, labels and FLOPs:
+
         >>> p0 = np.array([[0.9, 0.1], [0.6, 0.4]])
         >>> p1 = np.array([[0.2, 0.8], [0.1, 0.9]])
         >>> curve = keras_swn.ensembles.anytime_curve(
         ...     [p0, p1], [0, 1], [200, 100])
         >>> curve.subsets, curve.accuracy
         (((1,), (0,), (0, 1)), (0.5, 0.5, 1.0))
+
+        From a model and data (the FLOPs are counted from the layers):
+
+        >>> model = keras_swn.SWNModel(
+        ...     members=[keras_swn.models.WideResNet(10, 2),
+        ...              keras_swn.models.WideResNet(10, 1)],
+        ...     input_shape=(8, 8, 1), num_classes=10, budget=250_000, seed=0)
+        >>> (x, y), _ = keras_swn.data.load_digits_dataset()
+        >>> curve = keras_swn.ensembles.anytime_curve(model, x[:16], y[:16])
+        >>> curve.names, curve.subsets
+        (('WRN-10-2', 'WRN-10-1'), ((1,), (0,), (0, 1)))
     """
-    probs, labels = check_probabilities(probs_per_member, y)
+    from keras_swn.ensembles.evaluation import is_model
+
+    if is_model(model):
+        if y is None:
+            raise ValueError(
+                "Argument `y` (the labels) is required when the first "
+                "argument is a model: anytime_curve(model, x, y). "
+                "Received: y=None"
+            )
+        num = len(model.members)
+        probs_per_member = member_probabilities(model, x, batch_size=batch_size)
+        labels = y
+        if flops_per_member is None:
+            flops_per_member = [
+                member_flops(model, i).inference_macs for i in range(num)
+            ]
+        if names is None:
+            names = [
+                getattr(b, "name", type(b).__name__)
+                for b in model.member_builders
+            ]
+    else:
+        probs_per_member, labels = model, x
+        if flops_per_member is None:
+            flops_per_member = y
+        elif y is not None:
+            raise ValueError(
+                "Pass the FLOPs per member once: anytime_curve(probs, y, "
+                "flops) or anytime_curve(probs, y, flops_per_member=...). "
+                f"Received: both, and a third argument of type "
+                f"{type(y).__name__}"
+            )
+        if flops_per_member is None:
+            raise ValueError(
+                "Argument `flops_per_member` is required with "
+                "probabilities: anytime_curve(probs, y, flops). "
+                "Received: flops_per_member=None"
+            )
+    probs, labels = check_probabilities(probs_per_member, labels)
     flops = _check_flops(flops_per_member, "flops_per_member")
     m = probs.shape[0]
     if len(flops) != m:
@@ -302,169 +394,3 @@ def anytime_curve(
         member_flops=flops,
         names=names,
     )
-
-
-class SubsetChoice(NamedTuple):
-    """The subset `best_subset` chose.
-
-    Attributes:
-        members: tuple of member indices, ascending.
-        flops: float, their total FLOPs.
-        accuracy: float or None, the subset's accuracy on the data the
-            curve was computed on (None when chosen by FLOPs alone).
-    """
-
-    members: Subset
-    flops: float
-    accuracy: float | None
-
-
-def best_subset(
-    curve_or_accuracies: AnytimeCurve | Mapping[Subset, float] | None,
-    flops: Sequence[Any] | None = None,
-    *,
-    flops_budget: float,
-) -> SubsetChoice:
-    """The most accurate member subset whose total FLOPs fit a budget.
-
-    Among subsets with total FLOPs `<= flops_budget`, picks the highest
-    accuracy; ties go to the cheaper subset, then to the earlier one in
-    the ranking (size, then member indices). Without accuracies
-    (`curve_or_accuracies=None`), total FLOPs stand in for accuracy: the
-    subset that uses the most of the budget wins, which assumes that
-    more ensemble compute means a better ensemble.
-
-    Args:
-        curve_or_accuracies: an `AnytimeCurve`, a `{subset: accuracy}`
-            mapping (subsets as tuples of member indices; subsets it
-            lacks are not considered), or None.
-        flops: one FLOPs value per member; required unless an
-            `AnytimeCurve` is given (whose FLOPs are then used).
-        flops_budget: the most FLOPs the chosen members may cost together.
-
-    Returns:
-        A `SubsetChoice`.
-
-    Raises:
-        ValueError: when no subset fits `flops_budget` (naming the
-            cheapest member's cost), or on bad arguments.
-
-    Examples:
-        >>> keras_swn.ensembles.best_subset(
-        ...     {(0,): 0.9, (1,): 0.8, (0, 1): 0.95}, [200, 100],
-        ...     flops_budget=250)
-        SubsetChoice(members=(0,), flops=200.0, accuracy=0.9)
-    """
-    if isinstance(curve_or_accuracies, AnytimeCurve):
-        if flops is None:
-            flops = curve_or_accuracies.member_flops
-        accuracies: Mapping[Subset, float] | None = (
-            curve_or_accuracies.accuracies()
-        )
-    else:
-        accuracies = curve_or_accuracies
-    if flops is None:
-        raise ValueError(
-            "Argument `flops` (one FLOPs value per member) is required "
-            "unless an `AnytimeCurve` is given. Received: flops=None"
-        )
-    member_costs = _check_flops(flops, "flops")
-    try:
-        budget = float(flops_budget)
-    except (TypeError, ValueError):
-        budget = np.nan
-    if np.isnan(budget):
-        raise ValueError(
-            "Invalid value for argument `flops_budget`. Expected a number. "
-            f"Received: flops_budget={flops_budget!r}"
-        )
-    if accuracies is not None:
-        accuracies = {
-            tuple(sorted(int(i) for i in s)): float(a)
-            for s, a in accuracies.items()
-        }
-        bad = [s for s in accuracies if not s or max(s) >= len(member_costs)]
-        if bad:
-            raise ValueError(
-                "Invalid value for argument `curve_or_accuracies`: subsets "
-                f"{bad[:3]} name members outside [0, {len(member_costs)}). "
-                f"Received: {len(member_costs)} FLOPs values in `flops`"
-            )
-    best: tuple | None = None
-    for rank, s in enumerate(ranked_subsets(member_costs)):
-        cost = float(sum(member_costs[i] for i in s))
-        if cost > budget:
-            continue
-        if accuracies is None:
-            score = cost
-        elif s in accuracies:
-            score = accuracies[s]
-        else:
-            continue
-        key = (-score, cost, rank)
-        if best is None or key < best[0]:
-            best = (
-                key,
-                SubsetChoice(s, cost, None if accuracies is None else score),
-            )
-    if best is None:
-        cheapest = int(np.argmin(member_costs))
-        raise ValueError(
-            "No member subset fits `flops_budget`: the cheapest member "
-            f"(member {cheapest}) costs {member_costs[cheapest]:,.0f} FLOPs. "
-            f"Received: flops_budget={flops_budget!r}"
-        )
-    return best[1]
-
-
-def predict_within_budget(
-    model: Any,
-    x: Any,
-    *,
-    flops_budget: float,
-    curve: AnytimeCurve | None = None,
-    batch_size: int = 128,
-) -> np.ndarray:
-    """Ensemble probabilities from the best member subset within a budget.
-
-    Chooses the subset with `best_subset`, then runs only its members
-    (the others are not computed at all) and returns the mean of their
-    softmax probabilities. With a `curve` (an `AnytimeCurve` computed on
-    validation data), the subset with the best validation accuracy that
-    fits wins, with the curve's FLOPs per member. Without one, FLOPs are
-    `member_flops(model, i).inference_macs` (per image, kernel
-    composition excluded) and the subset that uses the most of the
-    budget wins (see `best_subset`).
-
-    Args:
-        model: an `SWNModel`.
-        x: input array.
-        flops_budget: the most FLOPs per image the chosen members may cost
-            together.
-        curve: optional `AnytimeCurve` over the model's members.
-        batch_size: int, the prediction batch size.
-
-    Returns:
-        `(n, num_classes)` float64 NumPy array of probabilities.
-
-    Raises:
-        ValueError: when no member fits `flops_budget`, or when `curve`
-            does not match the model's members.
-    """
-    num = len(model.members)
-    if curve is not None:
-        if not isinstance(curve, AnytimeCurve) or curve.num_members != num:
-            raise ValueError(
-                "Invalid value for argument `curve`. Expected an "
-                f"`AnytimeCurve` over the model's {num} members. Received: "
-                f"curve={type(curve).__name__} with "
-                f"{getattr(curve, 'num_members', '?')} members"
-            )
-        choice = best_subset(curve, flops_budget=flops_budget)
-    else:
-        costs = [member_flops(model, i).inference_macs for i in range(num)]
-        choice = best_subset(None, costs, flops_budget=flops_budget)
-    probs = member_probabilities(
-        model, x, members=choice.members, batch_size=batch_size
-    )
-    return np.mean(probs, axis=0)

@@ -268,10 +268,27 @@ def member_probabilities(
     ]
 
 
+def is_model(value: Any) -> bool:
+    """Whether `value` is an ensemble model (an `SWNModel`), not arrays.
+
+    Args:
+        value: an `SWNModel`, or probability arrays.
+
+    Returns:
+        bool, True when `value` has `members` and `predict`.
+    """
+    return hasattr(value, "members") and hasattr(value, "predict")
+
+
 def evaluate_ensemble(
-    model: Any, x: Any, y: Any, *, batch_size: int = 128
+    model: Any,
+    x: Any,
+    y: Any = None,
+    *,
+    batch_size: int = 128,
+    names: Sequence[str] | None = None,
 ) -> EnsembleEvaluation:
-    """Evaluate every member of an `SWNModel` and their ensemble.
+    """Evaluate every member of an ensemble and their mean prediction.
 
     Reports per member and for the ensemble (the mean of the member
     softmaxes): top-1, top-5 (with at least 5 classes), NLL, ECE over 15
@@ -279,17 +296,73 @@ def evaluate_ensemble(
     (mean disagreement / ensemble error; see the algorithm page,
     *Evaluation and anytime prediction*).
 
+    Takes either of the two inputs a user has at hand, like
+    `anytime_curve`:
+
+    - `evaluate_ensemble(model, x, y)`: an `SWNModel` and data; every
+      member is run on `x`;
+    - `evaluate_ensemble(probs, y)`: probabilities already computed (one
+      `(n, num_classes)` array per member, e.g. from
+      `member_probabilities`); the second argument is then the labels.
+
     Args:
-        model: an `SWNModel`.
-        x: input array.
-        y: integer labels (or one-hot).
+        model: an `SWNModel`, or one probability array per member (a list
+            of `(n, num_classes)` arrays or an `(M, n, num_classes)` array).
+        x: the inputs when `model` is a model; the labels when it is
+            probabilities.
+        y: integer labels (or one-hot) when `model` is a model; leave it
+            out with probabilities.
         batch_size: int, the prediction batch size.
+        names: optional member names (default: the members' builder
+            names, or `"member_i"` for probabilities).
 
     Returns:
         An `EnsembleEvaluation` (print it for a table).
+
+    Raises:
+        ValueError: when `y` is missing for a model or given with
+            probabilities, or on arrays of the wrong shape.
+
+    Examples:
+        From probabilities:
+
+        >>> p0 = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+        >>> p1 = np.array([[0.7, 0.3], [0.4, 0.6], [0.3, 0.7]])
+        >>> result = keras_swn.ensembles.evaluate_ensemble([p0, p1], [0, 1, 1])
+        >>> result.members[0].top1, result.members[1].top1
+        (0.6666666666666666, 1.0)
+        >>> result.ensemble.top1
+        1.0
+
+        From a model and data (every member is run):
+
+        >>> model = keras_swn.SWNModel(
+        ...     members=[keras_swn.models.WideResNet(10, 1)] * 2,
+        ...     input_shape=(8, 8, 1), num_classes=10, budget=60_000, seed=0)
+        >>> (x, y), _ = keras_swn.data.load_digits_dataset()
+        >>> result = keras_swn.ensembles.evaluate_ensemble(
+        ...     model, x[:16], y[:16])
+        >>> result.names, result.num_examples
+        (('WRN-10-1', 'WRN-10-1'), 16)
     """
-    probs = member_probabilities(model, x, batch_size=batch_size)
-    names = [
-        getattr(b, "name", type(b).__name__) for b in model.member_builders
-    ]
-    return ensemble_metrics(probs, y, names=names)
+    if is_model(model):
+        if y is None:
+            raise ValueError(
+                "Argument `y` (the labels) is required when the first "
+                "argument is a model: evaluate_ensemble(model, x, y). "
+                "Received: y=None"
+            )
+        probs = member_probabilities(model, x, batch_size=batch_size)
+        if names is None:
+            names = [
+                getattr(b, "name", type(b).__name__)
+                for b in model.member_builders
+            ]
+        return ensemble_metrics(probs, y, names=names)
+    if y is not None:
+        raise ValueError(
+            "With probabilities, pass the labels second: "
+            "evaluate_ensemble(probs, y). Received: a third argument "
+            f"y of type {type(y).__name__}"
+        )
+    return ensemble_metrics(model, x, names=names)

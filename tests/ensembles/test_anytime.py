@@ -301,3 +301,50 @@ def test_heterogeneous_ensemble_end_to_end(tmp_path):
     assert curve.accuracies()[(0, 1, 2)] == result.ensemble.top1
     curve.plot(tmp_path / "anytime.png")
     assert (tmp_path / "anytime.png").stat().st_size > 1000
+
+    # The model form computes the same curve from the model and the data.
+    direct = anytime_curve(model, x, y, batch_size=16)
+    assert direct.names == result.names
+    assert direct.subsets == curve.subsets
+    assert direct.accuracy == curve.accuracy
+    assert direct.member_flops == tuple(
+        float(r.inference_macs) for r in reports
+    )
+    with pytest.raises(ValueError, match="`y`"):
+        anytime_curve(model, x)
+    with pytest.raises(ValueError, match="`y`"):
+        evaluate_ensemble(model, x)
+
+
+class TestOneInputConvention:
+    """Probabilities or a model: both functions take both."""
+
+    def test_flops_positional_or_keyword(self):
+        probs, y = _probs(3)
+        a = anytime_curve(probs, y, [300, 100, 200])
+        b = anytime_curve(probs, y, flops_per_member=[300, 100, 200])
+        assert a == b
+        assert a.subsets[0] == (1,)
+
+    def test_flops_missing_or_twice(self):
+        probs, y = _probs(2)
+        with pytest.raises(ValueError, match="flops_per_member"):
+            anytime_curve(probs, y)
+        with pytest.raises(ValueError, match="once"):
+            anytime_curve(probs, y, [1, 2], flops_per_member=[1, 2])
+
+    def test_evaluate_ensemble_from_probabilities(self):
+        probs, y = _probs(3)
+        result = evaluate_ensemble(probs, y, names=["a", "b", "c"])
+        assert result.names == ("a", "b", "c")
+        expected = np.mean(np.argmax(np.mean(probs, axis=0), axis=-1) == y)
+        assert result.ensemble.top1 == pytest.approx(expected)
+        with pytest.raises(ValueError, match="labels second"):
+            evaluate_ensemble(probs, y, y)
+
+    def test_plot_dpi(self, tmp_path):
+        probs, y = _probs(2)
+        curve = anytime_curve(probs, y, [2, 1])
+        small = curve.plot(tmp_path / "a.png")
+        large = curve.plot(tmp_path / "b.png", dpi=200)
+        assert os.path.getsize(large) > os.path.getsize(small)
