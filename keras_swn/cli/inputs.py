@@ -142,11 +142,13 @@ def sharing_policy(flags: Parsed, specs: list, coefficient_sharing: str) -> Any:
         return SharingPolicy.from_bins(
             specs, flags.bins, coefficients=coefficient_sharing
         )
+    from keras_swn.models.model_args import read_policy_file
+
+    if not os.path.isfile(flags.policy):
+        raise flags.invalid("policy", "Expected an existing JSON file.")
     try:
-        if not os.path.isfile(flags.policy):
-            raise flags.invalid("policy", "Expected an existing JSON file.")
-        policy = SharingPolicy.load(flags.policy)
-    except (ValueError, OSError) as e:
+        policy = read_policy_file(flags.policy)
+    except ValueError as e:
         raise flags.error(e, "policy") from None
     check_policy_members(flags, specs, policy)
     return policy
@@ -375,6 +377,8 @@ def load_data(flags: Parsed) -> tuple:
     (`keras_swn.data.embedded`).
     """
     dataset = flags.values.get("dataset")
+    if dataset is not None and flags.data is not None:
+        raise flags.invalid("dataset", "Pass --dataset or --data, not both.")
     if dataset in TFDS_CLASSES:
         train, val = _tfds_data(flags, dataset)
         return dataset, train, val, (32, 32, 3), TFDS_CLASSES[dataset]
@@ -402,6 +406,14 @@ def load_data(flags: Parsed) -> tuple:
     except ValueError as e:
         raise flags.error(e, "data", renames={"path": "data"}) from None
     (x, y), (xv, yv) = arrays
+    check_split(flags, len(x), len(xv))
+    from keras_swn.data_checks import check_arrays
+
+    try:  # the checks of SearchAndRefine.search and SWNModel.fit
+        check_arrays(x, y, "train_data")
+        check_arrays(xv, yv, "validation_data")
+    except ValueError as e:
+        raise flags.error(e, "data") from None
     classes = int(max(y.max(), yv.max())) + 1
     seen = np.union1d(np.unique(y), np.unique(yv))
     if flags.values.get("num_classes") is None and len(seen) < classes // 2:
@@ -414,6 +426,28 @@ def load_data(flags: Parsed) -> tuple:
     shape = tuple(int(d) for d in x.shape[1:])
     name = f"{name}: {embedded.describe(arrays)}"
     return name, (x, y), (xv, yv), shape, classes
+
+
+def check_split(flags: Parsed, train: int, validation: int) -> None:
+    """Both splits of `--data` must hold examples.
+
+    Args:
+        flags: the parsed flags.
+        train: int, the training examples.
+        validation: int, the validation examples.
+    """
+    if train and validation:
+        return
+    if train + validation == 0:
+        raise flags.invalid("data", "The file holds no examples (x is empty).")
+    which = "training" if not train else "validation"
+    raise flags.invalid(
+        "data",
+        f"The file holds {train + validation} examples: the split leaves "
+        f"{train} for training and {validation} for validation, no "
+        f"{which} example. Pass more examples (or a file with "
+        "x_train/y_train/x_test/y_test), or another --validation_split.",
+    )
 
 
 def num_classes(flags: Parsed, classes: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import os
 import zipfile
 from typing import Any
@@ -14,8 +15,14 @@ from typing import Sequence
 import keras
 import numpy as np
 
+from keras_swn.data_checks import check_arrays
+from keras_swn.data_checks import check_data
+from keras_swn.data_checks import is_arrays
 from keras_swn.models.member_builder import MemberBuilder
+from keras_swn.policy.sharing_policy import SharingPolicy
+from keras_swn.validation import argument_error
 from keras_swn.validation import invalid_argument
+from keras_swn.validation import naming
 
 
 class _FunctionLoss(keras.losses.Loss):
@@ -103,16 +110,90 @@ def check_members(members: Sequence[MemberBuilder | Mapping]) -> list:
 
 
 def check_loss_weights(weights, count: int) -> list[float] | None:
+    """`member_loss_weights`: None, or `count` finite floats >= 0."""
     if weights is None:
         return None
-    weights = [float(w) for w in weights]
-    if len(weights) != count or min(weights) < 0:
-        raise invalid_argument(
-            "member_loss_weights",
-            f"Expected {count} non-negative floats.",
-            weights,
+    expected = f"Expected {count} finite, non-negative floats, one per member."
+    try:
+        values = [float(w) for w in weights]
+    except (TypeError, ValueError):
+        raise invalid_argument("member_loss_weights", expected, weights)
+    if (
+        len(values) != count
+        or any(isinstance(w, bool) for w in weights)
+        or not all(math.isfinite(w) and w >= 0 for w in values)
+    ):
+        raise invalid_argument("member_loss_weights", expected, values)
+    return values
+
+
+def read_policy_file(path: str, name: str = "policy") -> SharingPolicy:
+    """A `SharingPolicy` from a JSON file, with errors naming `name`.
+
+    Args:
+        path: str, the file (written by `SharingPolicy.save`).
+        name: str, the argument for the messages.
+
+    Returns:
+        The `SharingPolicy`.
+
+    Raises:
+        ValueError: an `ArgumentError` naming `name` when the file cannot
+            be read, is binary or does not hold a valid policy.
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise argument_error(
+            name, f"Expected a readable JSON file ({e.strerror}).", path
+        ) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise argument_error(
+            name,
+            "Expected a sharing policy as JSON text (a file written by "
+            "SharingPolicy.save): this file is binary, or not UTF-8 text.",
+            path,
+        ) from None
+    try:
+        return SharingPolicy.from_json(text)
+    except ValueError as e:
+        with naming(name):
+            raise ValueError(f"The policy file {path!r}: {e}") from None
+
+
+def policy_argument(policy: str | os.PathLike) -> SharingPolicy:
+    """`SWNModel(policy=...)` given as text: JSON, or a file's path.
+
+    A string that starts with `{` is the policy's JSON text; any other
+    string (or path) names a JSON file.
+
+    Args:
+        policy: the JSON text, or the path of a file `SharingPolicy.save`
+            wrote.
+
+    Returns:
+        The `SharingPolicy`.
+
+    Raises:
+        ValueError: an `ArgumentError` naming `policy` (a file that does
+            not exist, cannot be read or holds no valid policy, invalid
+            JSON text).
+    """
+    text = os.fspath(policy)
+    if isinstance(policy, str) and text.lstrip().startswith("{"):
+        with naming("policy"):
+            return SharingPolicy.from_json(text)
+    if not os.path.isfile(text):
+        raise argument_error(
+            "policy",
+            "Expected a SharingPolicy, its JSON text, or the path of a "
+            "JSON file written by SharingPolicy.save: file not found.",
+            text,
         )
-    return weights
+    return read_policy_file(text)
 
 
 #: The HDF5 attribute `SWNModel.save_weights` writes: the member names.
@@ -194,3 +275,63 @@ def check_keras_filepath(filepath: Any) -> None:
             f"save_weights({stem + '.weights.h5'!r}).",
             path,
         )
+
+
+def checked_fit_arguments(model: Any, args: tuple, kwargs: dict) -> dict:
+    """The arguments of `SWNModel.fit`, by name, with the data checked.
+
+    `x` and `y` (or the dataset `x`) and `validation_data` go through
+    `keras_swn.data_checks.check_data`: inputs of the model's
+    `input_shape`, finite, at least one example, and, with the default
+    (sparse) loss, integer class ids in `[0, num_classes)`; an infinite
+    `tf.data.Dataset` needs `steps_per_epoch`. A generator comes back
+    wrapped so that the batches read by the check are trained on.
+
+    Args:
+        model: the `SWNModel`.
+        args: the positional arguments of `fit` (after `self`).
+        kwargs: its keyword arguments.
+
+    Returns:
+        Every argument by name, for `keras.Model.fit(**arguments)`.
+
+    Raises:
+        ValueError: an `ArgumentError` naming `x`, `y` or
+            `validation_data`.
+    """
+    bound = inspect.signature(keras.Model.fit).bind(model, *args, **kwargs)
+    arguments = dict(bound.arguments)
+    arguments.pop(next(iter(arguments)))  # self
+    extra = arguments.pop("kwargs", None)  # a **kwargs in some Keras
+    if isinstance(extra, Mapping):
+        arguments.update(extra)
+    checks: dict[str, Any] = dict(
+        input_shape=model.input_shape_,
+        num_classes=model.num_classes,
+        labels=isinstance(
+            model.member_loss, keras.losses.SparseCategoricalCrossentropy
+        ),
+    )
+    x, y = arguments.get("x"), arguments.get("y")
+    if hasattr(x, "shape") and y is not None and not isinstance(x, Mapping):
+        if not hasattr(y, "shape") and not isinstance(y, (list, tuple)):
+            raise argument_error(
+                "y", "Expected labels, one per example.", type(y).__name__
+            )
+        check_arrays(x, y, "x", y_name="y", **checks)
+    elif x is not None and y is None:
+        arguments["x"] = check_data(
+            x, "x", steps=arguments.get("steps_per_epoch"), **checks
+        )
+    validation = arguments.get("validation_data")
+    if validation is not None:
+        if isinstance(validation, list) and is_arrays(validation):
+            validation = tuple(validation)
+        arguments["validation_data"] = check_data(
+            validation,
+            "validation_data",
+            steps=arguments.get("validation_steps"),
+            infinite_hint="pass validation_steps",
+            **checks,
+        )
+    return arguments

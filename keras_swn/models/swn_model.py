@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 from typing import Mapping
 from typing import Sequence
@@ -21,6 +22,8 @@ from keras_swn.models.member_builder import MemberBuilder
 from keras_swn.models.model_args import check_input_shape
 from keras_swn.models.model_args import check_loss_weights
 from keras_swn.models.model_args import check_members
+from keras_swn.models.model_args import checked_fit_arguments
+from keras_swn.models.model_args import policy_argument
 from keras_swn.models.model_args import resolve_loss
 from keras_swn.models.rebuild import clone_swn_model
 from keras_swn.models.saving import SavingMethods
@@ -193,8 +196,8 @@ class SWNModel(
 
     def _policy_of(self, policy) -> SharingPolicy:
         """`policy` as a `SharingPolicy`; None: the initial bins."""
-        if isinstance(policy, str):
-            return SharingPolicy.from_json(policy)
+        if isinstance(policy, (str, os.PathLike)):
+            return policy_argument(policy)
         if isinstance(policy, Mapping):
             return SharingPolicy.from_dict(policy)
         if policy is not None:
@@ -392,6 +395,23 @@ class SWNModel(
             y, ensemble, sample_weight=sample_weight
         )
         return self.get_metrics_result()
+
+    def fit(self, *args: Any, **kwargs: Any):
+        """`keras.Model.fit`, the data checked first.
+
+        `x`/`y` and `validation_data`, in any form `fit` takes, get the
+        checks of `keras_swn.data_checks.check_data` (input shape, finite
+        values, class ids, not empty, `steps_per_epoch` for an infinite
+        dataset) and fail with an error naming the argument.
+
+        Args:
+            *args: as `keras.Model.fit`.
+            **kwargs: as `keras.Model.fit`.
+
+        Returns:
+            The `History`.
+        """
+        return super().fit(**checked_fit_arguments(self, args, kwargs))
 
     def predict_ensemble(self, x: Any, **kwargs: Any):
         """Mean of the member softmax probabilities, as a NumPy array.

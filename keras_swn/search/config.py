@@ -74,6 +74,14 @@ def _shape(name: str, value: Any) -> tuple:
         raise argument_error(name, "Expected a tuple of ints.", value) from None
 
 
+def _cosine(name: str, value: Any) -> float:
+    if not -1 <= check_real(name, value) <= 1:
+        raise argument_error(
+            name, "Expected a cosine similarity, in [-1, 1].", value
+        )
+    return float(value)
+
+
 def _share(name: str, value: Any) -> float:
     if not 0 < check_real(name, value) <= 1:
         raise argument_error(name, "Expected a number in (0, 1].", value)
@@ -102,7 +110,7 @@ _CHECKS: dict[str, FieldCheck] = {
     "signal": choice_check(SIGNALS),
     "capture_batches": int_check(1),
     "batch_size": int_check(1),
-    "refine_threshold": _real(),
+    "refine_threshold": _cosine,
     "coefficient_threshold": optional(_real()),
     "sharing": lambda n, v: check_sharing(v),
     "reference_compatible": _bool,
@@ -156,7 +164,8 @@ class SearchConfig:
         capture_batches: int, batches of gradient capture (the
             reference: 1).
         batch_size: int, the batch size of training, capture and refine.
-        refine_threshold: float, the refine cosine threshold (README 0.9).
+        refine_threshold: float in [-1, 1], the refine cosine threshold
+            (README 0.9).
         coefficient_threshold: float or None: gate student coefficient
             sharing at search time (see the algorithm page, *Attaching
             the other members*); also trains every member

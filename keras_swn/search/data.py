@@ -18,6 +18,9 @@ import numpy as np
 from keras import ops
 
 from keras_swn import seeding
+from keras_swn.data_checks import check_arrays
+from keras_swn.data_checks import check_data
+from keras_swn.data_checks import is_one_shot
 from keras_swn.validation import argument_error
 
 _FORMS = (
@@ -36,15 +39,22 @@ def floats(logs: Mapping | None) -> dict[str, float]:
 class DataSource:
     """Training or validation data: arrays `(x, y)` or batches.
 
-    Arrays are checked where they enter: finite inputs of
-    `input_shape`, integer class ids in `[0, num_classes)` (not one-hot).
+    Checked where it enters, by `keras_swn.data_checks.check_data` (the
+    check of `SWNModel.fit` and the command line): inputs of
+    `input_shape`, finite, integer class ids in `[0, num_classes)` (not
+    one-hot), at least one example; arrays whole, batches on the first
+    ones. The search reads the data several times (every epoch, the
+    gradient capture, the refine), one whole pass at a time, so a one-shot
+    generator and an infinite `tf.data.Dataset` are refused.
 
     Args:
-        data: `(x, y)` arrays of the same non-zero length, or an iterable
-            of `(x, y)` batches.
+        data: `(x, y)` arrays of the same non-zero length, or a re-iterable
+            of `(x, y)` batches (a `tf.data.Dataset`, a
+            `keras.utils.PyDataset`, a list of batches).
         name: str, the argument name for error messages.
         input_shape: the shape of one input, or None not to check it.
-        num_classes: the number of classes, or None not to check labels.
+        num_classes: the number of classes, or None not to check labels'
+            range.
 
     Raises:
         ValueError: an `ArgumentError` naming `name`.
@@ -67,13 +77,13 @@ class DataSource:
         ):
             self.x = np.asarray(data[0])
             self.y = np.asarray(data[1])
-            if len(self.x) != len(self.y) or len(self.x) == 0:
-                raise argument_error(
-                    name,
-                    "Expected (x, y) arrays of the same non-zero length.",
-                    f"(x of {len(self.x)}, y of {len(self.y)})",
-                )
-            self._check_arrays(input_shape, num_classes)
+            check_arrays(
+                self.x,
+                self.y,
+                name,
+                input_shape=input_shape,
+                num_classes=num_classes,
+            )
         elif (
             data is None
             or isinstance(data, (str, bytes, Mapping))
@@ -86,53 +96,26 @@ class DataSource:
             raise argument_error(
                 name, _FORMS, None if data is None else type(data).__name__
             )
+        elif is_one_shot(data):
+            raise argument_error(
+                name,
+                "Expected data that can be read more than once: the search "
+                "reads it every epoch, for the gradient capture and for the "
+                "refine. Pass arrays, a tf.data.Dataset, a "
+                "keras.utils.PyDataset or a list of batches, not a "
+                "generator or iterator.",
+                type(data).__name__,
+            )
         else:
-            self.dataset = data
-
-    def _check_arrays(self, input_shape, num_classes) -> None:
-        x, y, name = self.x, self.y, self.name
-        assert x is not None and y is not None  # set by `__init__` first
-        if input_shape is not None and x.shape[1:] != tuple(input_shape):
-            raise argument_error(
+            self.dataset = check_data(
+                data,
                 name,
-                f"Expected inputs of shape {tuple(input_shape)} (the model's "
-                "input_shape), one per row.",
-                f"x of shape {x.shape}",
-            )
-        if not np.issubdtype(x.dtype, np.number):
-            raise argument_error(name, "Expected numeric inputs.", x.dtype)
-        if np.issubdtype(x.dtype, np.inexact):
-            bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
-            if bad:
-                raise argument_error(
-                    name,
-                    "Expected finite inputs: x holds non-finite values "
-                    "(NaN or inf); clean or drop those examples.",
-                    f"{bad} non-finite values in x",
-                )
-        if y.ndim == 2 and y.shape[1] > 1:
-            raise argument_error(
-                name,
-                "Expected integer class ids, not one-hot rows: pass "
-                "y.argmax(-1).",
-                f"y of shape {y.shape}",
-            )
-        labels = y.reshape(len(y), -1)[:, 0] if y.ndim == 2 else y
-        if y.ndim > 2 or not np.all(np.isfinite(labels)):
-            raise argument_error(
-                name, "Expected finite class ids, one per example.", y.shape
-            )
-        if np.any(labels != np.round(labels)):
-            raise argument_error(
-                name, "Expected integer class ids.", labels[:5].tolist()
-            )
-        low, high = int(labels.min()), int(labels.max())
-        if num_classes is not None and (low < 0 or high >= num_classes):
-            raise argument_error(
-                name,
-                f"Expected class ids in [0, {num_classes}) (num_classes="
-                f"{num_classes}).",
-                f"labels from {low} to {high}",
+                input_shape=input_shape,
+                num_classes=num_classes,
+                infinite_hint=(
+                    "the search trains one whole pass per epoch and takes "
+                    "no steps_per_epoch: drop .repeat() or add .take(steps)"
+                ),
             )
 
     def fingerprint(self) -> str | None:

@@ -47,6 +47,42 @@ from keras_swn.search.store import PLOTS
 from keras_swn.search.store import ProjectStore
 
 
+def diverged(where: str, detail: str) -> FloatingPointError:
+    """The error of a run whose training diverged (nothing of the step is
+    saved: the project keeps its last good step).
+
+    Args:
+        where: str, e.g. `"search_training epoch 2"`.
+        detail: str, e.g. `"loss nan"`.
+
+    Returns:
+        The `FloatingPointError` to raise.
+
+    Examples:
+        >>> str(diverged("training epoch 3", "loss nan"))  # doctest: +ELLIPSIS
+        'The training diverged at training epoch 3 (loss nan); lower the ...'
+    """
+    return FloatingPointError(
+        f"The training diverged at {where} ({detail}); lower the learning "
+        "rate (learning_rate; CLI: --learning_rate). Nothing of this step "
+        "was saved: the project folder keeps its last good step. A run "
+        "with another learning rate starts over: pass overwrite=True "
+        "(CLI: --overwrite)."
+    )
+
+
+def _finite(values: Any) -> bool:
+    """Whether every value (variables, arrays) is finite."""
+    return all(
+        bool(np.isfinite(keras.ops.convert_to_numpy(v)).all()) for v in values
+    )
+
+
+def _loss_text(logs: dict) -> str:
+    loss = logs.get("loss")
+    return "loss unknown" if loss is None else f"loss {loss:.4g}"
+
+
 class EpochEnd(keras.callbacks.Callback):
     """Ends `fit` after one epoch and hands its logs to `on_epoch_end`
     (which checkpoints the epoch and records it)."""
@@ -214,8 +250,20 @@ class StepRunner:
             raise RuntimeError(f"Training step {step} did not run.")
 
     def epoch_done(self, task: Task, logs: dict) -> None:
-        """Checkpoint the epoch `EpochEnd` ended and record it."""
+        """Checkpoint the epoch `EpochEnd` ended and record it; a
+        diverged epoch (a non-finite loss or weight) is not recorded."""
         assert task.step.epoch is not None  # a training step has an epoch
+        assert self._model is not None  # the model of the epoch
+        loss = logs.get("loss")
+        if (loss is not None and not np.isfinite(loss)) or not _finite(
+            self._model.variables
+        ):
+            detail = _loss_text(logs)
+            if loss is None or np.isfinite(loss):
+                detail += ", the weights hold NaN or inf after it"
+            raise diverged(
+                f"{task.phase.value} epoch {task.step.epoch + 1}", detail
+            )
         name = self.store.save_checkpoint(self._model, self.oracle.cursor)
         summary = None
         if task.last_of_phase:
@@ -250,6 +298,11 @@ class StepRunner:
             batch_size=self.run.batch_size,
             seed=c.seed,
         )
+        if not _finite((gradients or {}).values()):
+            raise diverged(
+                f"{Phase.SEARCH_TRAINING.value} epoch {self.run.search_epochs}",
+                "the captured kernel gradients hold NaN or inf",
+            )
         result = search_groups(
             c.specs,
             model.policy,
@@ -303,6 +356,11 @@ class StepRunner:
             batch_size=self.run.batch_size,
             seed=c.seed,
         )
+        if not _finite(grads.values()):
+            raise diverged(
+                f"{Phase.TRAINING.value} epoch {self.run.refine_after}",
+                "the coefficient gradients of the refine hold NaN or inf",
+            )
         result = refine_partition(
             model.policy,
             grads,
