@@ -8,20 +8,32 @@ every seed's value) and the wall time. Writes a JSON file (every finished
 run, written as soon as it finishes), a Markdown table and a PNG plot of
 accuracy against trainable parameters.
 
-Data: `x` and `y` of the `.npz` (`keras_swn.data.load_npz`), split
-stratified 80/20 with `--split_seed` (fixed, independent of the run
-seeds: every row and seed sees the same split), scaled to [0, 1] and
-standardised per channel with the training split's mean and std. Training
-augmentation, the same for every row: zero-pad 4 + random crop back to
-the image size and a random horizontal flip, no Cutout
-(`keras_swn.data.make_dataset`, seeded by the run seed). Accuracy is
-measured on the held-out split (2,000 images for the CIFAR subset); for
-ensembles it is the accuracy of the mean of the member softmaxes.
+Data: `x` and `y` of the `.npz`. With `--eval_data` (e.g. the 40,000
+other CIFAR-10 training images) every run trains on all of `--data` and
+is evaluated on that file; without it, `--data` is split stratified
+80/20 with `--split_seed` (`keras_swn.data.load_npz`). Images are scaled
+to [0, 1] and standardised per channel with the training images' mean
+and std. Training augmentation, the same for every row: zero-pad 4 +
+random crop back to the image size and a random horizontal flip, no
+Cutout (`keras_swn.data.augment_image`). Accuracy is measured on the
+evaluation images; for ensembles it is the accuracy of the mean of the
+member softmaxes.
 
-Recipe, identical for every row: `keras_swn.search.ReferenceSGD` (SGD,
-Nesterov momentum 0.9, coupled L2 `--weight_decay` on every trainable
-variable except SWN coefficient vectors; the plain models use the same
-class, so decay is applied the same way), batch `--batch_size`, cosine
+Paired seeds: epoch `e` of every row of a seed sees the same batches in
+the same order with the same augmentation draws, a pure function of
+`(seed, e)` (`Data.train`; search-training epochs have their own), and
+every model starts from the same initial values wherever a variable's
+identity and shape match (the members' own BatchNorm and heads; the
+templates of a group id and shape; all of them for `bins` and
+`bins_matched`). The report gives, per row, the difference to the
+`bins` row of the same network and budget, seed by seed, its mean and
+a 95% t-interval, and plots them (`<stem>_paired.png`).
+
+Recipe, identical for every row: `keras_swn.search.TrainingRecipe`'s
+`ReferenceSGD` (SGD, Nesterov momentum 0.9, coupled L2 `--weight_decay`
+on `keras_swn.models.decayed_variables`, i.e. not the coefficients; the
+SWN rows compile with `TrainingRecipe.compile` as `SearchAndRefine`
+does, no loss-term decay; the plain models use the same class), batch `--batch_size`, cosine
 learning rate from `--learning_rate` to 0 over `--epochs`, set at the
 start of every epoch (`lr * (1 + cos(pi * epoch / epochs)) / 2`). The
 search-training epochs of the searched rows (`--search_epochs`, extra,
@@ -44,6 +56,8 @@ ensemble `--ensemble_members`):
   trainable count closest to the `bins` SWN of the same budget.
 - `bins`: `SWNModel` with its default initial bins (`--num_bins`), every
   layer its own coefficients; no search, no refine.
+- `bins_matched`: `bins` trained for `--epochs` + `--search_epochs`
+  epochs (cosine over all of them): the compute of a searched row.
 - `search`: `SearchAndRefine` with its defaults (`sharing="learned"`,
   gradient similarity): search, final training, refine.
 - `search_no_refine`: the same with `sharing="learned_no_refine"`.
@@ -76,7 +90,9 @@ with the same `--output` skips the runs it already holds (a killed
 `SearchAndRefine` run also resumes from its last epoch, in
 `<output stem>_runs/`). The settings that change results (data, split,
 networks, recipe) must match the file's; methods, budgets and seeds may
-be added.
+be added. `--report_only` rewrites the Markdown and plots from the JSON
+(read only: a running study may keep writing it). Every run records its
+total training epochs (final + search).
 
 Defaults (the CPU-sized setting): WRN-16-1 at a 30% budget, the
 ensemble WRN-16-1 + WRN-16-1 (same depth) at 30% of its convolution
@@ -99,7 +115,9 @@ Usage:
         [--ensemble_members 16-1,16-1] [--ensemble_budget_fraction 0.3]
         [--ensemble_methods plain search] [--num_bins 4] [--epochs 10]
         [--search_epochs 2] [--refine_after N] [--seeds 0 1]
-        [--split_seed 0] [--overwrite] [--smoke] [--verbose]
+        [--eval_data extra.npz] [--split_seed 0] [--overwrite] [--smoke]
+        [--verbose]
+    python benchmarks/quality.py --report_only --output quality.json
 """
 
 from __future__ import annotations
@@ -124,7 +142,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 _FORMAT = "keras_swn.benchmarks.quality"
-_VERSION = 1
+_VERSION = 2
 
 #: method -> (label, kind, has a budget, allowed for the ensemble)
 METHODS = {
@@ -132,6 +150,7 @@ METHODS = {
     "plain_narrow": ("plain WRN-d-1", "plain", False, False),
     "plain_matched": ("plain, width matched to SWN", "plain", True, False),
     "bins": ("SWN bins only", "swn", True, True),
+    "bins_matched": ("SWN bins, final + search epochs", "swn", True, True),
     "search": ("SWN search + refine (gradient)", "search", True, True),
     "search_no_refine": ("SWN search, no refine", "search", True, True),
     "search_reference": ("SWN search, reference mode", "search", True, True),
@@ -152,6 +171,7 @@ MAIN_METHODS = (
     "plain_narrow",
     "plain_matched",
     "bins",
+    "bins_matched",
     "search",
     "parameter",
     "random",
@@ -181,6 +201,8 @@ def _search_kwargs(args, method: str) -> dict:
 #: Settings that change results: a resumed output file must match them.
 _RESULT_SETTINGS = (
     "data",
+    "eval_data",
+    "pairing",
     "split_seed",
     "n_train",
     "n_val",
@@ -221,6 +243,8 @@ _DEFAULTS = {
     "seeds": [0, 1],
 }
 _SMOKE_TRAIN, _SMOKE_VAL = 256, 64
+#: Data-order ids of search-training epochs (`Data.train`).
+_SEARCH_ORDER = 10_000
 
 
 def log(text: str) -> None:
@@ -237,7 +261,17 @@ def parse_args(argv=None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
-    add("--data", required=True, help="the .npz with `x` and `y`")
+    add("--data", help="the training .npz with `x` and `y` (required)")
+    add(
+        "--eval_data",
+        help="a separate evaluation .npz: every run trains on all of "
+        "--data and is evaluated on this (default: an 80/20 split of --data)",
+    )
+    add(
+        "--report_only",
+        action="store_true",
+        help="rewrite the .md and .png from --output's JSON; train nothing",
+    )
     add(
         "--output",
         default="quality.json",
@@ -308,6 +342,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     add("--verbose", action="store_true", help="show Keras progress")
     args = parser.parse_args(argv)
+    if not args.data and not args.report_only:
+        parser.error("--data is required (unless --report_only)")
     defaults = _SMOKE if args.smoke else _DEFAULTS
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -356,12 +392,21 @@ def _parse_members(text: str, parser) -> list[tuple[int, int]]:
 
 
 class Data:
-    """The split, its statistics and the `tf.data` pipelines."""
+    """The training and evaluation images, statistics and pipelines.
 
-    def __init__(self, path: str, split_seed: int, smoke: bool):
+    Without `eval_path`: a stratified 80/20 split of `path` (`split_seed`).
+    With it: all of `path` trains and `eval_path` is the evaluation set.
+    """
+
+    def __init__(self, path, split_seed, smoke, eval_path=None):
         from keras_swn.data import load_npz
 
-        (x, y), (xv, yv) = load_npz(path, validation_split=0.2, seed=split_seed)
+        if eval_path:
+            (x, y), (xv, yv) = _load_xy(path), _load_xy(eval_path)
+        else:
+            (x, y), (xv, yv) = load_npz(
+                path, validation_split=0.2, seed=split_seed
+            )
         self.num_classes = int(max(y.max(), yv.max())) + 1
         if smoke:
             # A seeded random subset: the split may be ordered by class.
@@ -371,27 +416,53 @@ class Data:
             x, y, xv, yv = x[keep], y[keep], xv[keep_val], yv[keep_val]
         self.x, self.y, self.x_val, self.y_val = x, y, xv, yv
         self.input_shape = tuple(int(d) for d in x.shape[1:])
-        self.mean = [float(v) for v in x.mean(axis=(0, 1, 2))]
-        self.std = [float(v) for v in x.std(axis=(0, 1, 2))]
+        scale = 255.0 if x.dtype == np.uint8 else 1.0
+        pixels = x.reshape(-1, x.shape[-1]).astype(np.float64) / scale
+        self.mean = [float(v) for v in pixels.mean(axis=0)]
+        self.std = [float(v) for v in pixels.std(axis=0)]
 
     def train(self, seed: int, batch_size: int, outputs: int = 0):
-        """Augmented, shuffled batches; `outputs` > 0 repeats the labels
-        for a plain multi-output model."""
-        from keras_swn.data import make_dataset
+        """`(dataset, epoch)`: augmented batches whose order and
+        augmentation draws are a pure function of `(seed, epoch.value)`;
+        the schedule callback sets `epoch` (a `tf.Variable`) at the start
+        of every epoch, so epoch `e` of every row of a seed sees the same
+        batches. `outputs` > 0 repeats the labels for a plain
+        multi-output model."""
+        import tensorflow as tf
 
-        ds = make_dataset(
-            self.x,
-            self.y,
-            batch_size=batch_size,
-            training=True,
-            normalization=(self.mean, self.std),
-            padding=4,
-            cutout=0,
-            seed=seed,
-        )
+        from keras_swn.data import augment_image
+
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        x, y = tf.constant(self.x), tf.constant(self.y.astype(np.int32))
+        n, root = len(self.y), tf.constant(seed, tf.int64)
+
+        def one_epoch(_):
+            e = epoch.read_value()
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(n, dtype=tf.int64), seed=tf.stack([root, e])
+            )
+            draws = tf.random.stateless_uniform(
+                [n], tf.stack([root + 7_919, e]), None, None, tf.int64
+            )
+            return tf.data.Dataset.from_tensor_slices((order, draws))
+
+        def example(i, r):
+            image = augment_image(
+                tf.gather(x, i),
+                tf.stack([r, root]),
+                mean=self.mean,
+                std=self.std,
+                padding=4,
+                cutout=0,
+            )
+            return image, tf.gather(y, i)
+
+        ds = tf.data.Dataset.range(1).flat_map(one_epoch)
+        ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.batch(batch_size)
         if outputs:
             ds = ds.map(lambda x, y: (x, (y,) * outputs))
-        return ds
+        return ds.prefetch(tf.data.AUTOTUNE), epoch
 
     def validation(self, batch_size: int):
         from keras_swn.data import make_dataset
@@ -403,6 +474,12 @@ class Data:
             training=False,
             normalization=(self.mean, self.std),
         )
+
+
+def _load_xy(path):
+    """`x` (as stored, e.g. uint8) and `y` (int) of an `.npz`, unsplit."""
+    with np.load(path, allow_pickle=False) as f:
+        return f["x"], f["y"].astype(np.int64).reshape(-1)
 
 
 # ----------------------------------------------------------------------
@@ -604,30 +681,45 @@ def _evaluate(model, data, batch_size):
     return members, ensemble
 
 
-def _schedule_callback(args, search=None):
-    """Cosine LR per epoch; constant in the search-training phase."""
+def _schedule_callback(args, epoch_var, search=None, epochs=None):
+    """At the start of every epoch: the cosine LR over `epochs` (default
+    `args.epochs`), constant in the search-training phase, and the data
+    order of the epoch (`Data.train`; search epochs use their own)."""
     import keras
 
-    base, epochs = args.learning_rate, args.epochs
+    base, epochs = args.learning_rate, epochs or args.epochs
 
     class Schedule(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             phase = None if search is None else search.phase
             if phase is not None and str(phase) == "search_training":
-                lr = base
+                lr, order = base, _SEARCH_ORDER + epoch
             else:
                 lr = base * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+                order = epoch
             self.model.optimizer.learning_rate = lr
+            epoch_var.assign(order)
 
     return Schedule()
 
 
-def _optimizer(args):
-    from keras_swn.search import ReferenceSGD
+def _recipe(args):
+    """The `TrainingRecipe` every row compiles with (its `ReferenceSGD`;
+    the LR is set by `_schedule_callback`)."""
+    from keras_swn.search import TrainingRecipe
 
-    return ReferenceSGD(
-        args.learning_rate, momentum=0.9, nesterov=True, l2=args.weight_decay
+    return TrainingRecipe(
+        learning_rate=args.learning_rate,
+        schedule="cosine",
+        weight_decay=args.weight_decay,
     )
+
+
+def total_epochs(args, method: str) -> int:
+    """Training epochs a row pays for: final + search epochs."""
+    searches = METHODS[method][1] == "search" and method != "bins_hard"
+    extra = searches or method == "bins_matched"
+    return args.epochs + (args.search_epochs if extra else 0)
 
 
 def _fit_verbose(args):
@@ -669,11 +761,16 @@ def run_plain(args, data, net, method, fraction, seed, results):
     ]
     model = keras.Model(inputs, outputs if many else outputs[0])
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model.compile(_optimizer(args), [loss] * len(outputs) if many else loss)
+    model.compile(
+        _recipe(args).optimizer(), [loss] * len(outputs) if many else loss
+    )
+    ds, order = data.train(
+        seed, args.batch_size, outputs=len(outputs) if many else 0
+    )
     model.fit(
-        data.train(seed, args.batch_size, outputs=len(outputs) if many else 0),
+        ds,
         epochs=args.epochs,
-        callbacks=[_schedule_callback(args)],
+        callbacks=[_schedule_callback(args, order)],
         shuffle=False,  # the dataset shuffles, seeded
         verbose=_fit_verbose(args),
     )
@@ -799,11 +896,13 @@ def run_swn(args, data, net, method, fraction, seed, results):
         seed=seed,
         **kwargs,
     )
-    model.compile(optimizer=_optimizer(args))
+    _recipe(args).compile(model)
+    epochs = total_epochs(args, method)
+    ds, order = data.train(seed, args.batch_size)
     model.fit(
-        data.train(seed, args.batch_size),
-        epochs=args.epochs,
-        callbacks=[_schedule_callback(args)],
+        ds,
+        epochs=epochs,
+        callbacks=[_schedule_callback(args, order, epochs=epochs)],
         shuffle=False,  # the dataset shuffles, seeded
         verbose=_fit_verbose(args),
     )
@@ -863,16 +962,18 @@ def run_search(args, data, net, method, fraction, seed, results, runs_dir):
         plots=False,
         **_search_kwargs(args, method),
     )
+    ds, order = data.train(seed, args.batch_size)
     search.search(
-        data.train(seed, args.batch_size),
+        ds,
         None,
         search_epochs=0 if method == "bins_hard" else args.search_epochs,
         epochs=args.epochs,
         refine_after=args.refine_after,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
+        schedule="cosine",  # recorded; `_schedule_callback` sets the LR
         weight_decay=args.weight_decay,
-        callbacks=[_schedule_callback(args, search)],
+        callbacks=[_schedule_callback(args, order, search)],
         verbose=_fit_verbose(args),
     )
     model = search.get_best_models()[0]
@@ -913,7 +1014,8 @@ def run_search(args, data, net, method, fraction, seed, results, runs_dir):
 def _settings(args, data) -> dict:
     return {
         "data": os.path.abspath(args.data),
-        "split_seed": args.split_seed,
+        "eval_data": args.eval_data and os.path.abspath(args.eval_data),
+        "split_seed": None if args.eval_data else args.split_seed,
         "n_train": int(len(data.y)),
         "n_val": int(len(data.y_val)),
         "input_shape": list(data.input_shape),
@@ -928,12 +1030,17 @@ def _settings(args, data) -> dict:
         "batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
         "weight_decay": args.weight_decay,
-        "optimizer": "keras_swn.search.ReferenceSGD (SGD, Nesterov 0.9, "
-        "coupled L2, coefficients not decayed)",
+        "optimizer": "keras_swn.search.ReferenceSGD via TrainingRecipe "
+        "(SGD, Nesterov 0.9, coupled L2 on decayed_variables: not the "
+        "coefficients)",
         "schedule": "cosine from learning_rate to 0 over epochs, set per "
         "epoch; search-training epochs at the constant learning_rate",
         "augmentation": "pad 4 + random crop, random horizontal flip, "
-        "per-channel train mean/std; seeded by the run seed",
+        "per-channel train mean/std",
+        "pairing": "epoch e of every row of a seed: the same order and "
+        "augmentation draws (search epochs their own); same initial values "
+        "for the members' own variables and for every template whose group "
+        "id and shape match",
         "backend": _backend(),
         "smoke": bool(args.smoke),
         "threshold_schedule": args.threshold_schedule,
@@ -989,6 +1096,7 @@ def summarise(results, networks) -> list[dict]:
                 "member_accuracy": [],
                 "trainable_params": [],
                 "wall_seconds": [],
+                "epochs_total": [],
                 "groups": [],
                 "missing": [],
             },
@@ -1005,6 +1113,7 @@ def summarise(results, networks) -> list[dict]:
         row["member_accuracy"].append(members)
         row["trainable_params"].append(run["trainable_params"])
         row["wall_seconds"].append(run["wall_seconds"])
+        row["epochs_total"].append(run.get("epochs_total"))
         groups = run.get("groups")
         if groups is not None:
             if run.get("same_as_search"):
@@ -1025,7 +1134,64 @@ def summarise(results, networks) -> list[dict]:
                 params_mean=float(np.mean(row["trainable_params"])),
                 wall_seconds_mean=float(np.mean(row["wall_seconds"])),
             )
+    _paired_to_bins(rows)
     return list(rows.values())
+
+
+#: Two-sided 95% t quantiles, df 1..30 (larger df: 1.96 + 2.4 / df).
+_T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+def t_interval(values):
+    """`(mean, low, high)`: the mean and its two-sided 95% t-interval
+    (low and high None for fewer than two values)."""
+    values = np.asarray(values, dtype=np.float64)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, None, None
+    df = len(values) - 1
+    t = _T975[df - 1] if df <= 30 else 1.96 + 2.4 / df
+    half = t * float(values.std(ddof=1)) / math.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+def _paired_to_bins(rows) -> None:
+    """Per row: `paired_seeds`, `paired_diff` (accuracy minus the `bins`
+    row's of the same network and budget, seed by seed; rows without a
+    budget pair with the network's only `bins` row) and `paired_mean`,
+    `paired_low`, `paired_high` (95% t-interval)."""
+    bins = {
+        (k[0], k[2]): r
+        for k, r in rows.items()
+        if k[1] == "bins" and r["accuracy"]
+    }
+    for (name, method, budget), row in rows.items():
+        ref = bins.get((name, budget))
+        mine = [k for k in bins if k[0] == name]
+        if ref is None and budget == "full" and len(mine) == 1:
+            ref = bins[mine[0]]
+        if ref is None or method == "bins":
+            continue
+        theirs = dict(zip(ref["seeds"], ref["accuracy"]))
+        pairs = [
+            (seed, acc - theirs[seed])
+            for seed, acc in zip(row["seeds"], row["accuracy"])
+            if seed in theirs
+        ]
+        if not pairs:
+            continue
+        mean, low, high = t_interval([d for _, d in pairs])
+        row.update(
+            paired_seeds=[s for s, _ in pairs],
+            paired_diff=[d for _, d in pairs],
+            paired_mean=mean,
+            paired_low=low,
+            paired_high=high,
+        )
 
 
 def _pct(v) -> str:
@@ -1041,6 +1207,18 @@ def _row_name(row) -> str:
     return name
 
 
+def _paired_text(row) -> str:
+    if "paired_mean" not in row:
+        return "–"
+    text = f"{100 * row['paired_mean']:+.2f}"
+    if row["paired_low"] is not None:
+        text += (
+            f" [{100 * row['paired_low']:+.2f}, "
+            f"{100 * row['paired_high']:+.2f}]"
+        )
+    return text
+
+
 def markdown(results) -> str:
     s = results["settings"]
     ensemble = " + ".join(f"WRN-{m}" for m in s["ensemble_members"])
@@ -1051,9 +1229,18 @@ def markdown(results) -> str:
         f"({s['backend']}; {results['machine']}).",
         "",
         f"- Command: `{results['command']}`",
-        f"- Data: `{os.path.basename(s['data'])}`, stratified split (seed "
-        f"{s['split_seed']}): {s['n_train']:,} training / {s['n_val']:,} "
-        "held-out images; accuracy on the held-out images.",
+        (
+            f"- Data: all {s['n_train']:,} images of "
+            f"`{os.path.basename(s['data'])}` train; accuracy on the "
+            f"{s['n_val']:,} images of `{os.path.basename(s['eval_data'])}`."
+            if s.get("eval_data")
+            else f"- Data: `{os.path.basename(s['data'])}`, stratified split "
+            f"(seed {s['split_seed']}): {s['n_train']:,} training / "
+            f"{s['n_val']:,} held-out images; accuracy on the held-out ones."
+        ),
+        f"- Paired seeds: {s['pairing']}. `Δ bins`: the row's accuracy "
+        "minus the `bins` row's (same network and budget), seed by seed; "
+        "mean and 95% t-interval over the seeds.",
         f"- Networks: WRN-{s['depth']}-{s['width']}"
         + (f"; ensemble {ensemble}" if ensemble else "")
         + f". Initial bins: {s['num_bins']}.",
@@ -1077,8 +1264,10 @@ def markdown(results) -> str:
     lines += [
         "",
         "| network | row | budget | init | trainable params | % of plain "
-        "| accuracy % | per seed % | groups | wall time / run |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| accuracy % | per seed % | Δ bins, points [95% CI] | Δ per seed "
+        "| epochs | groups | wall time / run |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+        "| --- | --- |",
     ]
     for row in results["rows"]:
         budget = (
@@ -1093,7 +1282,7 @@ def markdown(results) -> str:
             name += f" (seeds {row['missing']} not run yet)"
         head = f"| {row['network_label']} | {name} | {budget} | {init} |"
         if not row["accuracy"]:
-            lines.append(f"{head} | | not run yet | | | |")
+            lines.append(f"{head} | | not run yet | | | | | | |")
             continue
         params = sorted(set(row["trainable_params"]))
         params_text = f"{params[0]:,}" + (
@@ -1110,9 +1299,13 @@ def markdown(results) -> str:
                 + (" [" + " / ".join(map(_pct, m)) + "]" if len(m) > 1 else "")
             )
         groups = list(dict.fromkeys(g for g in row["groups"] if g))
+        epochs = sorted({e for e in row["epochs_total"] if e is not None})
         lines.append(
             f"{head} {params_text} | {100 * ratio:.0f}% | {acc} | "
-            f"{', '.join(per_seed)} | {', '.join(map(str, groups)) or '–'} "
+            f"{', '.join(per_seed)} | {_paired_text(row)} | "
+            + ", ".join(f"{100 * d:+.1f}" for d in row.get("paired_diff", []))
+            + f" | {'/'.join(map(str, epochs)) or '–'} | "
+            f"{', '.join(map(str, groups)) or '–'} "
             f"| {row['wall_seconds_mean']:.0f} s |"
         )
     if results.get("errors"):
@@ -1168,6 +1361,55 @@ def plot(results, path) -> None:
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    atomic_write(
+        path,
+        lambda tmp: fig.savefig(tmp, format="png", dpi=120),
+        suffix=".png",
+    )
+    plt.close(fig)
+
+
+def plot_paired(results, path) -> None:
+    """Per row, the paired difference to `bins` (points): every seed
+    (dots) and the mean with its 95% t-interval (bar)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from keras_swn.io_utils import atomic_write
+
+    rows = [r for r in results["rows"] if r.get("paired_diff")]
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.5))
+    for i, row in enumerate(rows):
+        diffs = 100 * np.asarray(row["paired_diff"])
+        ax.plot(diffs, [i] * len(diffs), "o", color="0.6", markersize=4)
+        mean = 100 * row["paired_mean"]
+        if row["paired_low"] is None:
+            ax.plot([mean], [i], "D", color="C0")
+        else:
+            err = [
+                [mean - 100 * row["paired_low"]],
+                [100 * row["paired_high"] - mean],
+            ]
+            ax.errorbar([mean], [i], xerr=err, fmt="D", color="C0", capsize=4)
+    labels = []
+    for r in rows:
+        at = r["budget_fraction"]
+        epochs = sorted({e for e in r["epochs_total"] if e is not None})
+        labels.append(
+            f"{r['network_label']}: {_row_name(r)}"
+            + ("" if at is None else f" @ {at:.0%}")
+            + f" ({'/'.join(map(str, epochs))} epochs)"
+        )
+    ax.set_yticks(range(len(rows)), labels, fontsize=8)
+    ax.axvline(0.0, color="k", linewidth=0.8)
+    ax.invert_yaxis()
+    ax.set_xlabel("accuracy − bins (points), paired by seed; mean ± 95% CI")
+    ax.grid(True, axis="x", alpha=0.3)
     fig.tight_layout()
     atomic_write(
         path,
@@ -1247,14 +1489,44 @@ def _load(path, settings, overwrite):
 
 def _write(results, networks, paths) -> None:
     from keras_swn.io_utils import atomic_write_json
-    from keras_swn.io_utils import atomic_write_text
 
     results["updated"] = datetime.datetime.now().isoformat(timespec="seconds")
     results["rows"] = summarise(results, networks)
     atomic_write_json(paths[0], results)
+    _render(results, paths)
+
+
+def _render(results, paths) -> None:
+    from keras_swn.io_utils import atomic_write_text
+
     atomic_write_text(paths[1], markdown(results))
+    stem = paths[2][: -len(".png")]
     plot(results, paths[2])
-    plot_groups(results, paths[2][: -len(".png")] + "_groups.png")
+    plot_groups(results, stem + "_groups.png")
+    plot_paired(results, stem + "_paired.png")
+
+
+def report_only(output) -> dict:
+    """Re-render the .md and .png of a results JSON (the JSON is only
+    read: a run may be writing it)."""
+    import types
+
+    paths = _paths(output)
+    with open(paths[0], encoding="utf-8") as f:
+        results = json.load(f)
+    s = results["settings"]
+    shape = types.SimpleNamespace(
+        input_shape=tuple(s["input_shape"]), num_classes=s["num_classes"]
+    )
+    nets = {"main": [(s["depth"], s["width"])]}
+    members = [m.split("-") for m in s["ensemble_members"]]
+    if members:
+        nets["ensemble"] = [(int(d), int(w)) for d, w in members]
+    networks = {n: Network(n, m, shape, s["num_bins"]) for n, m in nets.items()}
+    results["rows"] = summarise(results, networks)
+    _render(results, paths)
+    log(f"wrote {paths[1]} and the plots from {paths[0]}")
+    return results
 
 
 def plan_runs(args, networks) -> tuple[list, list[str]]:
@@ -1325,9 +1597,11 @@ def main(argv=None) -> dict:
         # `SearchAndRefine` fits a dataset with fit's default shuffle=True;
         # the pipeline shuffles itself (seeded).
         warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
+    if args.report_only:
+        return report_only(args.output)
     import keras
 
-    data = Data(args.data, args.split_seed, args.smoke)
+    data = Data(args.data, args.split_seed, args.smoke, args.eval_data)
     networks = {
         "main": Network("main", [(args.depth, args.width)], data, args.num_bins)
     }
@@ -1398,6 +1672,7 @@ def main(argv=None) -> dict:
             method=method,
             budget_fraction=fraction if METHODS[method][2] else None,
             seed=seed,
+            epochs_total=total_epochs(args, method),
             wall_seconds=round(time.perf_counter() - start, 1),
             finished=datetime.datetime.now().isoformat(timespec="seconds"),
         )
@@ -1423,4 +1698,4 @@ def main(argv=None) -> dict:
 
 if __name__ == "__main__":
     outcome = main()
-    sys.exit(1 if outcome["errors"] else 0)
+    sys.exit(1 if outcome.get("errors") else 0)
