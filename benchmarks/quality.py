@@ -33,9 +33,10 @@ Recipe, identical for every row: `keras_swn.search.TrainingRecipe`'s
 `ReferenceSGD` (SGD, Nesterov momentum 0.9, coupled L2 `--weight_decay`
 on `keras_swn.models.decayed_variables`, i.e. not the coefficients; the
 SWN rows compile with `TrainingRecipe.compile` as `SearchAndRefine`
-does, no loss-term decay; the plain models use the same class), batch `--batch_size`, cosine
-learning rate from `--learning_rate` to 0 over `--epochs`, set at the
-start of every epoch (`lr * (1 + cos(pi * epoch / epochs)) / 2`). The
+does, no loss-term decay; the plain models use the same class), batch
+`--batch_size`, cosine learning rate from `--learning_rate` to 0 over
+`--epochs`, set at the start of every epoch (`lr * (1 + cos(pi * epoch
+/ epochs)) / 2`). The
 search-training epochs of the searched rows (`--search_epochs`, extra,
 their model is thrown away) run at the constant initial learning rate, as
 the reference's search does before its first milestone.
