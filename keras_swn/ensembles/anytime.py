@@ -254,6 +254,9 @@ class AnytimeCurve:
                 xytext=(4, -10),
                 fontsize=8,
             )
+        from matplotlib.ticker import EngFormatter
+
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.set_xlabel("FLOPs per image (multiply-adds)")
         ax.set_ylabel("top-1 accuracy (%)")
         ax.set_title(title or "Anytime prediction: member subsets")
