@@ -7,7 +7,11 @@ killed between the two leaves its temporary file behind: a name
 when the next run starts in the folder.
 
 `RunLock` keeps two runs out of one folder: a lock file created atomically
-(`O_CREAT | O_EXCL`) that holds the owner's process id.
+(`O_CREAT | O_EXCL`) that holds the owner's process id. While a `RunLock`
+is held, every `atomic_write` into its folder is first recorded in the
+folder's manifest (`MANIFEST_FILE`, `read_manifest`): the list of every
+file and folder keras_swn wrote there, so that `overwrite` can delete
+exactly those and nothing of the user's.
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ import os
 import re
 import socket
 import tempfile
+import threading
 import time
 from typing import Any
 from typing import Callable
+
+from keras_swn.validation import ArgumentError
 
 #: The prefix of every temporary file of `atomic_write`.
 TEMP_PREFIX = ".tmp-"
@@ -28,6 +35,13 @@ TEMP_PREFIX = ".tmp-"
 _TEMP_NAME = re.compile(r"\.tmp-[a-z0-9_]{8}(?:\.[A-Za-z0-9]{1,10})?\Z")
 #: The lock file of a run folder (`RunLock`).
 LOCK_FILE = ".keras_swn.lock"
+#: The manifest of a run folder: what keras_swn wrote there.
+MANIFEST_FILE = ".keras_swn_manifest.json"
+_MANIFEST_FORMAT = "keras_swn.run_folder"
+#: The folders whose `RunLock` this process holds (real path -> count):
+#: `atomic_write` records what it writes inside them.
+_RECORDING: dict[str, int] = {}
+_RECORDING_LOCK = threading.RLock()
 
 
 def atomic_write(
@@ -49,6 +63,7 @@ def atomic_write(
         `path`, as a string.
     """
     path = os.fspath(path)
+    _record_write(path)  # before the write: a kill leaves no unlisted file
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=suffix)
@@ -95,6 +110,99 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> str:
         `path`, as a string.
     """
     return atomic_write_text(path, json.dumps(obj, indent=1) + "\n")
+
+
+def read_manifest(folder: str | os.PathLike) -> list[str] | None:
+    """The entries of `folder`'s manifest: what keras_swn wrote there.
+
+    Each entry is a path relative to `folder`, `/`-separated; a folder
+    ends with `/` (`checkpoints/`).
+
+    Args:
+        folder: the run folder.
+
+    Returns:
+        The entries, or None when the folder has no manifest.
+
+    Raises:
+        ValueError: naming the manifest when it cannot be read.
+    """
+    path = os.path.join(os.fspath(folder), MANIFEST_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} cannot be read ({e}).") from None
+    entries = data.get("entries") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not all(
+        isinstance(e, str) for e in entries
+    ):
+        raise ValueError(f"{path} is not a keras_swn manifest.")
+    return list(entries)
+
+
+def write_manifest(folder: str | os.PathLike, entries: Any) -> None:
+    """Write `folder`'s manifest (atomically), holding `entries`.
+
+    Args:
+        folder: the run folder (must exist).
+        entries: iterable of str, relative paths (folders end with `/`).
+    """
+    path = os.path.join(os.fspath(folder), MANIFEST_FILE)
+    text = json.dumps(
+        {"format": _MANIFEST_FORMAT, "version": 1, "entries": sorted(entries)},
+        indent=1,
+    )
+    fd, tmp = tempfile.mkstemp(dir=os.fspath(folder), prefix=TEMP_PREFIX)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def record_in_manifest(folder: str | os.PathLike, *paths: str) -> None:
+    """Add `paths` (relative to `folder`) and their parent folders to
+    `folder`'s manifest; entries whose file no longer exists are dropped.
+
+    Args:
+        folder: the run folder (must exist).
+        *paths: str, relative paths (`/`-separated); a folder ends with `/`.
+    """
+    folder = os.fspath(folder)
+    try:
+        old = read_manifest(folder) or []
+    except ValueError:
+        old = []  # a damaged manifest: rewritten whole
+    new: set[str] = set()
+    for rel in paths:
+        parts = rel.strip("/").split("/")
+        for i in range(1, len(parts)):
+            new.add("/".join(parts[:i]) + "/")
+        new.add(rel)
+    kept = {
+        e for e in old if os.path.lexists(os.path.join(folder, e.rstrip("/")))
+    }
+    if not new <= kept or kept != set(old):
+        write_manifest(folder, kept | new)
+
+
+def _record_write(path: str) -> None:
+    """Record `path` in the manifest of the locked folder holding it."""
+    with _RECORDING_LOCK:
+        if not _RECORDING:
+            return
+        real = os.path.realpath(path)
+        for folder in _RECORDING:
+            if real.startswith(folder + os.sep):
+                rel = os.path.relpath(real, folder).replace(os.sep, "/")
+                record_in_manifest(folder, rel)
+                return
 
 
 def is_temp_file(name: str) -> bool:
@@ -154,6 +262,64 @@ def _process_alive(pid: int) -> bool:
     except (PermissionError, OSError):
         return True  # another user's process
     return True
+
+
+class DamagedFileError(ArgumentError):
+    """A file of a run (its state, a checkpoint, results, the model or its
+    weights) is missing, damaged or from another run.
+
+    The message names the file, what is wrong with it and the ways on.
+
+    Attributes:
+        path: str, the file.
+        argument: str, the argument that chose the folder or file.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        problem: str,
+        *,
+        argument: str,
+        ways_on: str,
+    ) -> None:
+        self.path = os.fspath(path)
+        super().__init__(argument, f"{self.path} {problem}. {ways_on}")
+
+
+def os_reason(error: OSError) -> str:
+    """The operating system's reason for `error`, as short text.
+
+    Args:
+        error: an `OSError`.
+
+    Returns:
+        str, e.g. `"Permission denied"`.
+
+    Examples:
+        >>> os_reason(PermissionError(13, "Permission denied"))
+        'Permission denied'
+    """
+    return error.strerror or str(error) or type(error).__name__
+
+
+def folder_error(argument: str, folder: str, error: OSError) -> ArgumentError:
+    """The `ArgumentError` for a folder that cannot be created or written.
+
+    Args:
+        argument: str, the argument that names the folder.
+        folder: str, the folder.
+        error: the `OSError` raised.
+
+    Returns:
+        The error to raise.
+    """
+    return ArgumentError(
+        argument,
+        f"Invalid value for argument `{argument}`. Cannot create or write "
+        f"the folder {folder}: {os_reason(error)}. Choose a folder you can "
+        f"write to. Received: {argument}={folder!r}",
+    )
 
 
 class FolderLockedError(ValueError):
@@ -257,8 +423,14 @@ class RunLock:
 
         Raises:
             FolderLockedError: when a live process holds it.
+            ValueError: an `ArgumentError` naming `directory` and the
+                operating system's reason when the folder cannot be
+                created or written.
         """
-        os.makedirs(self.folder, exist_ok=True)
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+        except OSError as e:
+            raise folder_error("directory", self.folder, e) from None
         for _ in range(3):
             try:
                 fd = os.open(
@@ -272,9 +444,14 @@ class RunLock:
                 except FileNotFoundError:
                     pass
                 continue
+            except OSError as e:
+                raise folder_error("directory", self.folder, e) from None
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(f"{os.getpid()} {socket.gethostname()} {self.what}\n")
             self._held = True
+            with _RECORDING_LOCK:
+                real = os.path.realpath(self.folder)
+                _RECORDING[real] = _RECORDING.get(real, 0) + 1
             return
         self.check()
         raise FolderLockedError(
@@ -303,6 +480,12 @@ class RunLock:
         names this process)."""
         if self._held:
             self._held = False
+            with _RECORDING_LOCK:
+                real = os.path.realpath(self.folder)
+                if _RECORDING.get(real, 0) > 1:
+                    _RECORDING[real] -= 1
+                else:
+                    _RECORDING.pop(real, None)
             found = self._read()
             if found is not None and found[0] != os.getpid():
                 return  # taken over meanwhile: not ours to delete

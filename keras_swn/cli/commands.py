@@ -71,6 +71,53 @@ def plan(flags: Parsed) -> int:
     return 0
 
 
+def _output_dir(flags: Parsed) -> str:
+    """`--output_dir`, checked before any data is loaded: not empty (an
+    unset shell variable would make the current directory the run
+    folder), a folder that can be created, and (for a new run) no files
+    keras_swn did not write unless `--allow_existing_files`; then the
+    command's own checks (`inputs.output_dir`).
+
+    Args:
+        flags: the parsed flags of `train` or `search`.
+
+    Returns:
+        The folder's path (not created).
+    """
+    from keras_swn.search.run_folder import RunFolder
+    from keras_swn.search.run_folder import check_creatable
+    from keras_swn.search.run_folder import check_folder_text
+    from keras_swn.search.run_folder import check_name
+    from keras_swn.search.run_folder import folder_kind
+
+    text = flags.output_dir
+    try:
+        if text is not None:
+            check_folder_text("output_dir", text)
+            name = os.path.basename(os.path.abspath(text))
+            if not name:
+                raise flags.invalid(
+                    "output_dir",
+                    "Expected a folder below the root of the file system.",
+                )
+            check_name("output_dir", name, os.path.dirname(text))
+    except ValueError as e:
+        raise flags.error(e, "output_dir") from None
+    out_dir = inputs.output_dir(flags)
+    try:
+        folder = RunFolder(out_dir)
+        if not flags.overwrite and folder_kind(out_dir) is None:
+            # (a search or train result: the library's own message)
+            folder.check_new_run("output_dir", flags.allow_existing_files)
+        elif os.path.isdir(out_dir):
+            folder.check_not_current("--output_dir")
+        if not os.path.isdir(out_dir):
+            check_creatable("output_dir", out_dir)
+    except ValueError as e:
+        raise flags.error(e, "output_dir") from None
+    return out_dir
+
+
 def _print_accuracy(names: list, results: dict) -> None:
     from keras_swn.search.results import print_accuracy
 
@@ -90,7 +137,7 @@ def train(flags: Parsed) -> int:
     """
     training = inputs.recipe(flags)
     builders = inputs.members(flags)
-    out_dir = inputs.output_dir(flags)
+    out_dir = _output_dir(flags)
     name, train_data, val_data, input_shape, classes = inputs.load_data(flags)
     n_classes = inputs.num_classes(flags, classes)
     if flags.input_shape is not None and flags.input_shape != input_shape:
@@ -151,6 +198,7 @@ def train(flags: Parsed) -> int:
                 "seed": flags.seed,
             },
             overwrite=bool(flags.overwrite),
+            allow_existing_files=bool(flags.allow_existing_files),
         )
     except FolderLockedError as e:
         raise flags.error(e, "output_dir") from None
@@ -197,7 +245,7 @@ def search(flags: Parsed) -> int:
     inputs.recipe(flags)
     sharing = _sharing(flags)
     builders = inputs.members(flags)
-    out_dir = inputs.output_dir(flags)
+    out_dir = _output_dir(flags)
     inputs.check_plots(flags)
     data_name, train_data, val_data, input_shape, classes = inputs.load_data(
         flags
@@ -251,6 +299,7 @@ def search(flags: Parsed) -> int:
             directory=os.path.dirname(folder),
             project_name=os.path.basename(folder),
             overwrite=flags.overwrite,
+            allow_existing_files=bool(flags.allow_existing_files),
             plots=flags.plots,
             run_eagerly=flags.run_eagerly,
             **options,

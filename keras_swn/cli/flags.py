@@ -240,8 +240,17 @@ FLAGS: dict[str, Flag] = {
     ),
     "overwrite": Flag(
         _RUN,
-        "Delete what --output_dir holds and start over (search: instead "
+        "Delete what keras_swn wrote in --output_dir (listed in its "
+        "manifest; other files are kept) and start over (search: instead "
         "of resuming).",
+        False,
+        boolean,
+    ),
+    "allow_existing_files": Flag(
+        _RUN,
+        "Run in an --output_dir that already holds files keras_swn did not "
+        "write (they are kept; without this flag such a folder is refused "
+        "for a new run).",
         False,
         boolean,
     ),

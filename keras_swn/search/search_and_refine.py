@@ -33,6 +33,7 @@ from keras_swn.search.oracle import Phase
 from keras_swn.search.oracle import PhaseOracle
 from keras_swn.search.results import print_search_summary
 from keras_swn.search.run_config import RunConfig
+from keras_swn.search.run_folder import check_creatable
 from keras_swn.search.steps import StepRunner
 from keras_swn.search.store import MODEL
 from keras_swn.search.store import ProjectStore
@@ -113,8 +114,14 @@ class SearchAndRefine:
     in the same folder fails at once, naming the folder and the process
     that holds it; a lock left by a killed run is taken over, and the
     temporary files of its interrupted writes are deleted. A folder that
-    holds the result of a `train` run is refused unless `overwrite=True`,
-    which deletes only the files `train` wrote.
+    holds the result of a `train` run is refused unless `overwrite=True`.
+    Every file the search writes is listed in the folder's manifest
+    (`keras_swn.search.run_folder`), and `overwrite=True` deletes only
+    those: files of the user's in the folder stay. A new search in a
+    folder that holds files keras_swn did not write is refused unless
+    `allow_existing_files=True`. A missing or damaged file of the state
+    (`state.json`, a checkpoint, the results, the model) raises a
+    `keras_swn.io_utils.DamagedFileError` naming it.
 
     Files: `policy.json`, `search_result.json`, `refine.json`,
     `budget_report.json` / `.txt`, `results.json`, `history.json`,
@@ -131,7 +138,7 @@ class SearchAndRefine:
     on one device. It is not part of the saved configuration, so a
     project resumes on other hardware.
 
-    **Arguments.** Every argument but the seven below is a search option
+    **Arguments.** Every argument but the eight below is a search option
     (`members`, `input_shape`, `num_classes`, `budget`, `seed`,
     `num_bins`, `sharing`, ...), validated once into the `config`
     attribute, a `keras_swn.search.SearchConfig`, which documents each
@@ -141,8 +148,11 @@ class SearchAndRefine:
     Args:
         directory: str, the parent folder of the project folder.
         project_name: str, the project folder name.
-        overwrite: bool; True deletes an existing project folder first,
-            False resumes it (its configuration must match).
+        overwrite: bool; True deletes what keras_swn wrote in the
+            project folder first, False resumes it (its configuration
+            must match).
+        allow_existing_files: bool; True starts a search in a folder that
+            holds files keras_swn did not write (they are kept).
         plots: bool, write the PNG plots.
         jit_compile: passed to `compile` (`"auto"`).
         run_eagerly: passed to `compile` (False).
@@ -179,6 +189,7 @@ class SearchAndRefine:
         directory: str | os.PathLike = ".",
         project_name: str = "search_and_refine",
         overwrite: bool = False,
+        allow_existing_files: bool = False,
         seed: int = 0,
         num_bins: int = 4,
         threshold_schedule: str | None = None,
@@ -204,8 +215,12 @@ class SearchAndRefine:
         distribution: Any = None,
     ):
         options = {k: v for k, v in locals().items() if k in _CONFIG_FIELDS}
-        if not isinstance(overwrite, bool):
-            raise argument_error("overwrite", "Expected a bool.", overwrite)
+        for name, flag in (
+            ("overwrite", overwrite),
+            ("allow_existing_files", allow_existing_files),
+        ):
+            if not isinstance(flag, bool):
+                raise argument_error(name, "Expected a bool.", flag)
         if jit_compile not in (True, False, "auto"):
             raise argument_error(
                 "jit_compile", "Expected True, False or 'auto'.", jit_compile
@@ -229,10 +244,12 @@ class SearchAndRefine:
         self.store = ProjectStore(self.project_dir)
         self.oracle: PhaseOracle | None = None
         self.run_config: RunConfig | None = None
-        if overwrite:
-            self.store.remove()  # refuses a folder a live run holds
+        if overwrite:  # only what keras_swn wrote; refuses a live run's
+            self.store.remove()
         else:
             self.store.check_not_train_result()
+        self.allow_existing_files = allow_existing_files
+        self.store.check_new_run(allow_existing_files)
         self._load_state()
 
     def _load_state(self) -> None:
@@ -248,8 +265,13 @@ class SearchAndRefine:
                     f"({describe_changes(saved, now)}). Pass overwrite=True "
                     "or another `project_name`."
                 )
-            self.run_config = RunConfig.from_dict(state["run"])
-            self.oracle = PhaseOracle.from_state(state["oracle"])
+            # A hand-edited run or oracle state names state.json.
+            self.run_config = self.store.state_part(
+                RunConfig.from_dict, state["run"]
+            )
+            self.oracle = self.store.state_part(
+                PhaseOracle.from_state, state["oracle"]
+            )
 
     def __getattr__(self, name: str) -> Any:
         # The validated options, read from `config` (`search.budget`).
@@ -353,9 +375,11 @@ class SearchAndRefine:
             else DataSource(validation_data, "validation_data", **checks)
         )
         self._check_run(run)  # before the lock creates the folder
+        check_creatable("directory", self.project_dir)
         # One run at a time in the folder: a second fails at once.
         with self.store.lock("search"):
             self.store.check_not_train_result()
+            self.store.check_new_run(self.allow_existing_files)
             self.store.remove_temp_files()  # left by a killed run
             self._load_state()  # what the last run wrote, under the lock
             self._check_run(run)

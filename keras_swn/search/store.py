@@ -21,32 +21,49 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import zipfile
 from typing import Any
+from typing import Callable
 from typing import Mapping
+from typing import TypeVar
 
 import keras
 import numpy as np
 from keras import ops
 
 from keras_swn.bank.budget_report import BudgetReport
-from keras_swn.io_utils import LOCK_FILE
+from keras_swn.io_utils import DamagedFileError
 from keras_swn.io_utils import RunLock
 from keras_swn.io_utils import atomic_write
 from keras_swn.io_utils import atomic_write_json
 from keras_swn.io_utils import atomic_write_text
-from keras_swn.io_utils import is_temp_file
-from keras_swn.io_utils import remove_temp_files
+from keras_swn.search.changes import describe_changes
+from keras_swn.search.run_folder import CHECKPOINTS
+from keras_swn.search.run_folder import DATA
+from keras_swn.search.run_folder import MODEL
+from keras_swn.search.run_folder import PLOTS
+from keras_swn.search.run_folder import RESULTS
+from keras_swn.search.run_folder import STATE
+from keras_swn.search.run_folder import RunFolder
+from keras_swn.search.run_folder import check_folder_text
+from keras_swn.search.run_folder import check_name
+from keras_swn.search.run_folder import folder_kind
 from keras_swn.validation import argument_error
 from keras_swn.validation import check_format
 
-STATE = "state.json"
-DATA = "data.json"
-CHECKPOINTS = "checkpoints"
-PLOTS = "plots"
-MODEL = "model.keras"
-RESULTS = "results.json"
+__all__ = [
+    "CHECKPOINTS",
+    "DATA",
+    "MODEL",
+    "PLOTS",
+    "RESULTS",
+    "STATE",
+    "ProjectStore",
+    "describe_changes",
+    "project_path",
+]
+
+T = TypeVar("T")
 
 _FORMAT = "keras_swn.SearchAndRefine"
 # 3: templates held in HWIO piece order (`keras_swn.bank.layout`); the
@@ -70,10 +87,16 @@ class ProjectStore:
 
     Args:
         project_dir: str, the project folder (created on the first write).
+        argument: str, the argument that chose the folder (named by the
+            errors about its files).
     """
 
-    def __init__(self, project_dir: str | os.PathLike):
+    def __init__(
+        self, project_dir: str | os.PathLike, argument: str = "project_name"
+    ):
         self.project_dir = os.fspath(project_dir)
+        self.argument = argument
+        self.folder = RunFolder(self.project_dir)
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.project_dir, *parts)
@@ -89,32 +112,28 @@ class ProjectStore:
         Returns:
             `"search"`, `"train"` or None.
         """
-        if self.exists(STATE):
-            return "search"
-        if os.path.isdir(self.project_dir) and (
-            self.exists(MODEL) or self.exists(RESULTS)
-        ):
-            return "train"
-        return None
+        return folder_kind(self.project_dir)
 
-    def _written_by_train(self) -> bool:
-        """Whether the folder's `results.json` or `model.keras` was
-        written by `train_and_save` (a `keras_swn_version` in the results,
-        an `SWNModel` in the model file)."""
-        try:
-            results = self.read_json(RESULTS)
-            if isinstance(results, dict) and "keras_swn_version" in results:
-                return True
-        except (OSError, ValueError, UnicodeDecodeError):
-            pass
-        try:
-            with zipfile.ZipFile(self.path(MODEL)) as archive:
-                config = json.loads(archive.read("config.json"))
-            return isinstance(config, dict) and "SWNModel" in str(
-                config.get("class_name", "")
+    def ways_on(self) -> str:
+        """What to do about a damaged file of this folder."""
+        if self.argument == "project_name":
+            return (
+                "The search cannot resume from it. Pass overwrite=True or "
+                "another `project_name`."
             )
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-            return False
+        return (
+            f"Write it again with overwrite=True (it deletes only what "
+            f"keras_swn wrote), or use another `{self.argument}`."
+        )
+
+    def damaged(self, name: str, problem: str) -> DamagedFileError:
+        """The `DamagedFileError` for file `name` of the folder."""
+        return DamagedFileError(
+            self.path(name),
+            problem,
+            argument=self.argument,
+            ways_on=self.ways_on(),
+        )
 
     def lock(self, what: str = "search") -> RunLock:
         """The folder's `RunLock` (`with store.lock(): ...`).
@@ -129,13 +148,19 @@ class ProjectStore:
 
     def remove_temp_files(self) -> list[str]:
         """Delete the temporary files of writes a killed run left in the
-        folder tree (`keras_swn.io_utils.remove_temp_files`); call it
-        while holding `lock`.
+        folder and the folders keras_swn wrote there, and give a folder an
+        earlier version wrote a manifest (`RunFolder.adopt`); call it
+        while holding `lock`, before the run writes.
 
         Returns:
             The paths deleted.
         """
-        return remove_temp_files(self.project_dir)
+        self.folder.adopt()
+        return self.folder.remove_temp_files()
+
+    def check_new_run(self, allow_existing_files: bool = False) -> None:
+        """`RunFolder.check_new_run`, naming this store's argument."""
+        self.folder.check_new_run(self.argument, allow_existing_files)
 
     def check_not_train_result(self) -> None:
         """Refuse to start a search in the folder of a `train` result.
@@ -154,67 +179,21 @@ class ProjectStore:
             )
 
     def remove(self, instead: str = "`project_name` or `directory`") -> None:
-        """Delete what this library wrote in the folder (`overwrite=True`).
-
-        A search project (it holds `state.json`) or a folder that holds
-        nothing but this library's lock and temporary files is deleted
-        whole. From the result of a `train` run (its `results.json`
-        names a `keras_swn_version`, or its `model.keras` holds an
-        `SWNModel`) only the files `train` writes are deleted
-        (`keras_swn.search.training.TRAINING_FILES`), and the folder when
-        nothing else is left. Anything else is left alone.
+        """Delete what keras_swn wrote in the folder (`overwrite=True`):
+        `keras_swn.search.run_folder.RunFolder.remove`.
 
         Args:
             instead: what a refusal suggests choosing instead (the
                 caller's argument names).
 
         Raises:
-            ValueError: if the folder exists, is not empty and is neither
-                kind (or its model and results were not written by this
-                library), or is not a folder;
+            ValueError: when the folder is a file or a link, the current
+                directory or above it, or holds a `model.keras` or
+                `results.json` keras_swn did not write;
                 `keras_swn.io_utils.FolderLockedError` if a live run
                 holds the folder's lock. Nothing is deleted then.
         """
-        folder = self.project_dir
-        if not os.path.lexists(folder):
-            return
-        if os.path.islink(folder) or not os.path.isdir(folder):
-            raise ValueError(
-                f"overwrite=True would delete {folder}, which is not a "
-                "search project folder (a file or a link); nothing was "
-                f"deleted. Use another {instead}."
-            )
-        self.lock().check()
-        entries = [
-            e
-            for e in os.listdir(folder)
-            if e != LOCK_FILE and not is_temp_file(e)
-        ]
-        kind = self.kind()
-        if kind == "train":
-            from keras_swn.search.training import TRAINING_FILES
-
-            if not self._written_by_train():
-                raise ValueError(
-                    f"overwrite=True would delete {MODEL} and {RESULTS} in "
-                    f"{folder}, which keras_swn did not write (not an SWN "
-                    "model, no keras_swn_version in the results); nothing "
-                    f"was deleted. Use another {instead}."
-                )
-            for name in TRAINING_FILES:
-                if os.path.isfile(self.path(name)):
-                    os.remove(self.path(name))
-            self.remove_temp_files()
-            if not set(entries) - set(TRAINING_FILES):
-                shutil.rmtree(folder)
-            return
-        if entries and kind is None:
-            raise ValueError(
-                f"overwrite=True would delete {folder}, which holds no "
-                f"{STATE} (not a search project folder); nothing was "
-                f"deleted. Use another {instead}."
-            )
-        shutil.rmtree(folder)
+        self.folder.remove(instead)
 
     # ------------------------------------------------------------------
     # state.json
@@ -222,12 +201,14 @@ class ProjectStore:
         """The saved state, or None for a new project.
 
         Raises:
-            ValueError: if `state.json` is not a state of this version.
+            ValueError: a `keras_swn.io_utils.DamagedFileError` naming
+                `state.json` if it is not a state of this version.
         """
         if not self.exists(STATE):
             return None
         try:
-            state = self.read_json(STATE)
+            with open(self.path(STATE), encoding="utf-8") as f:
+                state = json.load(f)
             check_format(
                 state,
                 format=_FORMAT,
@@ -237,13 +218,29 @@ class ProjectStore:
             missing = sorted({"config", "run", "oracle"} - set(state))
             if missing:
                 raise ValueError(f"no {missing}")
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ValueError(
-                f"{self.path(STATE)} is damaged or not a state this version "
-                f"can resume ({e}). Pass overwrite=True (CLI: --overwrite) "
-                "to start the search again, or another `project_name`."
-            ) from None
+        except (OSError, ValueError, UnicodeDecodeError) as e:
+            raise self._damaged_state(e) from None
         return state
+
+    def _damaged_state(self, error: BaseException) -> DamagedFileError:
+        return self.damaged(
+            STATE,
+            "is damaged or not a state this version can resume "
+            f"({type(error).__name__}: {str(error)[:300]})",
+        )
+
+    def state_part(self, build: Callable[[Any], T], value: Any) -> T:
+        """`build(value)` for a part of `read_state()` (the run, the
+        oracle state), its errors naming `state.json`.
+
+        Raises:
+            ValueError: a `keras_swn.io_utils.DamagedFileError` naming
+                `state.json` when `build` refuses `value`.
+        """
+        try:
+            return build(value)
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise self._damaged_state(e) from None
 
     def write_state(
         self, config: Mapping, run: Mapping | None, oracle: Mapping
@@ -271,13 +268,7 @@ class ProjectStore:
         if not self.exists(DATA):
             atomic_write_json(self.path(DATA), dict(fingerprints))
             return
-        try:
-            saved = self.read_json(DATA)
-        except ValueError as e:
-            raise ValueError(
-                f"{self.path(DATA)} is damaged ({e}). Pass overwrite=True "
-                "(CLI: --overwrite) to start the search again."
-            ) from None
+        saved = self.read_json(DATA)
         for name, now in fingerprints.items():
             before = saved.get(name) if isinstance(saved, dict) else None
             if now is not None and before is not None and now != before:
@@ -310,9 +301,28 @@ class ProjectStore:
 
     def load_checkpoint(self, model: keras.Model, name: str) -> None:
         """Restore `model` (and its built optimizer) from checkpoint
-        `name`; every variable must be in it, and nothing else."""
-        with np.load(self.path(CHECKPOINTS, name)) as data:
-            saved = {k: data[k] for k in data.files}
+        `name`; every variable must be in it, with its shape, and nothing
+        else.
+
+        Raises:
+            ValueError: a `keras_swn.io_utils.DamagedFileError` naming the
+                checkpoint when it is missing, damaged or truncated, or
+                holds the variables of another model.
+        """
+        rel = os.path.join(CHECKPOINTS, name)
+        try:
+            with np.load(self.path(rel), allow_pickle=False) as data:
+                saved = {k: data[k] for k in data.files}
+        except FileNotFoundError:
+            raise self.damaged(rel, "is missing") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise self.damaged(
+                rel,
+                "is damaged or truncated, not a whole checkpoint "
+                f"({type(e).__name__}: {str(e)[:200]})",
+            ) from None
+        except AttributeError:  # np.load of a pickle-free non-archive
+            raise self.damaged(rel, "is not a checkpoint archive") from None
         targets = {
             _WEIGHT + p: v for p, v in _by_path(model.weights, "model").items()
         }
@@ -327,9 +337,21 @@ class ProjectStore:
         if set(saved) != set(targets):
             missing = sorted(set(targets) - set(saved))[:5]
             extra = sorted(set(saved) - set(targets))[:5]
-            raise ValueError(
-                f"Checkpoint {name} does not match the model: missing "
-                f"{missing}, unexpected {extra}."
+            raise self.damaged(
+                rel,
+                "does not match the model (from another project?): missing "
+                f"{missing}, unexpected {extra}",
+            )
+        wrong = [
+            f"{k}: saved {tuple(saved[k].shape)}, model {tuple(v.shape)}"
+            for k, v in targets.items()
+            if tuple(saved[k].shape) != tuple(v.shape)
+        ]
+        if wrong:
+            raise self.damaged(
+                rel,
+                "holds arrays of other shapes than the model's (from "
+                f"another project?): {'; '.join(wrong[:3])}",
             )
         for key, variable in targets.items():
             variable.assign(saved[key])
@@ -349,8 +371,21 @@ class ProjectStore:
         return name
 
     def read_json(self, name: str) -> Any:
-        with open(self.path(name), encoding="utf-8") as f:
-            return json.load(f)
+        """The JSON file `name` of the folder.
+
+        Raises:
+            ValueError: a `keras_swn.io_utils.DamagedFileError` naming the
+                file when it is missing or not whole JSON.
+        """
+        try:
+            with open(self.path(name), encoding="utf-8") as f:
+                return json.load(f)
+        except FileNotFoundError:
+            raise self.damaged(name, "is missing") from None
+        except (OSError, ValueError, UnicodeDecodeError) as e:
+            raise self.damaged(
+                name, f"is damaged, not whole JSON ({str(e)[:200]})"
+            ) from None
 
     def write_budget_report(self, report: BudgetReport) -> None:
         """`budget_report.json` and the table in `budget_report.txt`."""
@@ -366,117 +401,29 @@ class ProjectStore:
         """The saved model, compiled for evaluation.
 
         Raises:
-            ValueError: naming the file when it is not a readable `.keras`
-                file (damaged, truncated, or another format).
+            ValueError: a `keras_swn.io_utils.DamagedFileError` naming the
+                file when it is missing or not a readable `.keras` file
+                (damaged, truncated, or another format).
         """
         path = self.path(name)
+        if not os.path.isfile(path):
+            raise self.damaged(name, "is missing")
         if not zipfile.is_zipfile(path):
-            raise ValueError(
-                f"{path} is not a readable .keras file (damaged, truncated, "
-                "or another format). Received: path=" + repr(path)
+            raise self.damaged(
+                name,
+                "is not a readable .keras file (damaged, truncated, or "
+                "another format)",
             )
         try:
             model = keras.models.load_model(path)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-            raise ValueError(
-                f"{path} could not be loaded as a keras_swn model ({e}). "
-                f"Received: path={path!r}"
+            raise self.damaged(
+                name,
+                "could not be loaded as a keras_swn model "
+                f"({type(e).__name__}: {str(e)[:200]})",
             ) from None
         model.compile()
         return model
-
-
-def _short(value: Any, limit: int = 100) -> str:
-    """`value` as short text: a serialized Keras object by its `name`
-    (a member: `WRN-10-2`) or as `Class(key=value, ...)`, a list of them
-    cut between items, anything else longer than `limit` cut at a comma
-    or space, with `...`."""
-    if (
-        isinstance(value, dict)
-        and "class_name" in value
-        and isinstance(value.get("config"), dict)
-    ):
-        try:
-            name = getattr(
-                keras.saving.deserialize_keras_object(value), "name", None
-            )
-        except Exception:  # an unregistered class: its config instead
-            name = None
-        if isinstance(name, str):
-            return name
-        inner = ", ".join(f"{k}={v!r}" for k, v in value["config"].items())
-        text = f"{value['class_name']}({inner})"
-    elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
-        items = [_short(v, limit) for v in value]
-        shown: list[str] = []
-        for item in items:
-            if shown and len(", ".join([*shown, item])) > limit - 20:
-                break
-            shown.append(item)
-        rest = len(items) - len(shown)
-        tail = f", ... {rest} more" if rest else ""
-        return "[" + ", ".join(shown) + tail + "]"
-    else:
-        text = repr(value)
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 3]
-    for mark in (", ", " "):
-        at = cut.rfind(mark)
-        if at > limit // 2:
-            cut = cut[:at]
-            break
-    return cut + "..."
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as `{dotted.key: value}` (serialized Keras objects and
-    other values are leaves)."""
-    if not isinstance(value, dict) or "class_name" in value:
-        return {prefix: value}
-    flat: dict[str, Any] = {}
-    for key, inner in value.items():
-        flat.update(_flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
-    return flat
-
-
-def describe_changes(saved: Mapping, now: Mapping, *, max_keys: int = 6) -> str:
-    """The keys whose values differ, as `key: saved X, now Y` text.
-
-    Nested dicts are compared key by key (`recipe.gamma`); each value is
-    shortened cleanly (`_short`), and past `max_keys` keys the rest are
-    counted.
-
-    Args:
-        saved: the saved configuration (a JSON dict).
-        now: the configuration of this call.
-        max_keys: int, how many differing keys to spell out.
-
-    Returns:
-        str; empty when nothing differs.
-
-    Examples:
-        >>> describe_changes({"budget": 1, "seed": 0}, {"budget": 2, "seed": 0})
-        'budget: saved 1, now 2'
-    """
-    old, new = _flatten(dict(saved)), _flatten(dict(now))
-    missing = object()
-    keys = sorted(
-        k
-        for k in set(old) | set(new)
-        if old.get(k, missing) != new.get(k, missing)
-    )
-
-    def show(flat: dict, key: str) -> str:
-        return _short(flat[key]) if key in flat else "(not set)"
-
-    parts = [
-        f"{k}: saved {show(old, k)}, now {show(new, k)}"
-        for k in keys[:max_keys]
-    ]
-    if len(keys) > max_keys:
-        parts.append(f"and {len(keys) - max_keys} more")
-    return "; ".join(parts)
 
 
 def project_path(directory: str | os.PathLike, project_name: Any) -> str:
@@ -484,8 +431,9 @@ def project_path(directory: str | os.PathLike, project_name: Any) -> str:
 
     Raises:
         ValueError: naming `project_name` unless it is one folder name
-            inside `directory` (not `.` or `..`, no separator), or naming
-            `directory` if it exists and is not a folder.
+            inside `directory` (not empty, `.` or `..`, no separator, not
+            longer than the file system takes), or naming `directory` if
+            it is empty or only whitespace, or exists and is not a folder.
     """
     separators = {s for s in (os.sep, os.altsep) if s is not None}
     if (
@@ -495,13 +443,14 @@ def project_path(directory: str | os.PathLike, project_name: Any) -> str:
     ):
         raise argument_error(
             "project_name",
-            "Expected the name of one folder inside `directory` (not '.', "
-            "'..' or a path).",
+            "Expected the name of one folder inside `directory` (not empty, "
+            "'.', '..' or a path).",
             project_name,
         )
-    directory = os.fspath(directory)
+    directory = check_folder_text("directory", directory)
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise argument_error(
             "directory", "Expected a folder, not a file.", directory
         )
+    check_name("project_name", project_name, directory)
     return os.path.join(directory, project_name)

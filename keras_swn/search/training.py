@@ -5,8 +5,12 @@ The library call behind `keras-swn train` and `keras-swn evaluate`: one
 learning-rate schedule `SearchAndRefine` trains with), an evaluation on
 the validation data, and the files of the run, each written atomically.
 The run holds the folder's `RunLock`, refuses a folder that holds a
-search or (unless `overwrite=True`) an earlier trained model, and deletes
-the temporary files a killed run left there (`check_train_directory`).
+search or (unless `overwrite=True`) an earlier trained model, refuses a
+new run in a folder that holds files keras_swn did not write (unless
+`allow_existing_files=True`), and deletes the temporary files a killed
+run left there (`check_train_directory`). What it writes is listed in the
+folder's manifest (`keras_swn.search.run_folder`): `overwrite=True`
+deletes only that.
 """
 
 from __future__ import annotations
@@ -24,21 +28,22 @@ from keras_swn.io_utils import FolderLockedError
 from keras_swn.search.data import DataSource
 from keras_swn.search.recipe import TrainingRecipe
 from keras_swn.search.results import training_results
-from keras_swn.search.store import MODEL
+from keras_swn.search.run_folder import MODEL
+from keras_swn.search.run_folder import TRAINING_FILES
+from keras_swn.search.run_folder import check_creatable
+from keras_swn.search.run_folder import check_folder_text
 from keras_swn.search.store import ProjectStore
 from keras_swn.validation import ArgumentError
 from keras_swn.validation import argument_error
 from keras_swn.validation import check_int
 from keras_swn.validation import naming
 
-#: The files `train_and_save` writes.
-TRAINING_FILES = (
-    MODEL,
-    "policy.json",
-    "budget_report.json",
-    "history.json",
-    "results.json",
-)
+__all__ = [
+    "TRAINING_FILES",
+    "check_train_directory",
+    "load_and_evaluate",
+    "train_and_save",
+]
 
 
 def check_train_directory(
@@ -60,14 +65,15 @@ def check_train_directory(
         `directory`, as a string.
 
     Raises:
-        ValueError: an `ArgumentError` naming `directory` when it is a
-            file, holds a search (`state.json`) and `overwrite` is
-            False, or holds a trained model (`model.keras` or
-            `results.json`) and `overwrite` is False;
+        ValueError: an `ArgumentError` naming `directory` when it is
+            empty or only whitespace, a file, holds a search
+            (`state.json`) and `overwrite` is False, or holds a trained
+            model (`model.keras` or `results.json`) and `overwrite` is
+            False;
             `keras_swn.io_utils.FolderLockedError`, naming the folder and
             the process, when another live run holds the folder's lock.
     """
-    path = os.fspath(directory)
+    path = check_folder_text("directory", directory)
     if os.path.exists(path) and not os.path.isdir(path):
         raise argument_error(
             "directory", "Expected a folder, not a file.", path
@@ -122,6 +128,7 @@ def train_and_save(
     verbose: int | str = 1,
     info: Mapping[str, Any] | None = None,
     overwrite: bool = False,
+    allow_existing_files: bool = False,
 ) -> dict[str, Any]:
     """Train `model` with `recipe`, evaluate it, and write the run's files.
 
@@ -135,12 +142,14 @@ def train_and_save(
     The folder is checked before anything is trained or deleted
     (`check_train_directory`): a folder another run holds (its
     `keras_swn.io_utils.RunLock`) is refused, and so is one holding a
-    search (`state.json`) or a trained model, unless `overwrite=True`.
-    With `overwrite=True` only what keras_swn wrote there is deleted
-    (`ProjectStore.remove`: the whole search, or the files
-    `train_and_save` writes; other files stay). The run then holds the
-    folder's lock until it returns or raises, and first deletes the
-    temporary files a killed run left there.
+    search (`state.json`) or a trained model, unless `overwrite=True`,
+    and so is a folder that holds files keras_swn did not write and no
+    earlier run, unless `allow_existing_files=True`. With
+    `overwrite=True` only what keras_swn wrote there is deleted (the
+    entries of the folder's manifest,
+    `keras_swn.search.run_folder.RunFolder.remove`; other files stay).
+    The run then holds the folder's lock until it returns or raises, and
+    first deletes the temporary files a killed run left there.
 
     Args:
         model: an uncompiled `SWNModel`.
@@ -155,15 +164,19 @@ def train_and_save(
             the data was).
         overwrite: bool; True deletes a trained model or a search in
             `directory` (what keras_swn wrote there) before training.
+        allow_existing_files: bool; True trains into a folder that holds
+            files keras_swn did not write (they are kept).
 
     Returns:
         The contents of `results.json`.
 
     Raises:
         ValueError: an `ArgumentError` naming a bad argument: `directory`
-            when it is a file, holds a search or (unless `overwrite`) a
-            trained model, or `overwrite=True` would delete a
-            `model.keras` or `results.json` keras_swn did not write;
+            when it is empty, a file, cannot be created, holds a search
+            or (unless `overwrite`) a trained model, holds files
+            keras_swn did not write (unless `allow_existing_files`), or
+            `overwrite=True` would delete a `model.keras` or
+            `results.json` keras_swn did not write;
             `keras_swn.io_utils.FolderLockedError`, naming the folder and
             the process, when another live run holds the folder. Nothing
             is trained or deleted then.
@@ -181,12 +194,20 @@ def train_and_save(
         if validation_data is None
         else DataSource(validation_data, "validation_data")
     )
-    store = ProjectStore(check_train_directory(directory, overwrite=overwrite))
-    if overwrite and store.kind() is not None:
-        _remove(store)  # before the lock: a search's folder goes whole
+    if not isinstance(allow_existing_files, bool):
+        raise argument_error(
+            "allow_existing_files", "Expected a bool.", allow_existing_files
+        )
+    path = check_train_directory(directory, overwrite=overwrite)
+    store = ProjectStore(path, argument="directory")
+    if overwrite:
+        _remove(store)  # only what keras_swn wrote, before the lock
+    store.check_new_run(allow_existing_files)
+    check_creatable("directory", path)
     with store.lock("train"):
         store.remove_temp_files()  # left by a killed run
         _check_contents(store, overwrite=False)  # written since the check
+        store.check_new_run(allow_existing_files)
         return _fit_and_write(
             model,
             train,
@@ -270,7 +291,9 @@ def load_and_evaluate(
 
     Raises:
         ValueError: an `ArgumentError` naming `path` when there is no
-            model there or it takes inputs of another shape.
+            model there or it takes inputs of another shape (a
+            `keras_swn.io_utils.DamagedFileError` when the file is
+            damaged or truncated).
     """
     file = os.fspath(path)
     if os.path.isdir(file):
@@ -281,11 +304,8 @@ def load_and_evaluate(
             "Expected a folder holding model.keras, or a .keras file.",
             os.fspath(path),
         )
-    store = ProjectStore(os.path.dirname(os.path.abspath(file)))
-    try:
-        model = store.load_model(os.path.basename(file))
-    except ValueError as e:
-        raise argument_error("path", str(e), os.fspath(path)) from None
+    store = ProjectStore(os.path.dirname(os.path.abspath(file)), "path")
+    model = store.load_model(os.path.basename(file))  # names `path`
     data = DataSource(
         validation_data,
         "validation_data",

@@ -12,6 +12,7 @@ from swn_fixtures import cli_status as run_cli
 
 from keras_swn import cli
 from keras_swn.io_utils import LOCK_FILE
+from keras_swn.io_utils import MANIFEST_FILE
 
 
 @pytest.fixture
@@ -85,7 +86,7 @@ class TestTrainFolder:
         (folder / "results.json").write_text('{"keras_swn_version": "0"}')
         status, err = train(capsys, folder, "--overwrite")
         assert status == 0, err
-        assert fake_train == [[LOCK_FILE, "notes.txt"]]
+        assert fake_train == [[LOCK_FILE, MANIFEST_FILE, "notes.txt"]]
         assert (folder / "notes.txt").read_text() == "old"
         assert not (folder / "history.json").exists()
 

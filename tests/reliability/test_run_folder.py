@@ -15,9 +15,12 @@ import swn_fixtures
 from swn_fixtures import make_search
 
 from keras_swn.io_utils import LOCK_FILE
+from keras_swn.io_utils import MANIFEST_FILE
 from keras_swn.io_utils import FolderLockedError
 from keras_swn.io_utils import RunLock
 from keras_swn.io_utils import is_temp_file
+from keras_swn.io_utils import read_manifest
+from keras_swn.io_utils import write_manifest
 from keras_swn.search.store import describe_changes
 
 #: A pid no process can have (above Linux's largest pid_max, 2**22).
@@ -204,7 +207,12 @@ class TestTrainAndSearchFolders:
     def test_overwrite_deletes_only_the_train_files(self, tmp_path):
         self.train_result(tmp_path / "p", "notes.txt")
         make(tmp_path, overwrite=True)
-        assert os.listdir(tmp_path / "p") == ["notes.txt"]
+        # The folder stays a run folder: an empty manifest.
+        assert sorted(os.listdir(tmp_path / "p")) == [
+            MANIFEST_FILE,
+            "notes.txt",
+        ]
+        assert read_manifest(tmp_path / "p") == []
 
     def test_overwrite_deletes_a_train_folder(self, tmp_path):
         self.train_result(tmp_path / "p")
@@ -306,7 +314,7 @@ class TestTrainAndSave:
         (folder / "results.json").write_text('{"keras_swn_version": "0"}')
         (folder / ".tmp-abcd1234.keras").write_text("half")
         self.train(model, folder, overwrite=True)
-        assert fake_fit == [[LOCK_FILE, "notes.txt"]]
+        assert fake_fit == [[LOCK_FILE, MANIFEST_FILE, "notes.txt"]]
         assert (folder / "notes.txt").read_text() == "old"
 
     def test_overwrite_refuses_files_keras_swn_did_not_write(
@@ -324,10 +332,11 @@ class TestTrainAndSave:
     def test_stale_temp_files_are_removed(self, tmp_path, model, fake_fit):
         folder = tmp_path / "run"
         folder.mkdir()
+        write_manifest(folder, [])  # a run killed before its first file
         (folder / ".tmp-abcd1234.keras").write_text("half")
         (folder / ".tmp-notes.txt").write_text("mine")
         self.train(model, folder)
-        assert fake_fit == [[LOCK_FILE, ".tmp-notes.txt"]]
+        assert fake_fit == [[LOCK_FILE, MANIFEST_FILE, ".tmp-notes.txt"]]
         assert not (folder / LOCK_FILE).exists()  # released
 
     def test_a_file_is_not_a_folder(self, tmp_path, model):
@@ -365,6 +374,7 @@ class TestTempFiles:
         outside = tmp_path / ".tmp-abcd1234.npz"
         for path in [*stale, *kept, outside]:
             path.write_text("x")
+        write_manifest(folder, ["checkpoints/"])  # a killed run's folder
         start(make(tmp_path))
         assert not any(p.exists() for p in stale)
         assert all(p.exists() for p in kept)
