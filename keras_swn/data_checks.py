@@ -152,14 +152,6 @@ def _check_shape(shape: tuple, name: str, want: tuple, where: str) -> None:
     one = tuple(shape[1:])
     if one == want:
         return
-    if len(shape) == len(want):
-        raise argument_error(
-            name,
-            f"Expected batches of inputs of shape {want}: these are single "
-            "examples (unbatched elements). Call .batch(batch_size) on the "
-            "dataset.",
-            _received(where, f"x of shape {tuple(shape)}"),
-        )
     hint = ""
     if len(want) == 3 and one == (want[2], want[0], want[1]):
         hint = (
@@ -202,6 +194,10 @@ def check_labels(
     y = np.asarray(y)
     if y.dtype.kind in "USO":
         try:
+            if y.dtype.kind != "O" or any(
+                isinstance(v, (str, bytes)) for v in y.flat
+            ):
+                raise TypeError("text")
             y = y.astype(np.float64)
         except (TypeError, ValueError):
             raise argument_error(
@@ -267,6 +263,14 @@ def _check_batch(batch: Any, index: int, name: str, **checks: Any) -> None:
             _received(where, f"a {type(batch).__name__}"),
         )
     x, y = (np.asarray(keras.ops.convert_to_numpy(a)) for a in batch[:2])
+    shape = checks.get("input_shape")
+    if (shape is not None and x.ndim == len(shape)) or y.ndim == 0:
+        raise argument_error(
+            name,
+            "Expected batches of examples: these are single examples "
+            "(unbatched elements). Call .batch(batch_size) on the dataset.",
+            _received(where, f"x of shape {x.shape}, y of shape {y.shape}"),
+        )
     check_arrays(x, y, name, where=where, **checks)
 
 

@@ -20,6 +20,7 @@ from keras_swn.data_checks import check_data
 from keras_swn.data_checks import is_arrays
 from keras_swn.models.member_builder import MemberBuilder
 from keras_swn.policy.sharing_policy import SharingPolicy
+from keras_swn.validation import ArgumentError
 from keras_swn.validation import argument_error
 from keras_swn.validation import invalid_argument
 from keras_swn.validation import naming
@@ -160,8 +161,11 @@ def read_policy_file(path: str, name: str = "policy") -> SharingPolicy:
     try:
         return SharingPolicy.from_json(text)
     except ValueError as e:
-        with naming(name):
-            raise ValueError(f"The policy file {path!r}: {e}") from None
+        raise ArgumentError(
+            name,
+            f"Invalid value for argument `{name}`: the file {path!r} holds "
+            f"no valid sharing policy. {e}",
+        ) from None
 
 
 def policy_argument(policy: str | os.PathLike) -> SharingPolicy:
@@ -319,7 +323,7 @@ def checked_fit_arguments(model: Any, args: tuple, kwargs: dict) -> dict:
                 "y", "Expected labels, one per example.", type(y).__name__
             )
         check_arrays(x, y, "x", y_name="y", **checks)
-    elif x is not None and y is None:
+    elif x is not None and y is None and not isinstance(x, (list, tuple)):
         arguments["x"] = check_data(
             x, "x", steps=arguments.get("steps_per_epoch"), **checks
         )

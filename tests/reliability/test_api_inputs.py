@@ -174,3 +174,213 @@ class TestSaveAndLoad:
         with pytest.raises(ValueError, match=r"`filepath`.*save as `\.keras`"):
             model().save(tmp_path / name)
         assert not (tmp_path / name).exists()
+
+
+# ----------------------------------------------------------------------
+# Constructor arguments (issue 20)
+
+
+@pytest.mark.parametrize(
+    "weights", [[math.nan], [math.inf], [-1.0], ["a"], [True], [1.0, 1.0]]
+)
+def test_member_loss_weights_finite_non_negative(weights):
+    with pytest.raises(ValueError, match="argument `member_loss_weights`"):
+        model(member_loss_weights=weights)
+
+
+def test_input_shape_of_rank_two_is_named_at_construction():
+    with pytest.raises(
+        ValueError, match=r"`input_shape`.*\(height, width, channels\)"
+    ) as e:
+        model(input_shape=(16, 16))
+    assert "input_shape=(16, 16)" in str(e.value)
+
+
+class TestPolicyArgument:
+    @pytest.fixture(scope="class")
+    def policy(self):
+        return model().policy
+
+    def test_path_is_read_as_a_file(self, policy, tmp_path):
+        path = tmp_path / "policy.json"
+        policy.save(path)
+        for given in (str(path), path):
+            assert model(policy=given).policy == policy
+
+    def test_json_text_and_instance(self, policy):
+        assert model(policy=policy.to_json()).policy == policy
+        assert model(policy=policy).policy == policy
+
+    def test_missing_file_names_the_argument(self, tmp_path):
+        missing = str(tmp_path / "nope.json")
+        with pytest.raises(ValueError, match="argument `policy`.*not found"):
+            model(policy=missing)
+
+    def test_binary_file(self, tmp_path):
+        path = tmp_path / "policy.json"
+        path.write_bytes(b"\x89PNG\x00\xff\xfe")
+        with pytest.raises(ValueError, match="`policy`.*binary") as e:
+            model(policy=str(path))
+        assert "codec" not in str(e.value)
+
+    def test_file_of_invalid_json_names_the_file(self, tmp_path):
+        path = tmp_path / "policy.json"
+        path.write_text('{"format": ')
+        with pytest.raises(ValueError, match="`policy`") as e:
+            model(policy=str(path))
+        assert "policy.json" in str(e.value)
+
+
+# ----------------------------------------------------------------------
+# SWNModel.fit: the data checks of every form (issue 20)
+
+
+def digits_like(n=16, size=8, channels=1, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, size, size, channels)).astype("float32")
+    return x, np.arange(n) % 10
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    m = model()
+    m.compile("sgd")
+    return m
+
+
+class TestFitData:
+    def test_empty_arrays(self, compiled):
+        x, y = digits_like()
+        with pytest.raises(ValueError, match="argument `x`.*empty"):
+            compiled.fit(x[:0], y[:0], verbose=0)
+
+    def test_channels_first_is_named(self, compiled):
+        x, y = digits_like()
+        with pytest.raises(
+            ValueError, match=r"`x`.*channels-first.*transpose\(0, 2, 3, 1\)"
+        ) as e:
+            compiled.fit(x.transpose(0, 3, 1, 2), y, verbose=0)
+        assert "(16, 1, 8, 8)" in str(e.value)
+
+    def test_wrong_image_size(self, compiled):
+        x, y = digits_like(size=6)
+        with pytest.raises(ValueError, match=r"\(8, 8, 1\).*\(16, 6, 6, 1\)"):
+            compiled.fit(x, y, verbose=0)
+
+    def test_string_labels(self, compiled):
+        x, y = digits_like()
+        with pytest.raises(ValueError, match="argument `y`.*not strings"):
+            compiled.fit(x, y.astype(str), verbose=0)
+
+    def test_label_out_of_range(self, compiled):
+        x, y = digits_like()
+        y[3] = 10
+        with pytest.raises(ValueError, match=r"`y`.*\[0, 10\).*0 to 10"):
+            compiled.fit(x, y, verbose=0)
+
+    def test_nan_pixel(self, compiled):
+        x, y = digits_like()
+        x[2, 1, 1, 0] = np.nan
+        with pytest.raises(ValueError, match="`x`.*1 non-finite"):
+            compiled.fit(x, y, verbose=0)
+
+    def test_positional_arguments_still_work(self, compiled):
+        x, y = digits_like()
+        history = compiled.fit(x, y, 8, 1, 0)
+        assert len(history.history["loss"]) == 1
+
+    def test_validation_data_is_checked(self, compiled):
+        x, y = digits_like()
+        with pytest.raises(ValueError, match="`validation_data`.*3 to 12"):
+            compiled.fit(x, y, validation_data=(x, y + 3), verbose=0)
+
+    def test_generator_is_peeked_without_losing_a_batch(self, compiled):
+        x, y = digits_like(n=32)
+        seen = []
+
+        def batches():
+            for s in range(0, 32, 8):
+                seen.append(s)
+                yield x[s : s + 8], y[s : s + 8]
+
+        history = compiled.fit(batches(), steps_per_epoch=4, verbose=0)
+        assert seen == [0, 8, 16, 24]
+        assert len(history.history["loss"]) == 1
+
+    def test_generator_with_a_string_label(self, compiled):
+        x, y = digits_like()
+
+        def batches():
+            yield x[:8], y[:8].astype(str)
+
+        with pytest.raises(ValueError, match="`x`.*not strings"):
+            compiled.fit(batches(), verbose=0)
+
+    def test_empty_generator(self, compiled):
+        with pytest.raises(ValueError, match="`x`.*empty"):
+            compiled.fit(iter(()), verbose=0)
+
+    def test_py_dataset_with_channels_first(self, compiled):
+        x, y = digits_like()
+
+        class Batches(keras.utils.PyDataset):
+            def __len__(self):
+                return 2
+
+            def __getitem__(self, i):
+                s = slice(8 * i, 8 * i + 8)
+                return x[s].transpose(0, 3, 1, 2), y[s]
+
+        with pytest.raises(ValueError, match="`x`.*channels-first.*batch 0"):
+            compiled.fit(Batches(), verbose=0)
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="tf.data is TF-only"
+)
+class TestFitDataset:
+    def dataset(self, x, y, batch=8):
+        import tensorflow as tf
+
+        data = tf.data.Dataset.from_tensor_slices((x, y))
+        return data if batch is None else data.batch(batch)
+
+    def test_label_out_of_range(self, compiled):
+        x, y = digits_like()
+        y[9] = 10
+        with pytest.raises(ValueError, match=r"`x`.*batch 1: labels from"):
+            compiled.fit(self.dataset(x, y), verbose=0)
+
+    def test_string_labels(self, compiled):
+        x, y = digits_like()
+        with pytest.raises(ValueError, match="`x`.*not strings"):
+            compiled.fit(self.dataset(x, y.astype(str)), verbose=0)
+
+    def test_unbatched(self, compiled):
+        x, y = digits_like()
+        with pytest.raises(ValueError, match=r"`x`.*unbatched.*\.batch"):
+            compiled.fit(self.dataset(x, y, batch=None), verbose=0)
+
+    def test_six_by_six_images(self, compiled):
+        x, y = digits_like(size=6)
+        with pytest.raises(ValueError, match=r"\(8, 8, 1\).*\(8, 6, 6, 1\)"):
+            compiled.fit(self.dataset(x, y), verbose=0)
+
+    def test_empty(self, compiled):
+        x, y = digits_like()
+        with pytest.raises(ValueError, match="`x`.*empty"):
+            compiled.fit(self.dataset(x, y).take(0), verbose=0)
+
+    def test_infinite_needs_steps_per_epoch(self, compiled):
+        x, y = digits_like()
+        data = self.dataset(x, y).repeat()
+        with pytest.raises(ValueError, match="`x`.*steps_per_epoch"):
+            compiled.fit(data, verbose=0)
+        history = compiled.fit(data, steps_per_epoch=2, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+
+    def test_nan_in_the_second_batch(self, compiled):
+        x, y = digits_like()
+        x[12, 0, 0, 0] = np.inf
+        with pytest.raises(ValueError, match="`x`.*batch 1: 1 non-finite"):
+            compiled.fit(self.dataset(x, y), verbose=0)
