@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from typing import Any
 
 from keras_swn.models.model_args import MEMBERS_ATTRIBUTE
@@ -80,7 +81,9 @@ class SavingMethods:
             What `keras.Model.load_weights` returns.
 
         Raises:
-            ValueError: naming `filepath` and both member lists when the
+            ValueError: a `keras_swn.io_utils.DamagedFileError` naming
+                `filepath` when the file is damaged or truncated; naming
+                `filepath` and both member lists when the
                 file was saved from a model with other members, or when
                 its weights do not fit this model (e.g. another budget or
                 policy).
@@ -100,6 +103,17 @@ class SavingMethods:
             return super().load_weights(  # type: ignore[misc]
                 filepath, *args, **kwargs
             )
+        except (OSError, zipfile.BadZipFile) as e:  # damaged or truncated
+            if not os.path.isfile(path):
+                raise
+            from keras_swn.io_utils import DamagedFileError
+
+            raise DamagedFileError(
+                path,
+                f"is damaged or truncated ({str(e)[:200]})",
+                argument="filepath",
+                ways_on="Save the weights again, or load another file.",
+            ) from None
         except ValueError as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
             if "could not be loaded" not in first and "expected" not in first:

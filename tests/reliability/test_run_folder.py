@@ -421,3 +421,87 @@ class TestChangedArguments:
         many = describe_changes({f"k{i}": i for i in range(9)}, {})
         assert many.endswith("; and 3 more")
         assert "k0: saved 0, now (not set)" in many
+
+
+# ----------------------------------------------------------------------
+# Folder safety: empty, uncreatable and too-long folders; user files.
+class TestFolderArguments:
+    @pytest.mark.parametrize("directory", ["", "   ", "\t"])
+    def test_empty_directory_is_refused(self, tmp_path, monkeypatch, directory):
+        monkeypatch.chdir(tmp_path)
+        with pytest.raises(ValueError, match="not an empty one") as e:
+            make(directory)
+        assert e.value.argument == "directory"
+        assert os.listdir(tmp_path) == []
+
+    @pytest.mark.parametrize("name", ["", "  ", ".", "..", "a/b"])
+    def test_project_name_one_folder_name(self, tmp_path, name):
+        with pytest.raises(ValueError, match="one folder") as e:
+            make(tmp_path, name)
+        assert e.value.argument == "project_name"
+
+    def test_long_project_name(self, tmp_path):
+        with pytest.raises(ValueError, match="name is too long") as e:
+            make(tmp_path, "p" * 300)
+        assert e.value.argument == "project_name"
+        assert "300 bytes" in str(e.value)
+        assert os.listdir(tmp_path) == []
+
+    @pytest.mark.parametrize(
+        "directory, reason",
+        [
+            ("/proc/keras_swn_x", "No such file or directory"),
+            ("{file}/sub", "Not a directory"),
+        ],
+    )
+    def test_folder_that_cannot_be_created(self, tmp_path, directory, reason):
+        (tmp_path / "file").write_text("")
+        directory = directory.format(file=tmp_path / "file")
+        search = make(directory)
+        with pytest.raises(ValueError, match="Cannot create or write") as e:
+            search.search(
+                swn_fixtures.digits()[0], search_epochs=1, epochs=2, verbose=0
+            )
+        assert e.value.argument == "directory"
+        assert reason in str(e.value)
+        assert directory in str(e.value)
+
+    def test_train_empty_directory(self, tmp_path, monkeypatch):
+        from keras_swn.search import train_and_save
+
+        monkeypatch.chdir(tmp_path)
+        for directory in ("", " "):
+            with pytest.raises(ValueError, match="not an empty one") as e:
+                train_and_save(
+                    swn_fixtures.tiny_swn_model(),
+                    swn_fixtures.digits()[0],
+                    directory=directory,
+                    epochs=1,
+                )
+            assert e.value.argument == "directory"
+        assert os.listdir(tmp_path) == []
+
+    def test_train_folder_that_cannot_be_created(self, tmp_path):
+        from keras_swn.search import train_and_save
+
+        model = swn_fixtures.tiny_swn_model()
+        with pytest.raises(ValueError, match="No such file") as e:
+            train_and_save(
+                model,
+                swn_fixtures.digits()[0],
+                directory="/proc/keras_swn_x",
+                epochs=1,
+            )
+        assert e.value.argument == "directory"
+        assert not model.compiled
+
+    def test_store_and_training_share_the_file_names(self):
+        # No hidden import cycle: store.py does not import training.py.
+        from keras_swn.search import run_folder
+        from keras_swn.search import store
+        from keras_swn.search import training
+
+        source = open(store.__file__).read()
+        assert "keras_swn.search.training" not in source
+        assert training.TRAINING_FILES is run_folder.TRAINING_FILES
+        assert set(run_folder.TRAINING_FILES) <= set(run_folder.SEARCH_FILES)
