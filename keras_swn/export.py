@@ -25,6 +25,8 @@ def _stock_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
             layer.kernel_size,
             strides=layer.strides,
             padding=padding,
+            dilation_rate=getattr(layer, "dilation_rate", 1),
+            activation=getattr(layer, "activation", None),
             use_bias=layer.use_bias,
             # Overwritten by the composed kernel; "zeros" skips drawing
             # random values for a kernel that is thrown away.
@@ -110,15 +112,38 @@ def to_keras(
                 args = (pad(args[0]), *args[1:])
         return layer(*args, **kwargs)
 
+    # recursive: a nested functional / Sequential sub-model (a converted
+    # `KerasMember`) is rebuilt with stock layers too.
     exported = keras.models.clone_model(
-        source, clone_function=clone_function, call_function=call_function
+        source,
+        clone_function=clone_function,
+        call_function=call_function,
+        recursive=True,
     )
     if name is not None:
         exported = keras.Model(exported.input, exported.output, name=name)
+    _copy_weights(source, exported)
+    return exported
+
+
+def _is_graph_model(layer: Any) -> bool:
+    """A functional or Sequential model (what `clone_model` recurses
+    into)."""
+    return any(
+        c.__name__ in ("Functional", "Sequential") for c in type(layer).__mro__
+    )
+
+
+def _copy_weights(source: keras.Model, exported: keras.Model) -> None:
+    """Composed kernels and every other weight, layer by layer (into
+    nested sub-models too)."""
     for layer in source.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
         target = exported.get_layer(layer.name)
+        if _is_graph_model(layer) and _is_graph_model(target):
+            _copy_weights(layer, target)
+            continue
         if isinstance(layer, (SuperWeightConv2D, SuperWeightDense)):
             kernel = keras.ops.convert_to_numpy(
                 keras.ops.cast(layer.kernel, "float32")
@@ -134,4 +159,3 @@ def to_keras(
             )
         else:
             target.set_weights(layer.get_weights())
-    return exported

@@ -68,6 +68,13 @@ class SuperWeightConv2D(BaseSuperWeight):
             `((top, bottom), (left, right))`.
         use_bias: bool, whether to add a (plain, unshared) bias.
         bias_initializer: initializer of the bias.
+        dilation_rate: int or tuple of 2 ints, the dilation of the
+            convolution (as `keras.layers.Conv2D`).
+        activation: the activation applied after the bias (name or
+            callable), or None.
+        data_format: `"channels_last"` (or None): the only layout; a
+            `"channels_first"` layer is refused (transpose the inputs, or
+            build the model channels-last).
         **kwargs: the shared-bank arguments below and the base
             layer's arguments (`name`, `dtype`, ...).
 
@@ -110,9 +117,19 @@ class SuperWeightConv2D(BaseSuperWeight):
         padding: Any = "valid",
         use_bias: bool = False,
         bias_initializer: Any = "zeros",
+        dilation_rate: int | tuple[int, int] = 1,
+        activation: Any = None,
+        data_format: str | None = None,
         **kwargs: Any,
     ):
         filters = check_int("filters", filters, minimum=1)
+        if data_format not in (None, "channels_last"):
+            raise ValueError(
+                "Invalid value for argument `data_format`. SuperWeight "
+                "convolutions are channels-last only: build the model with "
+                "`data_format='channels_last'` (the Keras default). "
+                f"Received: data_format={data_format!r}"
+            )
         super().__init__(
             use_bias=use_bias, bias_initializer=bias_initializer, **kwargs
         )
@@ -120,6 +137,15 @@ class SuperWeightConv2D(BaseSuperWeight):
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.strides = _pair(strides, "strides")
         self.padding = _padding(padding)
+        self.dilation_rate = _pair(dilation_rate, "dilation_rate")
+        if self.dilation_rate != (1, 1) and self.strides != (1, 1):
+            raise ValueError(
+                "Invalid value for argument `dilation_rate`: a dilated "
+                "convolution takes strides 1 (as keras.layers.Conv2D). "
+                f"Received: dilation_rate={dilation_rate!r}, "
+                f"strides={strides!r}"
+            )
+        self.activation = keras.activations.get(activation)
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
     def _kernel_spec_shape(self, input_shape):
@@ -141,20 +167,33 @@ class SuperWeightConv2D(BaseSuperWeight):
             if t or b or l or r:
                 inputs = ops.pad(inputs, [[0, 0], [t, b], [l, r], [0, 0]])
             padding = "valid"
-        return ops.conv(inputs, kernel, strides=self.strides, padding=padding)
+        return ops.conv(
+            inputs,
+            kernel,
+            strides=self.strides,
+            padding=padding,
+            dilation_rate=self.dilation_rate,
+        )
 
     def call(self, inputs):
         outputs = self.convolution_op(inputs, self.kernel)
         if self.bias is not None:
             outputs = outputs + self.bias
+        if self.activation is not None:
+            outputs = self.activation(outputs)
         return outputs
 
     def compute_output_shape(self, input_shape):
         rows, cols = input_shape[1], input_shape[2]
         out = []
-        for size, k, s, i in zip(
-            (rows, cols), self.kernel_size, self.strides, (0, 1)
+        for size, k, s, d, i in zip(
+            (rows, cols),
+            self.kernel_size,
+            self.strides,
+            self.dilation_rate,
+            (0, 1),
         ):
+            k = (k - 1) * d + 1  # the dilated kernel's extent
             if size is None:
                 out.append(None)
             elif self.padding == "same":
@@ -174,4 +213,6 @@ class SuperWeightConv2D(BaseSuperWeight):
             "kernel_size": list(self.kernel_size),
             "strides": list(self.strides),
             "padding": padding,
+            "dilation_rate": list(self.dilation_rate),
+            "activation": keras.activations.serialize(self.activation),
         }

@@ -7,6 +7,7 @@ from keras_swn.lazy import export_names
 # The exports below, imported statically for type checkers only (keep the
 # two lists equal).
 if TYPE_CHECKING:
+    from keras_swn.models.keras_member import KerasMember
     from keras_swn.models.member_builder import LayerFactory
     from keras_swn.models.member_builder import MemberBuilder
     from keras_swn.models.rebuild import clone_swn_model
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 export_names(
     globals(),
     {
+        "KerasMember": "keras_swn.models.keras_member",
         "LayerFactory": "keras_swn.models.member_builder",
         "MemberBuilder": "keras_swn.models.member_builder",
         "SWNModel": "keras_swn.models.swn_model",
