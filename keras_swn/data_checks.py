@@ -148,17 +148,37 @@ def _check_inputs(x: np.ndarray, name, input_shape, where: str) -> None:
             )
 
 
+#: The channels-first hint of the messages.
+CHANNELS_FIRST = (
+    "The data looks channels-first (N, C, H, W) and the model takes "
+    "channels-last (N, H, W, C): pass x.transpose(0, 2, 3, 1)."
+)
+
+
+def looks_channels_first(shape: Sequence[int]) -> bool:
+    """Whether images of `shape` `(N, a, b, c)` look channels-first: a
+    first axis of 1, 3 or 4 channels before square images larger than 4.
+
+    Used where no `input_shape` says which it is (the command line reads
+    the shape from the data).
+
+    Examples:
+        >>> looks_channels_first((10, 3, 32, 32)), looks_channels_first(
+        ...     (10, 32, 32, 3))
+        (True, False)
+    """
+    return (
+        len(shape) == 4 and shape[1] in (1, 3, 4) and shape[2] == shape[3] > 4
+    )
+
+
 def _check_shape(shape: tuple, name: str, want: tuple, where: str) -> None:
     one = tuple(shape[1:])
     if one == want:
         return
     hint = ""
     if len(want) == 3 and one == (want[2], want[0], want[1]):
-        hint = (
-            " The data looks channels-first (N, C, H, W) and the model "
-            "takes channels-last (N, H, W, C): pass "
-            "x.transpose(0, 2, 3, 1)."
-        )
+        hint = " " + CHANNELS_FIRST
     raise argument_error(
         name,
         f"Expected inputs of shape {want} (the model's input_shape), one "
@@ -216,8 +236,7 @@ def check_labels(
     if y.ndim == 2 and y.shape[1] > 1:
         raise argument_error(
             name,
-            "Expected integer class ids, not one-hot rows: pass "
-            "y.argmax(-1).",
+            "Expected integer class ids, not one-hot rows: pass y.argmax(-1).",
             _received(where, f"y of shape {y.shape}"),
         )
     if y.ndim > 2 or y.ndim == 0:
@@ -382,6 +401,4 @@ def _check_dataset(dataset, name, steps, hint, checks) -> None:
         )
     if cardinality == 0:
         raise _empty(name, "a tf.data.Dataset of 0 batches")
-    _peek(
-        iter(dataset.take(PEEK)), name, "an empty tf.data.Dataset", **checks
-    )
+    _peek(iter(dataset.take(PEEK)), name, "an empty tf.data.Dataset", **checks)

@@ -407,8 +407,16 @@ def load_data(flags: Parsed) -> tuple:
         raise flags.error(e, "data", renames={"path": "data"}) from None
     (x, y), (xv, yv) = arrays
     check_split(flags, len(x), len(xv))
+    from keras_swn.data_checks import CHANNELS_FIRST
     from keras_swn.data_checks import check_arrays
+    from keras_swn.data_checks import looks_channels_first
 
+    if looks_channels_first(x.shape):
+        raise flags.invalid(
+            "data",
+            f"Images of shape {tuple(x.shape[1:])}: "
+            + CHANNELS_FIRST.replace("pass", "save"),
+        )
     try:  # the checks of SearchAndRefine.search and SWNModel.fit
         check_arrays(x, y, "train_data")
         check_arrays(xv, yv, "validation_data")

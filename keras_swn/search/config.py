@@ -23,6 +23,7 @@ import keras
 from keras_swn.analysis.attachment import attach_members
 from keras_swn.analysis.clustering import BUDGET_CHECKS
 from keras_swn.analysis.clustering import SCHEDULES as THRESHOLD_SCHEDULES
+from keras_swn.analysis.grouping_config import GroupingConfig
 from keras_swn.analysis.partition import CLUSTERINGS
 from keras_swn.analysis.similarity import SIGNALS
 from keras_swn.bank.bank_config import BankConfig
@@ -41,13 +42,17 @@ from keras_swn.validation import choice_check
 from keras_swn.validation import int_check
 from keras_swn.validation import optional
 
+#: The grouping options' defaults and the reference's choices, declared
+#: once in `keras_swn.analysis` (what `search_groups` uses by default).
+_GROUPING, _REFERENCE = GroupingConfig(), GroupingConfig.reference()
+
 #: The options `reference_compatible=True` selects: (reference, default).
 REFERENCE_OPTIONS = {
-    "clustering": ("reference", "connected_components"),
-    "chain_sort": ("reference", "stable"),
+    "clustering": (_REFERENCE.clustering, _GROUPING.clustering),
+    "chain_sort": (_REFERENCE.chain_sort, _GROUPING.chain_sort),
     "template_fan_in": (9, "kernel"),
-    "budget_check": ("proxy", "exact"),
-    "threshold_schedule": ("step", "split"),
+    "budget_check": (_REFERENCE.budget_check, _GROUPING.budget_check),
+    "threshold_schedule": (_REFERENCE.schedule, _GROUPING.schedule),
 }
 
 
@@ -203,15 +208,15 @@ class SearchConfig:
     seed: int = 0
     num_bins: int = 4
     threshold_schedule: str | None = None
-    group_share: float = 0.5
-    threshold_start: float = 0.1
-    threshold_decrement: float = 0.05
+    group_share: float = _GROUPING.group_share
+    threshold_start: float = _GROUPING.threshold_start
+    threshold_decrement: float = _GROUPING.threshold_decrement
     clustering: str | None = None
-    signal: str = "gradient"
+    signal: str = _GROUPING.signal
     capture_batches: int = 1
     batch_size: int = 128
     refine_threshold: float = 0.9
-    coefficient_threshold: float | None = None
+    coefficient_threshold: float | None = _GROUPING.coefficient_threshold
     budget_check: str | None = None
     chain_sort: str | None = None
     template_fan_in: int | str | None = None

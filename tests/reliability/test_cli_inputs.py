@@ -89,3 +89,88 @@ def test_output_dir_that_is_a_file(capsys, tmp_path):
     assert_one_line(status, err, "--output_dir=", "not a file")
     assert path.read_text() == ""
     assert os.listdir(tmp_path) == ["file"]
+
+
+# ----------------------------------------------------------------------
+# Issue 20: the data checks and flag combinations
+
+
+def test_empty_npz(capsys, tmp_path):
+    path = tmp_path / "empty.npz"
+    np.savez(path, x=np.zeros((0, 8, 8, 1), "float32"), y=np.zeros(0, int))
+    status, err = run(
+        capsys,
+        "search",
+        "--data",
+        str(path),
+        "--output_dir",
+        str(tmp_path / "o"),
+    )
+    assert_one_line(status, err, "--data=", "no examples")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("rows", [1, 2])
+def test_npz_too_small_for_the_split(capsys, tmp_path, rows):
+    path = tmp_path / "small.npz"
+    np.savez(path, x=np.zeros((rows, 8, 8, 1), "float32"), y=np.arange(rows))
+    status, err = run(capsys, "search", "--data", str(path))
+    assert_one_line(status, err, "--data=", f"holds {rows} examples")
+
+
+def test_channels_first_npz_names_the_transpose(capsys, tmp_path, data):
+    x = np.random.default_rng(0).random((40, 1, 8, 8)).astype("float32")
+    path = data("chw.npz", x=x)
+    status, err = run(capsys, "search", "--data", path)
+    assert_one_line(
+        status, err, "--data=", "(1, 8, 8)", "channels-first", "transpose"
+    )
+
+
+def test_string_labels_npz(capsys, data):
+    y = np.array(["cat", "dog"] * 20)
+    status, err = run(capsys, "search", "--data", data("str.npz", y=y))
+    assert_one_line(status, err, "--data=", "integer class labels")
+
+
+def test_dataset_and_data_are_exclusive(capsys, data):
+    status, err = run(
+        capsys, "search", "--dataset", "digits", "--data", data("d.npz")
+    )
+    assert_one_line(status, err, "--dataset=digits", "not both")
+
+
+def test_binary_policy_file(capsys, tmp_path):
+    path = tmp_path / "policy.json"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    status, err = run(
+        capsys,
+        "train",
+        "--policy",
+        str(path),
+        "--output_dir",
+        str(tmp_path / "o"),
+    )
+    assert_one_line(status, err, "--policy=", "binary")
+    assert "codec" not in err
+
+
+def test_same_message_as_the_python_api(capsys, tmp_path, data):
+    """The CLI and `SearchAndRefine.search` run the same check."""
+    from keras_swn.data_checks import check_arrays
+
+    x = np.random.default_rng(0).random((40, 8, 8, 1)).astype("float32")
+    x[0, 0, 0, 0] = np.inf
+    with pytest.raises(ValueError) as e:
+        check_arrays(x[:32], np.arange(32) % 10, "train_data")
+    status, err = run(
+        capsys,
+        "search",
+        "--data",
+        data("inf.npz", x=x),
+        "--output_dir",
+        str(tmp_path / "o"),
+    )
+    assert status == 2, err
+    expected = str(e.value).split(". ", 1)[1].split(" Received")[0]
+    assert expected in err, (expected, err)

@@ -202,3 +202,155 @@ def test_collect_kernel_gradients_batch_size_zero():
     model = swn_fixtures.tiny_swn_model()
     with pytest.raises(ValueError, match="batch_size=0"):
         model.collect_kernel_gradients(x, y, batch_size=0)
+
+
+# ----------------------------------------------------------------------
+# The same data checks for every form (issue 20)
+
+
+class TestDataForms:
+    def test_string_labels(self, tmp_path):
+        (x, y), _ = digits()
+        with pytest.raises(ValueError, match="`train_data`.*not strings"):
+            make(tmp_path).search((x, y.astype(str)), epochs=2, verbose=0)
+
+    def test_empty_arrays(self, tmp_path):
+        (x, y), _ = digits()
+        with pytest.raises(ValueError, match="`train_data`.*empty"):
+            make(tmp_path).search((x[:0], y[:0]), epochs=2, verbose=0)
+        assert not (tmp_path / "p").exists()
+
+    def test_channels_first(self, tmp_path):
+        (x, y), _ = digits()
+        with pytest.raises(ValueError, match="`train_data`.*channels-first"):
+            make(tmp_path).search(
+                (x.transpose(0, 3, 1, 2), y), epochs=2, verbose=0
+            )
+
+    def test_list_of_batches_with_a_label_beyond_the_classes(self, tmp_path):
+        (x, y), _ = digits()
+        y = y.copy()
+        y[20] = 10
+        batches = [(x[:16], y[:16]), (x[16:], y[16:])]
+        with pytest.raises(
+            ValueError, match=r"`train_data`.*\[0, 10\).*batch 1: labels"
+        ):
+            make(tmp_path).search(batches, epochs=2, verbose=0)
+
+    def test_empty_list_of_batches(self, tmp_path):
+        with pytest.raises(ValueError, match="`train_data`.*empty"):
+            make(tmp_path).search([], epochs=2, verbose=0)
+
+    def test_generator_is_refused(self, tmp_path):
+        (x, y), _ = digits()
+        batches = ((x[s : s + 16], y[s : s + 16]) for s in (0, 16))
+        with pytest.raises(
+            ValueError, match="`train_data`.*more than once.*generator"
+        ):
+            make(tmp_path).search(batches, epochs=2, verbose=0)
+
+    def test_validation_batches_checked(self, tmp_path):
+        train, (xv, yv) = digits()
+        with pytest.raises(ValueError, match="`validation_data`.*non-finite"):
+            bad = xv.copy()
+            bad[0, 0, 0, 0] = np.inf
+            make(tmp_path).search(
+                train, [(bad[:8], yv[:8])], epochs=2, verbose=0
+            )
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="tf.data is TF-only"
+)
+class TestDatasets:
+    def dataset(self, x, y, batch=16):
+        import tensorflow as tf
+
+        data = tf.data.Dataset.from_tensor_slices((x, y))
+        return data if batch is None else data.batch(batch)
+
+    def test_infinite_dataset_is_refused(self, tmp_path):
+        (x, y), _ = digits()
+        data = self.dataset(x, y).repeat()
+        with pytest.raises(
+            ValueError, match=r"`train_data`.*repeats forever.*\.take"
+        ):
+            make(tmp_path).search(data, epochs=2, verbose=0)
+        assert not (tmp_path / "p").exists()
+
+    def test_label_beyond_the_classes(self, tmp_path):
+        (x, y), _ = digits()
+        y = y.copy()
+        y[0] = 10
+        with pytest.raises(ValueError, match=r"`train_data`.*\[0, 10\)"):
+            make(tmp_path).search(self.dataset(x, y), epochs=2, verbose=0)
+
+    def test_string_labels(self, tmp_path):
+        (x, y), _ = digits()
+        data = self.dataset(x, y.astype(str))
+        with pytest.raises(ValueError, match="`train_data`.*not strings"):
+            make(tmp_path).search(data, epochs=2, verbose=0)
+
+    def test_unbatched(self, tmp_path):
+        (x, y), _ = digits()
+        data = self.dataset(x, y, batch=None)
+        with pytest.raises(ValueError, match=r"`train_data`.*\.batch"):
+            make(tmp_path).search(data, epochs=2, verbose=0)
+
+    def test_six_by_six_images(self, tmp_path):
+        (x, y), _ = digits()
+        data = self.dataset(x[:, :6, :6], y)
+        with pytest.raises(ValueError, match=r"\(8, 8, 1\).*6, 6, 1\)"):
+            make(tmp_path).search(data, epochs=2, verbose=0)
+
+
+@pytest.mark.parametrize("value", [2, 5, -5, 1.0001, float("nan")])
+def test_refine_threshold_is_a_cosine(tmp_path, value):
+    with pytest.raises(ValueError, match="argument `refine_threshold`"):
+        make(tmp_path, refine_threshold=value)
+
+
+@pytest.mark.parametrize("value", [-1, 0.9, 1])
+def test_refine_threshold_in_range(tmp_path, value):
+    assert make(tmp_path, refine_threshold=value).config.refine_threshold == (
+        value
+    )
+
+
+class TestDivergence:
+    def test_message_names_the_epoch_and_the_learning_rate(self):
+        from keras_swn.search.steps import diverged
+
+        text = str(diverged("training epoch 3", "loss nan"))
+        assert text.startswith(
+            "The training diverged at training epoch 3 (loss nan); lower "
+            "the learning rate"
+        )
+
+    def test_diverging_search_stops_clearly_and_stays_resumable(self, tmp_path):
+        train, val = digits()
+        with pytest.raises(FloatingPointError) as e:
+            make(tmp_path).search(
+                train,
+                val,
+                search_epochs=1,
+                epochs=2,
+                learning_rate=1e3,
+                verbose=0,
+            )
+        message = str(e.value)
+        assert "The training diverged at search_training epoch 1" in message
+        assert "lower the learning rate" in message
+        assert "gradients`" not in message
+        state = json.loads((tmp_path / "p" / "state.json").read_text())
+        assert state["oracle"]["cursor"] == 1  # the search epoch, no more
+        # The folder resumes: the same arguments stop at the same place.
+        with pytest.raises(FloatingPointError, match="diverged"):
+            make(tmp_path).search(
+                train,
+                val,
+                search_epochs=1,
+                epochs=2,
+                learning_rate=1e3,
+                verbose=0,
+            )
