@@ -28,6 +28,7 @@ from keras_swn.models.model_args import resolve_loss
 from keras_swn.models.rebuild import clone_swn_model
 from keras_swn.models.saving import SavingMethods
 from keras_swn.models.trainers import CaptureTrainer
+from keras_swn.models.weight_decay import configure_optimizer
 from keras_swn.models.weight_decay import l2_penalty
 from keras_swn.policy.sharing_policy import SharingPolicy
 from keras_swn.probe import probes_active
@@ -194,6 +195,39 @@ class SWNModel(
         )
         self.built = True
 
+    @classmethod
+    def from_keras(
+        cls, models: Any, *, budget: int | float, **kwargs: Any
+    ) -> "SWNModel":
+        """An SWN of Keras models: each model as a `KerasMember`.
+
+        Args:
+            models: a functional or Sequential `keras.Model`, or a list of
+                them (the deepest first); a `MemberBuilder` is used as is.
+            budget: int, the template budget, or a float in (0, 1]: that
+                fraction of the shared kernels' parameters, summed over
+                the members.
+            **kwargs: `KerasMember` options (`share`, `share_head`,
+                `init`) and `SWNModel` arguments; `input_shape` and
+                `num_classes` default to the first model's.
+
+        Returns:
+            The `SWNModel`.
+
+        Examples:
+            >>> inputs = keras.Input((8, 8, 3))
+            >>> x = keras.layers.Conv2D(8, 3, name="conv")(inputs)
+            >>> x = keras.layers.GlobalAveragePooling2D()(x)
+            >>> net = keras.Model(inputs, keras.layers.Dense(10)(x))
+            >>> model = keras_swn.SWNModel.from_keras(net, budget=0.9, seed=0)
+            >>> model.budget
+            194
+        """
+        from keras_swn.models.keras_member import keras_members
+
+        members, budget, kwargs = keras_members(models, budget, kwargs)
+        return cls(members=members, budget=budget, **kwargs)
+
     def _policy_of(self, policy) -> SharingPolicy:
         """`policy` as a `SharingPolicy`; None: the initial bins."""
         if isinstance(policy, (str, os.PathLike)):
@@ -343,6 +377,7 @@ class SWNModel(
         self.member_loss = resolve_loss(loss)
         self._member_loss_config = loss
         super().compile(optimizer=optimizer, loss=None, **kwargs)
+        configure_optimizer(self, self.optimizer)  # the one L2 rule
 
     def get_compile_config(self):
         config = super().get_compile_config()
@@ -396,7 +431,7 @@ class SWNModel(
         )
         return self.get_metrics_result()
 
-    def fit(self, *args: Any, **kwargs: Any):
+    def fit(self, *args: Any, **kwargs: Any) -> keras.callbacks.History:
         """`keras.Model.fit`, the data checked first.
 
         `x`/`y` and `validation_data`, in any form `fit` takes, get the
