@@ -387,3 +387,53 @@ def _copy_kept_weights(
                 target.bias.assign(keras.ops.convert_to_numpy(layer.bias))
         elif layer.weights:
             target.set_weights(layer.get_weights())
+
+
+def keras_members(
+    models: Any, budget: int | float, kwargs: dict
+) -> tuple[list, int, dict]:
+    """`SWNModel.from_keras`'s arguments resolved: the members, the budget
+    as an int, and the `SWNModel` arguments.
+
+    Args:
+        models: a Keras model, a member builder, or a list of them.
+        budget: an int, or a float in (0, 1] (a fraction of the members'
+            shared kernel parameters).
+        kwargs: `KerasMember` and `SWNModel` keyword arguments.
+
+    Returns:
+        `(members, budget, kwargs)`.
+    """
+    kwargs = dict(kwargs)
+    options = {
+        k: kwargs.pop(k) for k in ("share", "share_head", "init") if k in kwargs
+    }
+    listed = list(models) if isinstance(models, (list, tuple)) else [models]
+    if not listed:
+        raise invalid_argument(
+            "models", "Expected a Keras model or a list of them.", models
+        )
+    members = [
+        m if isinstance(m, MemberBuilder) else KerasMember(m, **options)
+        for m in listed
+    ]
+    first = next((m for m in members if isinstance(m, KerasMember)), None)
+    if first is not None:
+        kwargs.setdefault("input_shape", first.input_shape)
+        kwargs.setdefault("num_classes", first.num_classes)
+    if isinstance(budget, float):
+        if not 0 < budget <= 1:
+            raise invalid_argument(
+                "budget",
+                "Expected an int (parameters) or a float in (0, 1] (a "
+                "fraction of the shared kernels' parameters).",
+                budget,
+            )
+        shape = kwargs.get("input_shape")
+        total = sum(
+            s.numel
+            for i, m in enumerate(members)
+            for s in m.layer_specs(shape, member=i)
+        )
+        budget = max(1, int(budget * total))
+    return members, budget, kwargs

@@ -216,12 +216,14 @@ class SWNModel(
 
         Examples:
             >>> inputs = keras.Input((8, 8, 3))
-            >>> x = keras.layers.Conv2D(8, 3, name="conv")(inputs)
+            >>> x = keras.layers.Conv2D(8, 3, name="conv1")(inputs)
+            >>> x = keras.layers.Conv2D(8, 3, name="conv2")(x)
             >>> x = keras.layers.GlobalAveragePooling2D()(x)
             >>> net = keras.Model(inputs, keras.layers.Dense(10)(x))
-            >>> model = keras_swn.SWNModel.from_keras(net, budget=0.9, seed=0)
-            >>> model.budget
-            194
+            >>> model = keras_swn.SWNModel.from_keras(
+            ...     net, budget=0.9, num_bins=1, seed=0)
+            >>> model.budget  # 90% of the 216 + 576 kernel parameters
+            712
         """
         from keras_swn.models.keras_member import keras_members
 
