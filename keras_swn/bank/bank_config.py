@@ -171,8 +171,10 @@ class BankConfig:
     def merge(
         cls, bank_config: "BankConfig | Mapping | None", **options: Any
     ) -> "BankConfig":
-        """The configuration of a constructor that takes `bank_config` or
-        the same options as keyword arguments.
+        """Merge `bank_config` and keyword options into one configuration.
+
+        For a constructor that takes `bank_config` or the same options as
+        keyword arguments.
 
         Without `bank_config`, `options` make the configuration. With it,
         every option must be left at its default or equal the
@@ -216,8 +218,10 @@ class BankConfig:
 
     @classmethod
     def from_arguments(cls, arguments: Mapping[str, Any]) -> "BankConfig":
-        """`merge` for a constructor: reads its `bank_config` and the
-        arguments named like the fields from `arguments` (its `locals()`).
+        """`merge` for a constructor, from its `locals()`.
+
+        Reads its `bank_config` and the arguments named like the fields from
+        `arguments`.
 
         Args:
             arguments: a mapping holding `bank_config` and any of the

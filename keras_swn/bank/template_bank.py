@@ -311,8 +311,9 @@ class TemplateBank(keras.layers.Layer):
 
     @property
     def coefficient_rows(self) -> dict:
-        """`{(group, width): {owner (member, layer_id): row}}`: which row of
-        each coefficient variable holds which owner slot's vector."""
+        """Which row of each coefficient variable holds which slot's vector.
+
+        `{(group, width): {owner (member, layer_id): row}}`."""
         return {key: dict(rows) for key, rows in self._rows.items()}
 
     # ------------------------------------------------------------------
@@ -443,8 +444,10 @@ class TemplateBank(keras.layers.Layer):
     def composed(
         self, members: Collection[int] | None = None
     ) -> Iterator[dict]:
-        """A scope in which `kernel(key)` reads kernels composed once, by
-        `compose_all`, for the layers of `members` (None: all members).
+        """A scope in which `kernel(key)` reads kernels composed once.
+
+        Composed by `compose_all`, for the layers of `members` (None: all
+        members).
 
         `SWNModel.call` runs its members in this scope, so that a forward
         pass composes every kernel in one batched pass. Layers outside the
@@ -529,8 +532,7 @@ class TemplateBank(keras.layers.Layer):
         }
 
     def save_own_variables(self, store) -> None:
-        """Write the variables as Keras does, the templates in OIHW
-        order."""
+        """Write the variables as Keras does, the templates in OIHW order."""
         slots = self._template_slots()
         for i, variable in enumerate(self._own_variables()):
             value = ops.convert_to_numpy(variable)
@@ -539,8 +541,10 @@ class TemplateBank(keras.layers.Layer):
             store[str(i)] = value
 
     def load_own_variables(self, store) -> None:
-        """Read the variables written by `save_own_variables` (templates in
-        OIHW order, the order of every file keras_swn has written)."""
+        """Read the variables written by `save_own_variables`.
+
+        Templates are in OIHW order, the order of every file keras_swn has
+        written."""
         values = {key: store[key] for key in store.keys()}
         for i, (g, w) in self._template_slots().items():
             value = values.get(str(i))

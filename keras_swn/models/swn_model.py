@@ -255,8 +255,9 @@ class SWNModel(
 
     @property
     def chain_sort(self) -> str:
-        """The chain order of the bank's plan (`chain_sort=None`
-        resolved to the policy's)."""
+        """The chain order of the bank's plan.
+
+        `chain_sort=None` is resolved to the policy's."""
         return self.bank.chain_sort
 
     # ------------------------------------------------------------------
@@ -306,7 +307,9 @@ class SWNModel(
 
     # ------------------------------------------------------------------
     def call(self, inputs, training=None):
-        """Every member's logits. In training mode, members with loss weight
+        """Every member's logits.
+
+        In training mode, members with loss weight
         0 are skipped (their entry is None), or, in a gradient-capture pass,
         run in inference mode so that their BatchNorm statistics stay."""
         frozen = self._frozen_members() if training else ()
@@ -329,7 +332,9 @@ class SWNModel(
         return frozenset(i for i, w in enumerate(weights) if w == 0)
 
     def probe_loss(self, y, y_pred, sample_weight=None):
-        """The loss whose gradients the probes capture: the unweighted sum
+        """The loss whose gradients the probes capture.
+
+        The unweighted sum
         of every member's own loss (no weight decay, no loss weights), so
         each member's dL/dkernel is that member's own gradient even where
         the member does not train.
@@ -514,8 +519,9 @@ class SWNModel(
         return new
 
     def with_policy(self, policy: SharingPolicy, **overrides) -> "SWNModel":
-        """A new, freshly initialised model of the same members and options
-        with another sharing policy (the model's own is not changed).
+        """A new, freshly initialised model with another sharing policy.
+
+        Same members and options; the model's own policy is not changed.
 
         Args:
             policy: the `SharingPolicy` of the new model.

@@ -280,8 +280,9 @@ class SearchConfig:
 
     @property
     def regime(self) -> Sharing:
-        """`sharing` as the `Sharing` it is stored as (`__post_init__`
-        turns the name into the enum member)."""
+        """`sharing` as the `Sharing` enum member it is stored as.
+
+        `__post_init__` turns the name into the enum member."""
         return cast(Sharing, self.sharing)
 
     @functools.cached_property

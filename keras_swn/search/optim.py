@@ -279,8 +279,10 @@ def learning_rate_at(
 
 @keras.saving.register_keras_serializable(package="keras_swn")
 class ReferenceSGD(keras.optimizers.SGD):
-    """SGD as the reference trains SWNs: PyTorch's Nesterov form and
-    coupled L2 weight decay that skips the coefficients.
+    """SGD as the reference trains SWNs.
+
+    PyTorch's Nesterov form and coupled L2 weight decay that skips the
+    coefficients.
 
     Update, for a variable `w` with gradient `g` (PyTorch `torch.optim.SGD`
     with `nesterov=True`, `dampening=0`):

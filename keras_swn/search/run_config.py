@@ -71,8 +71,10 @@ class RunConfig:
         batch_size: int | None = None,
         **recipe: Any,
     ) -> "RunConfig":
-        """The run of `config`'s search, the defaults that depend on
-        `config` filled in (`SearchAndRefine.search` documents them).
+        """The run of `config`'s search, with its defaults filled in.
+
+        The defaults that depend on `config` (`SearchAndRefine.search`
+        documents them).
 
         Args:
             config: the `SearchConfig`.

@@ -456,8 +456,9 @@ class SearchAndRefine:
 
     @property
     def policy(self) -> SharingPolicy | None:
-        """The final `SharingPolicy` (learned, then refined); None before
-        the clustering phase has run."""
+        """The final `SharingPolicy` (learned, then refined).
+
+        None before the clustering phase has run."""
         if self.oracle is None or self.oracle.artifacts.policy is None:
             return None
         return SharingPolicy.from_dict(self.oracle.artifacts.policy)
@@ -471,8 +472,9 @@ class SearchAndRefine:
         )
 
     def budget_report(self) -> BudgetReport:
-        """The `BudgetReport` of the current policy (the search-phase bins
-        before clustering)."""
+        """The `BudgetReport` of the current policy.
+
+        The search-phase bins before clustering."""
         policy = self.policy
         if policy is None:
             policy = self.models.initial_policy()
@@ -484,8 +486,9 @@ class SearchAndRefine:
         return self.store.read_json("results.json")
 
     def results_summary(self) -> None:
-        """Print validation accuracy per member and of the ensemble, the
-        parameters and the groups (like KerasTuner's `results_summary`)."""
+        """Print the validation accuracy, the parameters and the groups.
+
+        Per member and of the ensemble, like KerasTuner's `results_summary`."""
         self._require_done("results_summary")
         print_search_summary(self.results(), self.project_dir)
 
