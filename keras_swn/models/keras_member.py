@@ -160,8 +160,11 @@ class KerasMember(MemberBuilder):
     # ------------------------------------------------------------------
     @property
     def model(self) -> keras.Model:
-        """The Keras model this member converts (rebuilt from its config,
-        with fresh weights, for a member read back from a file)."""
+        """The Keras model this member converts.
+
+        Rebuilt from its config, with fresh weights, for a member read back
+        from a file.
+        """
         if self._model is None:
             self._model = graph.check_graph_model(
                 # A copy: deserializing consumes parts of the config.
@@ -354,8 +357,9 @@ class KerasMember(MemberBuilder):
 
     @classmethod
     def from_config(cls, config: dict) -> "KerasMember":
-        """Rebuild a member from `get_config` output (lazily: the Keras
-        model is deserialized when first needed).
+        """Rebuild a member from `get_config` output.
+
+        Lazily: the Keras model is deserialized when first needed.
 
         Args:
             config: the dict `get_config` returned.
