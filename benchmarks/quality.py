@@ -1196,7 +1196,7 @@ def _paired_to_bins(rows) -> None:
 
 
 def _pct(v) -> str:
-    return "–" if v is None else f"{100 * v:.1f}"
+    return "–" if v is None else f"{100 * v:.2f}"
 
 
 def _row_name(row) -> str:
@@ -1304,7 +1304,7 @@ def markdown(results) -> str:
         lines.append(
             f"{head} {params_text} | {100 * ratio:.0f}% | {acc} | "
             f"{', '.join(per_seed)} | {_paired_text(row)} | "
-            + ", ".join(f"{100 * d:+.1f}" for d in row.get("paired_diff", []))
+            + ", ".join(f"{100 * d:+.2f}" for d in row.get("paired_diff", []))
             + f" | {'/'.join(map(str, epochs)) or '–'} | "
             f"{', '.join(map(str, groups)) or '–'} "
             f"| {row['wall_seconds_mean']:.0f} s |"
