@@ -25,6 +25,16 @@ def split_targets(targets: list) -> tuple[list, list, list]:
     return keys, shapes, [acc for _, acc in targets]
 
 
+def trained_outputs(model: Any, y_pred: list) -> list:
+    """`y_pred` as Keras' own step sees it: None for the members with loss
+    weight 0. A capturing step runs under probes, so `SWNModel.call` also
+    runs those members (in inference mode, for probe passes); their
+    logits must reach neither the loss nor the metrics of a training
+    step."""
+    frozen = model._frozen_members()
+    return [None if i in frozen else p for i, p in enumerate(y_pred)]
+
+
 class StatefulCapture:
     """The `train_step(data)` of the stateful backends (TensorFlow,
     PyTorch): Keras' own step until `capture_targets()` returns targets,

@@ -10,6 +10,7 @@ import keras
 
 from keras_swn.models.trainers.common import loss_metric
 from keras_swn.models.trainers.common import split_targets
+from keras_swn.models.trainers.common import trained_outputs
 from keras_swn.probe import probe_scope
 
 
@@ -79,6 +80,7 @@ class CaptureTrainer:
             probed(loss_fn, keys), argnums=(0, 1), has_aux=True
         )(_zeros(shapes), tv, ntv, mv)
         unscaled_loss, y_pred, ntv, mv = aux
+        y_pred = trained_outputs(self, y_pred)
         # A loss-scaling optimizer (mixed_float16) scaled the loss; unscale
         # the probe gradients by the same factor (read from the old state).
         mapping = list(zip(self.optimizer.variables, ov))

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from keras_swn.models.trainers.common import StatefulCapture
 from keras_swn.models.trainers.common import loss_metric
+from keras_swn.models.trainers.common import trained_outputs
 from keras_swn.probe import probe_scope
 
 
@@ -75,7 +76,7 @@ class CaptureTrainer(StatefulCapture):
         """
         weights = self.trainable_weights
         with probed(keys, shapes) as (tape, zeros):
-            y_pred = self(x, training=True)
+            y_pred = trained_outputs(self, self(x, training=True))
             loss = self.compute_loss(
                 x=x,
                 y=y,

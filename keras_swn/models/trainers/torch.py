@@ -10,6 +10,7 @@ import torch
 
 from keras_swn.models.trainers.common import StatefulCapture
 from keras_swn.models.trainers.common import loss_metric
+from keras_swn.models.trainers.common import trained_outputs
 from keras_swn.probe import probe_scope
 
 
@@ -54,7 +55,7 @@ class CaptureTrainer(StatefulCapture):
         the arguments and result of the TensorFlow trainer's `capture_step`
         (`keras_swn.models.trainers.tensorflow`)."""
         with probed(keys, shapes, x.device) as zeros:
-            y_pred = self(x, training=True)
+            y_pred = trained_outputs(self, self(x, training=True))
         self.zero_grad()
         loss = self.compute_loss(
             x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
