@@ -4,6 +4,7 @@ from keras_swn.analysis.clustering import SearchResult
 from keras_swn.analysis.clustering import attach_members
 from keras_swn.analysis.clustering import cluster_bin
 from keras_swn.analysis.clustering import search_groups
+from keras_swn.analysis.grouping_config import GroupingConfig
 from keras_swn.analysis.refine import RefineResult
 from keras_swn.analysis.refine import refine_partition
 from keras_swn.analysis.similarity import cropped_cosine
@@ -11,6 +12,7 @@ from keras_swn.analysis.similarity import similarity_matrix
 from keras_swn.analysis.similarity import to_oihw
 
 __all__ = [
+    "GroupingConfig",
     "RefineResult",
     "SearchResult",
     "attach_members",

@@ -32,27 +32,27 @@ from keras_swn.analysis.attachment import AttachmentPlan
 from keras_swn.analysis.attachment import attach_members
 from keras_swn.analysis.attachment import bin_layers
 from keras_swn.analysis.attachment import check_bins
+from keras_swn.analysis.grouping_config import BUDGET_CHECKS
+from keras_swn.analysis.grouping_config import SCHEDULES
+from keras_swn.analysis.grouping_config import GroupingConfig
 from keras_swn.analysis.partition import CLUSTERINGS
 from keras_swn.analysis.partition import cluster_bin
 from keras_swn.analysis.search_result import SearchResult
 from keras_swn.analysis.similarity import PairSimilarity
 from keras_swn.policy.bins import index_specs
-from keras_swn.policy.chains import CHAIN_SORTS
 from keras_swn.policy.chains import need_proxy
 from keras_swn.policy.chains import one_template_total
 from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.types import Groups
 from keras_swn.types import LayerKey
-from keras_swn.validation import check_choice
 from keras_swn.validation import check_int
-from keras_swn.validation import check_real
-from keras_swn.validation import invalid_argument
 
 # Re-exported: the clustering API lived here as one module.
 __all__ = [
     "BUDGET_CHECKS",
     "CLUSTERINGS",
     "SCHEDULES",
+    "GroupingConfig",
     "Attachment",
     "SearchResult",
     "attach_members",
@@ -60,8 +60,6 @@ __all__ = [
     "search_groups",
 ]
 
-BUDGET_CHECKS = ("proxy", "exact")
-SCHEDULES = ("fill", "split", "step")
 #: A threshold below every cosine: every pair links.
 _ALL_LINKED = -1.0 - 1e-9
 
@@ -147,17 +145,10 @@ def search_groups(
     bins: Any,
     gradients: Mapping[Hashable, Any] | None,
     budget: int,
+    config: GroupingConfig | None = None,
     *,
-    threshold_start: float = 0.1,
-    threshold_decrement: float = 0.05,
-    clustering: str = "connected_components",
-    budget_check: str = "proxy",
-    signal: str = "gradient",
     weights: Mapping[Hashable, Any] | None = None,
-    coefficient_threshold: float | None = None,
-    chain_sort: str = "stable",
-    schedule: str = "step",
-    group_share: float = 1.0,
+    **options: Any,
 ) -> SearchResult:
     """Learn SuperWeight clusters under a parameter budget.
 
@@ -205,26 +196,13 @@ def search_groups(
             (all members when `coefficient_threshold` is set); may be
             `None` with `signal="parameter"`.
         budget: int > 0, the template budget (`max_params`).
-        threshold_start: float, the first threshold (0.1).
-        threshold_decrement: float > 0, the step (0.05).
-        clustering: `"connected_components"` (default) or `"reference"`.
-        budget_check: `"proxy"` (default: `need` = sum over groups of the
-            largest kernel) or `"exact"` (the one-template total of
-            the restacked groups).
-        signal: `"gradient"` (default), `"gradient+weight"` or
-            `"parameter"` (see `similarity_matrix`).
+        config: a `GroupingConfig`, the options of the search; None: its
+            defaults, the same as `keras_swn.search.SearchConfig`'s
+            (`GroupingConfig.reference()` gives the reference's).
         weights: mapping `(member, layer_id) -> OIHW kernel`, for the
             signals that read weights.
-        coefficient_threshold: float or `None`: gate student coefficient
-            sharing.
-        chain_sort: `"stable"` or `"reference"`, used by
-            `budget_check="exact"` and `SearchResult.to_policy`.
-        schedule: `"step"` (default, the reference's), `"fill"` or
-            `"split"` (see above).
-        group_share: float in (0, 1], the share of the budget that one
-            template per bank may take (`"fill"`), or the share of the
-            budget left after the bins that splits may take (`"split"`);
-            `"step"` uses the whole budget.
+        **options: fields of `GroupingConfig` to set on top of `config`
+            (`schedule="step"`, `group_share=1.0`, ...).
 
     Returns:
         A `SearchResult`.
@@ -238,33 +216,15 @@ def search_groups(
             naming the budget and the smallest `need` reached.
     """
     budget = check_int("budget", budget, minimum=1)
-    t = check_real("threshold_start", threshold_start)
-    step = check_real("threshold_decrement", threshold_decrement)
-    if not step > 0:
-        raise invalid_argument(
-            "threshold_decrement",
-            "Expected a strictly positive number (thresholds only go down).",
-            threshold_decrement,
-        )
-    check_choice("clustering", clustering, CLUSTERINGS)
-    check_choice("budget_check", budget_check, BUDGET_CHECKS)
-    check_choice("chain_sort", chain_sort, CHAIN_SORTS)
-    check_choice("schedule", schedule, SCHEDULES)
-    share = check_real("group_share", group_share)
-    if not 0 < share <= 1:
-        raise invalid_argument(
-            "group_share", "Expected a number in (0, 1].", group_share
-        )
-    if schedule == "split" and clustering != "connected_components":
-        raise invalid_argument(
-            "schedule",
-            "The 'split' schedule splits single-linkage clusters; it needs "
-            "clustering='connected_components'.",
-            schedule,
-        )
-    gate = None
-    if coefficient_threshold is not None:
-        gate = check_real("coefficient_threshold", coefficient_threshold)
+    c = (config or GroupingConfig()).replace(**options)
+    clustering, budget_check, schedule = (
+        c.clustering,
+        c.budget_check,
+        c.schedule,
+    )
+    t, step, share = c.threshold_start, c.threshold_decrement, c.group_share
+    signal, chain_sort = c.signal, c.chain_sort
+    gate = c.coefficient_threshold
 
     by_member = index_specs(specs)
     specs = [s for row in by_member for s in row]

@@ -1,13 +1,15 @@
-"""Batched composition: every kernel of a bank in one pass.
+"""Batched composition: the one way `TemplateBank` composes kernels.
 
-`TemplateBank.kernel` composes one layer at a time: per width level a
-slice, a `(1 x K) . (K x seg)` matmul, reshapes and the assembly.
-`BatchedComposer` does the same arithmetic with far fewer ops: per bank
-(and template window) **one** matmul of all the coefficient rows that read
-it with the templates, the SuperWeight of a row read by several slots
-(hard-shared coefficients, the same gain) computed once, and every
-layer's kernel cut from the results by static splits and assembled
-directly in Keras layout (HWIO; `(in, out)` for dense).
+A layer's kernel is, per width level, the `(1 x K) . (K x seg)` product of
+its coefficient row with its templates, cut into pieces and assembled
+(`keras_swn.bank.assembly`). `BatchedComposer` computes the kernels of any
+set of layers with few ops: per bank (and template window) **one** matmul
+of the coefficient rows those layers read with the templates, the
+SuperWeight of a row read by several slots (hard-shared coefficients, the
+same gain) computed once, and every layer's kernel cut from the results by
+static splits and assembled directly in Keras layout (HWIO; `(in, out)`
+for dense). The kernel of one layer alone is the same pass over its own
+rows (the tests keep a layer-by-layer composition as their oracle).
 
 The bank stores every template with its pieces already in HWIO order
 (`keras_swn.bank.layout`), so no transpose is needed: every entry is the
@@ -181,21 +183,40 @@ class BatchedComposer:
             variable = variable[win.offset : win.offset + k * seg]
         return ops.reshape(variable, (k, seg))
 
-    def _window_rows(self, ops: Any, bank_layer: Any, win: _Window, probe):
+    def _window_rows(
+        self,
+        ops: Any,
+        bank_layer: Any,
+        win: _Window,
+        probe,
+        wanted: Collection[int] | None = None,
+    ):
         """The coefficient rows of a window (gains folded in) and, per
-        slot, its row. With coefficient probes, one row per slot."""
+        slot, its row. With coefficient probes, one row per slot. `wanted`:
+        the slots (indices in the window) to compute; None: all."""
         coefficients = bank_layer.coefficients[win.bank]
         k = int(coefficients.shape[1])
-        probes = [probe(key, win.bank[1]) for key, _, _ in win.slots]
+        chosen = range(len(win.slots)) if wanted is None else sorted(wanted)
+        found = {i: probe(win.slots[i][0], win.bank[1]) for i in chosen}
+        probes = [found[i] for i in chosen]
+        index: Any
         if any(p is not None for p in probes):
-            owners = [row for _, row, _ in win.slots]
-            gains = [gain for _, _, gain in win.slots]
-            index = list(range(len(win.slots)))
+            owners = [win.slots[i][1] for i in chosen]
+            gains = [win.slots[i][2] for i in chosen]
+            index = {i: j for j, i in enumerate(chosen)}
         else:
-            owners = [row for row, _ in win.unique]
-            gains = [gain for _, gain in win.unique]
-            index = list(win.unique_of)
             probes = []
+            if wanted is None:
+                unique, index = list(win.unique), list(win.unique_of)
+            else:
+                rows: dict[tuple[int, float], int] = {}
+                index = {
+                    i: rows.setdefault(win.slots[i][1:], len(rows))
+                    for i in chosen
+                }
+                unique = list(rows)
+            owners = [row for row, _ in unique]
+            gains = [gain for _, gain in unique]
         if owners == list(range(int(coefficients.shape[0]))):
             matrix = ops.convert_to_tensor(coefficients)
         elif len(owners) == 1:
@@ -213,17 +234,24 @@ class BatchedComposer:
         return matrix, index
 
     def superweights(
-        self, ops: Any, bank_layer: Any, windows: Collection[int], probe
-    ) -> dict[int, tuple[list, list[int]]]:
-        """Per window: `(per piece, the list of its rows, each a flat HWIO
-        vector; the row of each slot)`."""
+        self,
+        ops: Any,
+        bank_layer: Any,
+        windows: Mapping[int, Collection[int] | None],
+        probe,
+    ) -> dict[int, tuple[list, Any]]:
+        """Per window (`{window: the slots to compute, None for all}`):
+        `(per piece, the list of its rows, each a flat HWIO vector; the row
+        of each slot)`."""
         out = {}
         for i in sorted(windows):
             win = self.windows[i]
             templates = self.window_templates(
                 ops, bank_layer.templates[win.bank], win
             )
-            matrix, index = self._window_rows(ops, bank_layer, win, probe)
+            matrix, index = self._window_rows(
+                ops, bank_layer, win, probe, windows[i]
+            )
             n = int(matrix.shape[0])
             if n > 1 and self._row_by_row(int(templates.shape[1])):
                 # One matmul per row: no copy of the rows out of one result
@@ -254,18 +282,28 @@ class BatchedComposer:
     ) -> dict[LayerKey, Any]:
         """The float32 Keras-layout kernel of every layer in `keys`.
 
+        The one composition path of `TemplateBank`: its batched pass
+        (`compose_all`) and its kernel of one layer alone (`keys` of one
+        layer) both come from here.
+
         Args:
             ops: `keras.ops`.
             bank_layer: the built `TemplateBank` (its variables).
             keys: the layers to compose.
             probe: `(key, width) -> coefficient probe or None`.
         """
-        needed = {
-            self.slot_of[(key, w)][0]
-            for key in keys
-            for w in range(self.plan.layers[key].num_levels)
+        needed: dict[int, set[int]] = {}
+        for key in keys:
+            for w in range(self.plan.layers[key].num_levels):
+                win, slot = self.slot_of[(key, w)]
+                needed.setdefault(win, set()).add(slot)
+        # Only the rows the keys read: a window read in full computes all
+        # of its distinct rows once; one layer alone, only its own.
+        windows = {
+            i: None if len(slots) == len(self.windows[i].slots) else slots
+            for i, slots in needed.items()
         }
-        results = self.superweights(ops, bank_layer, needed, probe)
+        results = self.superweights(ops, bank_layer, windows, probe)
         kernels = {}
         for key in keys:
             recipe = self.plan.layers[key]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import math
+import re
 from typing import Any
 from typing import Collection
 from typing import Iterator
@@ -15,15 +15,15 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_swn import seeding
 from keras_swn.api_export import swn_export
+from keras_swn.bank import initial_values
 from keras_swn.bank import layout
 from keras_swn.bank.bank_config import TEMPLATE_FAN_IN
 from keras_swn.bank.bank_config import BankConfig
 from keras_swn.bank.batched import ROW_MATMUL_MIN_SEG
 from keras_swn.bank.batched import BatchedComposer
-from keras_swn.bank.batched import assemble_keras
-from keras_swn.bank.plan import BankPlan
+from keras_swn.bank.initial_values import level_fan_in
+from keras_swn.bank.initial_values import use_gains
 from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.policy.sharing_policy import SharingPolicy
 from keras_swn.probe import active_probe
@@ -35,6 +35,7 @@ __all__ = [
     "TEMPLATE_FAN_IN",
     "TemplateBank",
     "coefficient_probe_key",
+    "is_coefficient",
     "level_fan_in",
     "use_gains",
 ]
@@ -45,46 +46,22 @@ def _key(key: Sequence[int]) -> LayerKey:
     return cast(LayerKey, tuple(key))
 
 
-def level_fan_in(plan: BankPlan, group: int, width: int) -> int:
-    """`in * kh * kw` of the chain shape that introduced a width level."""
-    kh, kw = plan.chains[group].kernel
-    return plan.chains[group].levels[width].in_ * kh * kw
+#: The name of the coefficient variable of bank `(g, w)`.
+_COEFFICIENTS = re.compile(r"coefficients_g\d+_w\d+")
 
 
-def use_gains(
-    plan: BankPlan, key: LayerKey, template_fan_in: int | str = "kernel"
-) -> tuple[float, ...]:
-    """The fixed gain of each level a layer reads.
-
-    Under `template_fan_in="kernel"`, `sqrt(fan_in_level / fan_in_layer)`
-    per level, so that a level drawn at He-normal scale for the shape that
-    introduced it has He-normal scale for the layer that reads it; 1.0
-    for every level otherwise.
+def is_coefficient(variable: Any) -> bool:
+    """Whether `variable` is a coefficient matrix of a `TemplateBank`
+    (by its name, `coefficients_g{g}_w{w}`: a bank's layer path may
+    differ between models).
 
     Args:
-        plan: the `BankPlan`.
-        key: `(member, layer_id)` of the layer.
-        template_fan_in: the initialisation scheme.
+        variable: a `keras.Variable`.
 
     Returns:
-        One float per width level the layer uses.
-
-    Examples:
-        >>> specs = [keras_swn.LayerSpec(0, 0, "conv2d", (8, 3, 3, 3)),
-        ...          keras_swn.LayerSpec(0, 1, "conv2d", (8, 12, 3, 3))]
-        >>> plan = keras_swn.BankPlan.create(
-        ...     specs, keras_swn.SharingPolicy(groups=[[0, 0]]), 10_000)
-        >>> [round(g, 3) for g in use_gains(plan, (0, 1))]
-        [0.5, 1.0]
+        bool.
     """
-    recipe = plan.layers[_key(key)]
-    if template_fan_in != "kernel":
-        return (1.0,) * recipe.num_levels
-    out, inp, kh, kw = recipe.shape
-    return tuple(
-        math.sqrt(level_fan_in(plan, recipe.group, w) / (inp * kh * kw))
-        for w in range(recipe.num_levels)
-    )
+    return _COEFFICIENTS.fullmatch(str(variable.name)) is not None
 
 
 def coefficient_probe_key(bank, key: LayerKey, width: int) -> tuple:
@@ -161,8 +138,9 @@ class TemplateBank(keras.layers.Layer):
         seed: int or None, the root seed of every initial value.
         bank_config: a `keras_swn.BankConfig` (or its dict form)
             holding all of `budget` ... `seed`, instead of passing them
-            one by one. The layer keeps it, resolved (the plan's chain
-            order, the drawn seed), as `bank_config`.
+            one by one. The layer keeps it as `bank_config` (a seed
+            drawn if it has none; `chain_sort` as given, the plan's order
+            is `chain_sort`).
 
     Examples:
         >>> specs = [keras_swn.LayerSpec(0, 0, "conv2d", (8, 3, 3, 3)),
@@ -193,7 +171,12 @@ class TemplateBank(keras.layers.Layer):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        # A `BankConfig` passed whole (what `SWNModel` does) is kept as is,
+        # so the model and its bank hold the same object.
         config = BankConfig.from_arguments(locals())
+        if config.seed is None:
+            config = config.resolved()
+        self.bank_config = config
         self.specs = tuple(
             s if isinstance(s, LayerSpec) else LayerSpec.from_dict(s)
             for s in specs
@@ -202,8 +185,6 @@ class TemplateBank(keras.layers.Layer):
             policy = SharingPolicy.from_dict(policy)
         self.policy = check_instance("policy", policy, SharingPolicy)
         self.plan = config.plan(self.specs, policy)
-        # `chain_sort=None` resolved to the policy's, the seed drawn.
-        self.bank_config = config.resolved(chain_sort=self.plan.chain_sort)
         self._gains = {
             key: use_gains(self.plan, key, config.template_fan_in)
             for key in self.plan.layers
@@ -243,7 +224,8 @@ class TemplateBank(keras.layers.Layer):
 
     @property
     def chain_sort(self) -> str:
-        return cast(str, self.bank_config.chain_sort)
+        """The plan's chain order (`chain_sort=None`: the policy's)."""
+        return self.plan.chain_sort
 
     @property
     def on_over_budget(self) -> str:
@@ -277,36 +259,19 @@ class TemplateBank(keras.layers.Layer):
         self.built = True
 
     def _template_init(self, g: int, w: int):
-        size = self.plan.banks[(g, w)].size
-        if self.template_fan_in == 9:
-            fan_in = 9
-        else:
-            fan_in = level_fan_in(self.plan, g, w)
-        std = math.sqrt(2.0 / fan_in)
-        rng = seeding.rng_for(self.seed, "templates", g, w)
-        value = (rng.standard_normal(size) * std).astype("float32")
-        # Drawn in OIHW order, stored in HWIO order: the same kernels.
-        value = layout.to_storage(value, self.storage_order(g, w))
+        value = initial_values.templates(
+            self.plan, (g, w), self.template_fan_in, self.seed
+        )
         return lambda shape, dtype=None: ops.convert_to_tensor(value, dtype)
 
     def _coefficient_init(self, g: int, w: int):
-        k = self.plan.banks[(g, w)].templates
-        rows = self._rows[(g, w)]
-        value = np.zeros((len(rows), k), "float32")
-        # One orthogonal matrix per (group, width, member) over all of the
-        # member's layers in the bank, rows in ascending layer id.
-        users: dict[int, list[int]] = {}
-        for (m, l), recipe in sorted(self.plan.layers.items()):
-            if recipe.group == g and recipe.num_levels > w:
-                users.setdefault(m, []).append(l)
-        for m, layer_ids in users.items():
-            rng = seeding.rng_for(self.seed, "coefficients", g, w, m)
-            matrix = seeding.orthogonal(rng, len(layer_ids), k)
-            for i, l in enumerate(layer_ids):
-                if (m, l) in rows:
-                    value[rows[(m, l)]] = matrix[i]
-        if self.template_fan_in == "kernel":
-            value /= np.linalg.norm(value, axis=1, keepdims=True)
+        value = initial_values.coefficients(
+            self.plan,
+            (g, w),
+            self._rows[(g, w)],
+            self.template_fan_in,
+            self.seed,
+        )
         return lambda shape, dtype=None: ops.convert_to_tensor(value, dtype)
 
     @property
@@ -333,37 +298,6 @@ class TemplateBank(keras.layers.Layer):
         """
         return layout.bank_storage_order(self.plan, (group, width))
 
-    def superweight(self, key: LayerKey, width: int):
-        """The flat SuperWeight `sum_k c_k T_k` of one layer at one level,
-        in storage order (each piece HWIO, see `storage_order`).
-
-        Args:
-            key: `(member, layer_id)` of the layer.
-            width: int, the width level.
-
-        Returns:
-            superweight (Tensor): the flat float32 SuperWeight.
-        """
-        recipe = self.plan.layers[_key(key)]
-        g = recipe.group
-        bank = self.plan.banks[(g, width)]
-        k, seg = bank.templates, bank.seg
-        start = recipe.offsets[width]
-        templates = self.templates[(g, width)]
-        if start != 0 or k * seg != bank.size:
-            templates = templates[start : start + k * seg]
-        templates = ops.reshape(templates, (k, seg))
-        owner = self.policy.owner((key[0], key[1], width))
-        row = self._rows[(g, width)][owner]
-        coefficients = self.coefficients[(g, width)][row : row + 1]
-        probe = active_probe(coefficient_probe_key(self, key, width))
-        if probe is not None:
-            coefficients = coefficients + ops.reshape(probe, (1, k))
-        gain = self._gains[_key(key)][width]
-        if gain != 1.0:
-            coefficients = coefficients * gain
-        return ops.reshape(ops.matmul(coefficients, templates), (seg,))
-
     def _check_key(self, key: LayerKey) -> LayerKey:
         key = _key(key)
         if not self.built:
@@ -376,28 +310,6 @@ class TemplateBank(keras.layers.Layer):
                 f"{sorted(self.plan.layers)[:8]}..."
             )
         return key
-
-    def _kernel_hwio(self, key: LayerKey):
-        """The composed `(kh, kw, in, out)` kernel of one layer, composed
-        on its own (no batching), float32."""
-        key = self._check_key(key)
-        recipe = self.plan.layers[key]
-        levels = self.plan.levels_of(*key)
-        parts = []
-        for w in range(len(levels)):
-            vector = self.superweight(key, w)
-            parts.append(
-                [
-                    ops.reshape(
-                        vector[start : start + length],
-                        layout.hwio_shape(shape),
-                    )
-                    for start, length, shape in self._batched.pieces[
-                        (recipe.group, w)
-                    ]
-                ]
-            )
-        return assemble_keras(levels, parts, concatenate=ops.concatenate)
 
     def kernel_oihw(self, key: LayerKey):
         """The composed kernel of layer `key` in OIHW layout, float32.
@@ -412,7 +324,10 @@ class TemplateBank(keras.layers.Layer):
             AttributeError: before the bank is built.
             KeyError: if the bank has no such layer.
         """
-        return ops.transpose(self._kernel_hwio(key), (3, 2, 0, 1))
+        kernel = self.kernel(key)
+        if self.plan.layers[_key(key)].kind == "dense":
+            kernel = ops.reshape(kernel, (1, 1) + tuple(kernel.shape))
+        return ops.transpose(kernel, (3, 2, 0, 1))
 
     def compose_all(self, keys: Collection[LayerKey] | None = None) -> dict:
         """Every layer's kernel (or those of `keys`), batched.
@@ -421,7 +336,7 @@ class TemplateBank(keras.layers.Layer):
         rows that read it with the templates (a SuperWeight read by several
         slots computed once); every kernel is then cut from the results by
         static slices and assembled in Keras layout. Active coefficient
-        probes are added to their slots' rows, as in `superweight`.
+        probes are added to their slots' rows.
 
         Args:
             keys: the `(member, layer_id)` keys to compose; None: all.
@@ -429,11 +344,9 @@ class TemplateBank(keras.layers.Layer):
         Returns:
             `{key: kernel}`, float32, in the layout of `kernel(key)`.
         """
-        if not self.built:
-            raise AttributeError(
-                "The bank has no variables yet. Call `bank.build()` first."
-            )
-        keys = sorted(self.plan.layers if keys is None else map(_key, keys))
+        if keys is None:
+            keys = self.plan.layers
+        keys = sorted(self._check_key(key) for key in keys)
 
         def probe(key: LayerKey, width: int):
             return active_probe(coefficient_probe_key(self, key, width))
@@ -495,11 +408,9 @@ class TemplateBank(keras.layers.Layer):
         return kernel
 
     def _kernel_per_layer(self, key: LayerKey) -> Any:
-        """`kernel(key)`, float32, composed on its own (no batching)."""
-        kernel = self._kernel_hwio(key)
-        if self.plan.layers[_key(key)].kind == "dense":
-            kernel = ops.reshape(kernel, self.kernel_shape(key))
-        return kernel
+        """`kernel(key)`, float32, composed on its own: the batched pass
+        over the rows of this one layer."""
+        return self.compose_all([key])[_key(key)]
 
     def kernel_shape(self, key: LayerKey) -> tuple[int, ...]:
         """The Keras-layout shape of `kernel(key)`.

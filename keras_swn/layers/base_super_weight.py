@@ -6,6 +6,7 @@ from typing import Mapping
 
 import keras
 
+from keras_swn.bank.allocation import ALLOCATION_CAP
 from keras_swn.bank.template_bank import TemplateBank
 from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.policy.sharing_policy import SharingPolicy
@@ -51,11 +52,12 @@ class BaseSuperWeight(keras.layers.Layer):
         if (
             isinstance(num_templates, bool)
             or not isinstance(num_templates, int)
-            or not 1 <= num_templates <= 8
+            or not 1 <= num_templates <= ALLOCATION_CAP
         ):
             raise ValueError(
                 "Invalid value for argument `num_templates`. Expected an int "
-                f"from 1 to 8. Received: num_templates={num_templates!r}"
+                f"from 1 to {ALLOCATION_CAP}. Received: "
+                f"num_templates={num_templates!r}"
             )
         self.use_bias = bool(use_bias)
         self.bias_initializer = keras.initializers.get(bias_initializer)

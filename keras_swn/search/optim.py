@@ -9,8 +9,10 @@ SGD with Nesterov momentum 0.9, PyTorch-style **coupled** weight decay 5e-4
 Weight decay lives in the optimizer, not in the model's loss: each shared
 variable (a template bank, a hard-shared coefficient vector) is one Keras
 variable that the optimizer sees once, so it is decayed once however many
-members use it, and the `SWNModel` needs no change. The logged loss
-is the summed cross-entropy without the decay term, as in the reference.
+members use it. Which variables decay is the library's one rule,
+`keras_swn.models.decayed_variables`, which `SWNModel.compile` hands to the
+optimizer. The logged loss is the summed cross-entropy without the decay
+term, as in the reference.
 
 The learning rate is a function of the epoch and of the length of the
 training run (`learning_rate_at`): a step schedule whose milestones are
@@ -31,10 +33,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_swn.bank.template_bank import is_coefficient
 from keras_swn.validation import ArgumentError
 from keras_swn.validation import argument_error
-
-_DEFAULT_EXCLUDE = ("coefficients",)
 
 #: The learning-rate schedules of `learning_rate_at`.
 SCHEDULES = ("step", "cosine")
@@ -297,20 +298,19 @@ class ReferenceSGD(keras.optimizers.SGD):
     two forms agree while the LR is constant and differ briefly after each
     LR drop. This one matches the reference exactly.
 
-    Which variables decay: for an `SWNModel`, call
-    `decay_only(keras_swn.models.decayed_variables(model))` before the
-    optimizer is built (`TrainingRecipe.compile` does), the library's one
-    rule, which `SWNModel(weight_decay=...)` also uses. Otherwise (a plain
-    Keras model) every variable decays unless its path contains one of
-    `exclude_patterns` (default: `"coefficients"`, the reference's rule).
+    Which variables decay is the library's one rule,
+    `keras_swn.models.decayed_variables`: `SWNModel.compile` passes them
+    to `decay_only` (coefficients and the own variables of members that
+    do not train are left out). Without a model to ask (a plain Keras
+    model), every variable decays but the bank coefficients
+    (`keras_swn.bank.template_bank.is_coefficient`), the rule's part that
+    needs no model.
 
     Args:
         learning_rate: float, the initial learning rate.
         momentum: float in [0, 1].
         nesterov: bool.
         l2: float >= 0, the coupled weight decay (reference 5e-4).
-        exclude_patterns: strings; variables whose path contains one are
-            not decayed.
         **kwargs: the base optimizer's arguments (`name`, `clipnorm`, ...);
             `weight_decay` (Keras' decoupled decay) is rejected.
 
@@ -327,7 +327,6 @@ class ReferenceSGD(keras.optimizers.SGD):
         nesterov: bool = True,
         *,
         l2: float = 5e-4,
-        exclude_patterns: Sequence[str] = _DEFAULT_EXCLUDE,
         name: str = "reference_sgd",
         **kwargs: Any,
     ):
@@ -348,7 +347,6 @@ class ReferenceSGD(keras.optimizers.SGD):
         if isinstance(l2, bool) or not isinstance(l2, (int, float)) or l2 < 0:
             raise argument_error("l2", "Expected a float >= 0.", l2)
         self.l2 = float(l2)
-        self.exclude_patterns = tuple(str(p) for p in exclude_patterns)
         self._decayed_ids: set[int] | None = None
         self._l2_mask: list[bool] = []
 
@@ -376,13 +374,11 @@ class ReferenceSGD(keras.optimizers.SGD):
 
         Returns:
             bool: the variables given to `decay_only`, if it was called;
-            otherwise every variable whose path matches none of
-            `exclude_patterns`.
+            otherwise every variable but the bank coefficients.
         """
         if self._decayed_ids is not None:
             return id(variable) in self._decayed_ids
-        path = getattr(variable, "path", None) or variable.name
-        return not any(p in path for p in self.exclude_patterns)
+        return not is_coefficient(variable)
 
     def build(self, variables):
         if self.built:
@@ -408,10 +404,15 @@ class ReferenceSGD(keras.optimizers.SGD):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {"l2": self.l2, "exclude_patterns": list(self.exclude_patterns)}
-        )
+        config.update({"l2": self.l2})
         return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        # Files written before the one L2 rule hold the (default) patterns.
+        config = dict(config)
+        config.pop("exclude_patterns", None)
+        return super().from_config(config, custom_objects=custom_objects)
 
 
 def make_optimizer(

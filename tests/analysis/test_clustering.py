@@ -10,13 +10,26 @@ import re
 import numpy as np
 import pytest
 
-from keras_swn.analysis.clustering import search_groups
+from keras_swn.analysis import clustering
+from keras_swn.analysis.grouping_config import GroupingConfig
 from keras_swn.analysis.search_result import SearchResult
 from keras_swn.models.wide_resnet_shapes import wide_resnet_layer_specs
 from keras_swn.policy.bins import initial_bins
 from keras_swn.policy.sharing_policy import SharingPolicy
 
 DATA = os.path.join(os.path.dirname(__file__), os.pardir, "data")
+
+
+#: These tests were written for the reference's threshold loop: the
+#: `"step"` schedule over the proxy `need`, the whole budget for groups.
+STEP = GroupingConfig(budget_check="proxy", schedule="step", group_share=1.0)
+
+
+def search_groups(specs, bins, gradients, budget, **options):
+    """`clustering.search_groups` with the `STEP` options underneath."""
+    return clustering.search_groups(
+        specs, bins, gradients, budget, STEP, **options
+    )
 
 
 def _raises(message):
@@ -436,7 +449,11 @@ class TestSplitSchedule:
         specs, bins, grads = self._setup()
         with pytest.raises(ValueError, match="schedule"):
             search_groups(
-                specs, bins, grads, 10**9, schedule="split",
+                specs,
+                bins,
+                grads,
+                10**9,
+                schedule="split",
                 clustering="reference",
             )
 

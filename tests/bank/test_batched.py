@@ -1,4 +1,11 @@
-"""Batched composition: the same kernels as the per-layer path."""
+"""Batched composition: the same kernels as a layer-by-layer oracle.
+
+`TemplateBank` composes every kernel through `BatchedComposer` (all
+layers at once, or one layer alone). The oracle here composes one layer
+at a time with `keras.ops`, the way the bank did before: per width level a
+`(1 x K) . (K x seg)` matmul of the slot's coefficient row (probe added,
+gain folded in) with its template window, cut into pieces and assembled.
+"""
 
 import keras
 import numpy as np
@@ -7,12 +14,45 @@ import pytest
 import keras_swn
 from keras_swn.bank.assembly import assemble
 from keras_swn.bank.batched import assemble_keras
+from keras_swn.bank.layout import hwio_shape
 from keras_swn.bank.layout import level_pieces
 from keras_swn.bank.template_bank import TemplateBank
 from keras_swn.bank.template_bank import coefficient_probe_key
+from keras_swn.bank.template_bank import use_gains
 from keras_swn.models import WideResNet
 from keras_swn.models.wide_resnet_shapes import wide_resnet_layer_specs
+from keras_swn.probe import active_probe
 from keras_swn.probe import probe_scope
+
+
+def _per_layer_kernel(bank, key):
+    """The oracle: `bank.kernel(key)` composed layer by layer."""
+    ops = keras.ops
+    parts = []
+    for w, (bank_key, offset, k, seg) in enumerate(bank.plan.windows(*key)):
+        templates = bank.templates[bank_key][offset : offset + k * seg]
+        owner = bank.policy.owner((key[0], key[1], w))
+        row = bank.coefficient_rows[bank_key][owner]
+        c = bank.coefficients[bank_key][row : row + 1]
+        probe = active_probe(coefficient_probe_key(bank, key, w))
+        if probe is not None:
+            c = c + ops.reshape(probe, (1, k))
+        c = c * use_gains(bank.plan, key, bank.template_fan_in)[w]
+        vector = ops.reshape(
+            ops.matmul(c, ops.reshape(templates, (k, seg))), (seg,)
+        )
+        parts.append(
+            [
+                ops.reshape(vector[start : start + n], hwio_shape(shape))
+                for start, n, shape in level_pieces(
+                    bank.plan.levels_of(*key)[w], w == 0
+                )
+            ]
+        )
+    kernel = assemble_keras(
+        bank.plan.levels_of(*key), parts, concatenate=ops.concatenate
+    )
+    return ops.reshape(kernel, bank.kernel_shape(key))
 
 
 def _wrn_specs():
@@ -146,7 +186,7 @@ def test_batched_kernels_equal_per_layer(name, rows, monkeypatch):
     batched = bank.compose_all()
     assert sorted(batched) == sorted(bank.plan.layers)
     for key in bank.plan.layers:
-        expected = keras.ops.convert_to_numpy(bank._kernel_per_layer(key))
+        expected = keras.ops.convert_to_numpy(_per_layer_kernel(bank, key))
         got = keras.ops.convert_to_numpy(batched[key])
         assert got.shape == expected.shape == bank.kernel_shape(key)
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
@@ -169,7 +209,7 @@ def test_composed_scope_serves_kernels_and_coefficient_probes():
     }
     with probe_scope(probes):
         expected = {
-            k: keras.ops.convert_to_numpy(bank._kernel_per_layer(k))
+            k: keras.ops.convert_to_numpy(_per_layer_kernel(bank, k))
             for k in bank.plan.layers
         }
         with bank.composed([1]) as kernels:
@@ -186,7 +226,7 @@ def test_composed_scope_serves_kernels_and_coefficient_probes():
             atol=1e-6,
         )
     # The probes reached the kernels.
-    plain = keras.ops.convert_to_numpy(bank._kernel_per_layer((0, 0)))
+    plain = keras.ops.convert_to_numpy(_per_layer_kernel(bank, (0, 0)))
     assert not np.allclose(plain, expected[(0, 0)])
 
 
@@ -293,7 +333,7 @@ def test_batched_gradients_equal_per_layer(name, rows, monkeypatch):
     values = [keras.ops.convert_to_numpy(v) for v in bank.trainable_variables]
     batched = _kernel_loss(bank, bank.compose_all, [])
     per_layer = _kernel_loss(
-        bank, lambda: {k: bank._kernel_per_layer(k) for k in keys}, []
+        bank, lambda: {k: _per_layer_kernel(bank, k) for k in keys}, []
     )
     got = _gradients(batched, values)
     want = _gradients(per_layer, values)
@@ -321,7 +361,9 @@ def test_batched_probe_gradients_equal_per_layer(rows, monkeypatch):
     inputs = values + list(probes.values())
     batched = _kernel_loss(bank, bank.compose_all, list(probes))
     per_layer = _kernel_loss(
-        bank, lambda: {k: bank._kernel_per_layer(k) for k in keys}, list(probes)
+        bank,
+        lambda: {k: _per_layer_kernel(bank, k) for k in keys},
+        list(probes),
     )
     got = _gradients(batched, inputs)
     want = _gradients(per_layer, inputs)

@@ -43,9 +43,7 @@ def _spec_kernels(bank, oihw_values):
     kernels = {}
     for key, recipe in sorted(bank.plan.layers.items()):
         vectors = []
-        for w, (bank_key, offset, k, seg) in enumerate(
-            bank.plan.windows(*key)
-        ):
+        for w, (bank_key, offset, k, seg) in enumerate(bank.plan.windows(*key)):
             templates = oihw_values[bank_key][offset : offset + k * seg]
             row = bank.coefficient_rows[bank_key][
                 bank.policy.owner((key[0], key[1], w))
@@ -114,7 +112,7 @@ class TestKernels:
                 _np(batched[key]), kernel, rtol=1e-5, atol=1e-6
             )
             np.testing.assert_allclose(
-                _np(bank._kernel_per_layer(key)), kernel, rtol=1e-5, atol=1e-6
+                _np(bank.kernel(key)), kernel, rtol=1e-5, atol=1e-6
             )
             np.testing.assert_allclose(
                 _np(bank.kernel_oihw(key)),

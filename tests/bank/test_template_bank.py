@@ -29,8 +29,9 @@ class TestChainSort:
         for sort in ("stable", "reference"):
             bank = TemplateBank(_specs(), _shared_policy(sort), 10_000)
             assert bank.chain_sort == bank.plan.chain_sort == sort
-            assert bank.get_config()["bank_config"]["chain_sort"] == sort
-            assert bank.bank_config.chain_sort == sort
+            # The configuration is kept as given: None is the policy's.
+            assert bank.get_config()["bank_config"]["chain_sort"] is None
+            assert bank.bank_config.chain_sort is None
 
     def test_config_round_trip(self):
         bank = TemplateBank(
@@ -55,9 +56,8 @@ class TestChainSort:
             budget=10_000, template_fan_in="layer", seed=3
         )
         bank = TemplateBank(_specs(), _shared_policy(), bank_config=config)
-        assert bank.bank_config == dataclasses.replace(
-            config, chain_sort="stable"
-        )
+        assert bank.bank_config is config
+        assert bank.chain_sort == "stable"
         assert (bank.budget, bank.template_fan_in, bank.seed) == (
             10_000,
             "layer",
@@ -76,6 +76,28 @@ class TestChainSort:
                 10_000,
                 chain_sort="stable",
             )
+
+
+def test_model_and_bank_hold_one_configuration():
+    """`SWNModel` passes its resolved `BankConfig` whole: the bank keeps
+    that object (no second merge), and a reloaded model does the same."""
+    model = keras_swn.SWNModel(
+        members=[keras_swn.models.WideResNet(10, 1)],
+        input_shape=(8, 8, 3),
+        num_classes=4,
+        budget=60_000,
+    )
+    assert model.bank.bank_config is model.bank_config
+    assert model.bank_config.seed is not None
+    assert model.bank_config.chain_sort is None
+    assert model.chain_sort == model.bank.chain_sort == "stable"
+    again = keras_swn.SWNModel.from_config(model.get_config())
+    assert again.bank_config == model.bank_config
+    assert again.bank.bank_config is again.bank_config
+    seeded = TemplateBank(_specs(), _shared_policy(), 10_000)
+    assert seeded.bank_config == dataclasses.replace(
+        keras_swn.BankConfig(budget=10_000), seed=seeded.seed
+    )
 
 
 class TestArguments:

@@ -171,3 +171,55 @@ class TestTrainingRecipe:
                 schedule="cosine",
             )
         assert info.value.argument == "schedule"
+
+
+class TestOneDeclaration:
+    """Each search option is declared once: `SearchAndRefine` restates the
+    fields of `SearchConfig` in its signature, and `SearchConfig` takes
+    the grouping defaults from `keras_swn.analysis.GroupingConfig`."""
+
+    #: `SearchAndRefine` options that are not `SearchConfig` fields (where
+    #: the run goes, how it compiles): a new one must be added here.
+    RUN_OPTIONS = {
+        "directory",
+        "project_name",
+        "overwrite",
+        "allow_existing_files",
+        "plots",
+        "jit_compile",
+        "run_eagerly",
+        "distribution",
+    }
+
+    def test_search_and_refine_signature_equals_the_config_fields(self):
+        import inspect
+
+        from keras_swn.search import SearchAndRefine
+
+        params = dict(inspect.signature(SearchAndRefine.__init__).parameters)
+        params.pop("self")
+        fields = [f for f in dataclasses.fields(SearchConfig) if f.init]
+        names = [f.name for f in fields]
+        assert [p for p in params if p in names] == names
+        assert set(params) - set(names) == self.RUN_OPTIONS
+        for f in fields:
+            want = (
+                inspect.Parameter.empty
+                if f.default is dataclasses.MISSING
+                else f.default
+            )
+            assert params[f.name].default == want, f.name
+
+    def test_grouping_defaults_come_from_the_analysis_layer(self):
+        from keras_swn.analysis import GroupingConfig
+
+        c = config()
+        grouping = GroupingConfig()
+        assert GroupingConfig(**c.clustering_kwargs()) == grouping
+        reference = config(reference_compatible=True)
+        assert (
+            GroupingConfig(
+                **{**reference.clustering_kwargs(), "group_share": 0.5}
+            )
+            == GroupingConfig.reference()
+        )

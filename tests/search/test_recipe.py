@@ -357,6 +357,90 @@ class TestWeightDecayRule:
         )
         assert not all(mask.values()) and any(mask.values())
 
+    @staticmethod
+    def _model(**kwargs):
+        from keras_swn import SWNModel
+
+        return SWNModel(
+            members=[WideResNet(10, 1), WideResNet(10, 1)],
+            input_shape=(8, 8, 1),
+            num_classes=10,
+            budget=60_000,
+            member_loss_weights=[1.0, 0.0],
+            seed=0,
+            **kwargs,
+        )
+
+    def test_compile_applies_the_rule_and_reload_keeps_it(self):
+        """`SWNModel.compile` hands the rule to any optimizer that decays
+        itself, so a model compiled directly, or rebuilt from its configs,
+        decays the same variables as one compiled by the recipe."""
+        from keras_swn import SWNModel
+        from keras_swn.models import decayed_variables
+        from keras_swn.search import ReferenceSGD
+
+        model = self._model()
+        model.compile(ReferenceSGD(0.1, l2=5e-4))
+        decayed = {id(v) for v in decayed_variables(model)}
+        assert decayed and len(decayed) < len(model.trainable_variables)
+        got = {
+            id(v)
+            for v in model.trainable_variables
+            if model.optimizer.decays(v)
+        }
+        assert got == decayed
+        again = SWNModel.from_config(model.get_config())
+        again.compile_from_config(model.get_compile_config())
+        assert isinstance(again.optimizer, ReferenceSGD)
+        assert [
+            again.optimizer.decays(v) for v in again.trainable_variables
+        ] == [id(v) in decayed for v in model.trainable_variables]
+
+    def test_optimizer_config_has_no_second_rule(self):
+        from keras_swn.search import ReferenceSGD
+
+        optimizer = ReferenceSGD(0.1, l2=1e-3)
+        config = optimizer.get_config()
+        assert "exclude_patterns" not in config
+        old = {**config, "exclude_patterns": ["coefficients"]}
+        assert ReferenceSGD.from_config(old).l2 == 1e-3
+        # Without a model: every variable but the bank coefficients.
+        c = keras.Variable([1.0], name="coefficients_g3_w1")
+        k = keras.Variable([1.0], name="templates_g3_w1")
+        assert (optimizer.decays(c), optimizer.decays(k)) == (False, True)
+
+    @pytest.mark.backend_sensitive
+    def test_loss_term_and_optimizer_l2_are_one_rule(self):
+        """Plain SGD on the model's L2 loss term and `ReferenceSGD`'s
+        coupled L2 (no momentum) take the same steps: the same variables
+        decay, by the same amount. Both at once is refused."""
+        import numpy as np
+
+        from keras_swn.search import ReferenceSGD
+
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(16, 8, 8, 1)).astype("float32")
+        y = rng.integers(0, 10, 16)
+        term = self._model(weight_decay=0.05)
+        term.compile(keras.optimizers.SGD(0.1))
+        coupled = self._model()
+        coupled.compile(ReferenceSGD(0.1, momentum=0.0, l2=0.05))
+        for model in (term, coupled):
+            model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+        moved = 0
+        start = self._model()
+        for a, b, s in zip(
+            term.trainable_variables,
+            coupled.trainable_variables,
+            start.trainable_variables,
+        ):
+            a, b, s = (keras.ops.convert_to_numpy(v) for v in (a, b, s))
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+            moved += not np.allclose(a, s)
+        assert moved > 0
+        with pytest.raises(ValueError, match="weight_decay=0.05"):
+            self._model(weight_decay=0.05).compile(ReferenceSGD(0.1))
+
     def test_decay_only_after_build_is_an_error(self):
         from keras_swn.search import ReferenceSGD
 
