@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 from typing import Any
 from typing import Collection
 from typing import Iterator
@@ -71,10 +72,31 @@ def coefficient_probe_key(bank, key: LayerKey, width: int) -> tuple:
 
 class _KernelCache:
     """The kernels of the innermost active `TemplateBank.composed` scope
-    (a plain object: Keras does not track its contents)."""
+    (a plain object: Keras does not track its contents).
+
+    One stack per thread: `tf.distribute.MirroredStrategy` traces each
+    replica in its own thread, and a cross-replica step inside the
+    forward pass (a synchronized BatchNorm) interleaves them; a shared
+    stack let one replica read the kernels another composed, and lose
+    their gradients.
+    """
 
     def __init__(self) -> None:
-        self.stack: list[dict] = []
+        self._local = threading.local()
+
+    @property
+    def stack(self) -> list[dict]:
+        """The calling thread's stack of composed kernels."""
+        stack = getattr(self._local, "stack", None)
+        if stack is None:
+            stack = self._local.stack = []
+        return stack
+
+    def __deepcopy__(self, memo: dict) -> "_KernelCache":
+        return _KernelCache()
+
+    def __reduce__(self) -> tuple:
+        return (_KernelCache, ())
 
 
 @swn_export
