@@ -22,6 +22,20 @@ class KernelGradientCapture(keras.callbacks.Callback):
 
     Args:
         epochs: the 0-based epochs to capture.
+
+    Examples:
+        >>> model = keras_swn.SWNModel(
+        ...     members=[keras_swn.models.WideResNet(10, 1)],
+        ...     input_shape=(8, 8, 1), num_classes=10, budget=60_000, seed=0,
+        ...     capture_kernel_gradients=True)
+        >>> model.compile(optimizer="sgd")
+        >>> (x, y), _ = keras_swn.data.load_digits_dataset()
+        >>> capture = keras_swn.callbacks.KernelGradientCapture(epochs=[0])
+        >>> _ = model.fit(x[:32], y[:32], batch_size=16, epochs=1,
+        ...               verbose=0, callbacks=[capture])
+        >>> member0 = capture.gradients[0][0]  # epoch 0, member 0
+        >>> member0["stage1_block1_conv1"].shape  # dL/dkernel, summed
+        (3, 3, 16, 16)
     """
 
     def __init__(self, epochs: Iterable[int]):

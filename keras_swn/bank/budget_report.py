@@ -111,6 +111,16 @@ class BudgetReport:
         banks: every `BankSpec`, ascending `(group, width)`.
         groups: one `GroupBudget` per group, ascending.
         members: one `MemberBudget` per member, in member order.
+
+    Examples:
+        >>> model = keras_swn.SWNModel(
+        ...     members=[keras_swn.models.WideResNet(10, 1)],
+        ...     input_shape=(8, 8, 1), num_classes=10, budget=60_000, seed=0)
+        >>> report = model.budget_report()  # print(report) for the table
+        >>> report.budget, report.bank_total, report.trainable_total
+        (60000, 59968, 61139)
+        >>> report.members[0].conv_params_unshared  # the kernels unshared
+        76432
     """
 
     budget: int
