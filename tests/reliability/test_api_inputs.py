@@ -384,3 +384,86 @@ class TestFitDataset:
         x[12, 0, 0, 0] = np.inf
         with pytest.raises(ValueError, match="`x`.*batch 1: 1 non-finite"):
             compiled.fit(self.dataset(x, y), verbose=0)
+
+
+# ----------------------------------------------------------------------
+# MirroredStrategy with a cross-replica step in the forward pass (issue 20)
+
+_SYNC_BN_STEP = '''
+import os
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+import numpy as np
+import keras_swn
+
+
+class SyncNet(keras_swn.models.MemberBuilder):
+    """conv, synchronized BatchNorm, conv: the second conv's kernel is
+    read after the replicas meet in the BatchNorm."""
+
+    def __call__(self, inputs, layers, num_classes):
+        x = layers.conv2d(8, 3, padding=1, name="conv1")(inputs)
+        x = keras.layers.BatchNormalization(synchronized=True)(x)
+        x = keras.layers.ReLU()(x)
+        x = layers.conv2d(8, 3, padding=1, name="conv2")(x)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        return keras.layers.Dense(num_classes)(x)
+
+    def get_config(self):
+        return {}
+
+
+rng = np.random.default_rng(0)
+x = rng.random((16, 8, 8, 1)).astype("float32")
+y = np.arange(16) % 10
+
+
+def step(strategy):
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        model = keras_swn.SWNModel(members=[SyncNet()], input_shape=(8, 8, 1),
+                                   num_classes=10, budget=2_000, seed=0)
+        model.compile(keras.optimizers.SGD(0.1))
+    before = [v.numpy() for v in model.trainable_variables]
+    model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    return [v.numpy() - b for v, b in zip(model.trainable_variables, before)]
+
+
+one = step(tf.distribute.get_strategy())
+two = step(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+err = max(float(np.abs(a - b).max()) for a, b in zip(one, two))
+moved = min(float(np.abs(b).max()) for b in two)
+print("MAXERR", err, "MINMOVED", moved)
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="tf.distribute"
+)
+def test_mirrored_step_with_synchronized_batchnorm_equals_one_device():
+    """Every variable gets its gradient on every replica: the composed
+    kernels are per replica thread (they were shared, and the kernels
+    read after the BatchNorm's all-reduce got no gradient)."""
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "PYTHONPATH": root}
+    out = subprocess.run(
+        [sys.executable, "-c", _SYNC_BN_STEP],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    parts = out.stdout.split("MAXERR")[-1].split()
+    err, moved = float(parts[0]), float(parts[2])
+    assert moved > 1e-4  # every variable (conv2's bank too) was updated
+    assert err < 1e-5
