@@ -360,7 +360,7 @@ def check_data(
         ...
         keras_swn.validation.ArgumentError: ... Received: x='batch 0: labels...
     """
-    checks = dict(
+    checks: dict[str, Any] = dict(
         input_shape=input_shape, num_classes=num_classes, labels=labels
     )
     if is_arrays(data):
