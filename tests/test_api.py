@@ -31,6 +31,7 @@ PUBLIC = {
         "search",
     ],
     "keras_swn.models": [
+        "KerasMember",
         "LayerFactory",
         "MemberBuilder",
         "SWNModel",

@@ -333,7 +333,7 @@ class KerasMember(MemberBuilder):
             inputs = keras.Input(
                 batch_shape=tuple(first.shape),
                 dtype=first.dtype,
-                name=first.name,
+                name=graph.input_name(source),
             )
             outputs = rebuild_graph(source, inputs, make_layer)
         built = keras.Model(inputs, outputs, name=name)

@@ -255,6 +255,17 @@ def check_graph_model(model: Any) -> keras.Model:
     return model
 
 
+def input_name(model: keras.Model) -> str | None:
+    """The name of the model's input layer (None if unknown)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            return layer.name
+    layers = model.get_config().get("layers") or [{}]
+    if layers[0].get("class_name") == "InputLayer":
+        return layers[0].get("config", {}).get("name")
+    return None
+
+
 def softmax_output(model: keras.Model) -> Any:
     """The layer that applies a final softmax to the model's output, or
     None (an SWN member returns logits)."""
