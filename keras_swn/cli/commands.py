@@ -312,10 +312,10 @@ def search(flags: Parsed) -> int:
         runner.search(
             train_data, val_data, verbose=inputs.progress(flags), **run
         )
+        print()
+        runner.results_summary()  # a damaged results.json: named
     except ValueError as e:
         raise flags.error(e) from None
-    print()
-    runner.results_summary()
     print()
     print(
         "Wrote model.keras, policy.json, search_result.json, "

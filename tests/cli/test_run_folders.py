@@ -247,3 +247,149 @@ class TestPolicyOfOtherMembers:
         )
         assert status == 0
         assert json.loads(capsys.readouterr().out)["config"]["policy"] == policy
+
+
+def search(capsys, folder, *args):
+    return run_cli(
+        capsys,
+        "search",
+        "--members=10-1",
+        "--noplots",
+        "--epochs=1",
+        "--search_epochs=1",
+        f"--output_dir={folder}",
+        *args,
+    )
+
+
+USER_FILES = {"notes.txt": "mine", "mydata/data.csv": "1,2"}
+
+
+def plant_user_files(folder):
+    for name, text in USER_FILES.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+
+
+class TestFolderSafety:
+    @pytest.mark.parametrize("text", ["", "  "])
+    @pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+    @pytest.mark.parametrize("command", ["search", "train"])
+    def test_empty_output_dir(
+        self,
+        capsys,
+        tmp_path,
+        monkeypatch,
+        fake_train,
+        text,
+        overwrite,
+        command,
+    ):
+        monkeypatch.chdir(tmp_path)
+        plant_user_files(tmp_path)
+        run = search if command == "search" else train
+        status, err = run(capsys, text, *overwrite)
+        assert_one_line(status, err, "--output_dir=", "not an empty one")
+        assert sorted(os.listdir(tmp_path)) == ["mydata", "notes.txt"]
+        assert (tmp_path / "notes.txt").read_text() == "mine"
+        assert not fake_train
+
+    @pytest.mark.parametrize("command", ["search", "train"])
+    def test_output_dir_that_cannot_be_created(
+        self, capsys, tmp_path, fake_train, command
+    ):
+        run = search if command == "search" else train
+        (tmp_path / "file").write_text("")
+        for folder, reason in (
+            ("/proc/keras_swn_x", "No such file or directory"),
+            (tmp_path / "file" / "sub", "Not a directory"),
+            (tmp_path / ("d" * 300), "name is too long"),
+        ):
+            status, err = run(capsys, folder)
+            assert_one_line(status, err, f"--output_dir={folder}", reason)
+        assert not fake_train
+
+    @pytest.mark.parametrize("command", ["search", "train"])
+    def test_folder_of_user_files(
+        self, capsys, tmp_path, tiny_digits, fake_train, command
+    ):
+        folder = tmp_path / "run"
+        plant_user_files(folder)
+        run = search if command == "search" else train
+        status, err = run(capsys, folder)
+        assert_one_line(
+            status,
+            err,
+            f"--output_dir={folder}",
+            "keras_swn did not write (mydata/, notes.txt)",
+            "pass --allow_existing_files to run there anyway",
+        )
+        assert sorted(os.listdir(folder)) == ["mydata", "notes.txt"]
+        assert not fake_train
+
+    def test_train_allow_existing_files(
+        self, capsys, tmp_path, tiny_digits, fake_train
+    ):
+        folder = tmp_path / "run"
+        plant_user_files(folder)
+        status, err = train(capsys, folder, "--allow_existing_files")
+        assert status == 0, err
+        assert fake_train == [[LOCK_FILE, "mydata", "notes.txt"]]
+
+    def test_overwrite_refuses_the_current_directory(
+        self, capsys, tmp_path, monkeypatch, fake_train
+    ):
+        (tmp_path / "state.json").write_text("{}")
+        monkeypatch.chdir(tmp_path)
+        for run in (search, train):
+            status, err = run(capsys, ".", "--overwrite")
+            assert_one_line(status, err, "current directory")
+        assert os.listdir(tmp_path) == ["state.json"]
+
+    def test_finished_search_damaged_then_overwritten(
+        self, capsys, tmp_path, tiny_digits
+    ):
+        # One real tiny search; then its files damaged, one by one.
+        folder = tmp_path / "run"
+        status, err = search(capsys, folder)
+        assert status == 0, err
+        results = (folder / "results.json").read_text()
+        (folder / "results.json").write_text(results[:20])
+        status, err = search(capsys, folder)
+        assert_one_line(
+            status,
+            err,
+            f"{folder / 'results.json'} is damaged",
+            "Pass --overwrite to start over, or another --output_dir.",
+        )
+        (folder / "results.json").write_text(results)
+        state = json.loads((folder / "state.json").read_text())
+        state["oracle"]["cursor"] = 99
+        (folder / "state.json").write_text(json.dumps(state))
+        status, err = search(capsys, folder)
+        assert_one_line(
+            status,
+            err,
+            f"{folder / 'state.json'} is damaged",
+            "Invalid oracle state",
+            "--overwrite",
+        )
+        model = folder / "model.keras"
+        model.write_bytes(model.read_bytes()[:500])
+        status, err = run_cli(
+            capsys, "evaluate", f"--model_dir={folder}", "--dataset=digits"
+        )
+        assert_one_line(
+            status, err, f"--model_dir={folder}", f"{model} is not a readable"
+        )
+        # --overwrite: what keras_swn wrote goes, the user's files stay.
+        plant_user_files(folder)
+        listed = set(
+            json.loads((folder / MANIFEST_FILE).read_text())["entries"]
+        )
+        assert {"state.json", "model.keras", "checkpoints/"} <= listed
+        status, err = search(capsys, folder, "--overwrite")
+        assert status == 0, err
+        for name, text in USER_FILES.items():
+            assert (folder / name).read_text() == text
+        assert (folder / "state.json").exists()  # the new search's
