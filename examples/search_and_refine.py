@@ -2,9 +2,9 @@
 Title: Searching SuperWeight clusters under a parameter budget
 Author: keras_swn authors
 Date created: 2026/05/14
-Last modified: 2026/05/14
+Last modified: 2026/12/07
 Description: Run the full SuperWeight pipeline (search, train, refine) on
-the digits bundled with scikit-learn, resume it, and let KerasTuner tune
+the digits that ship with keras_swn, resume it, and let KerasTuner tune
 the budget.
 """
 
@@ -29,7 +29,8 @@ a search (Teterwak et al., WACV 2024):
 
 `keras_swn.search.SearchAndRefine` runs all of it, saves its state after
 every epoch and phase, and has the surface of a KerasTuner tuner. This
-example runs on a CPU in a few minutes.
+example runs on a CPU in a few minutes; `--smoke` (or
+`KERAS_SWN_EXAMPLE_SMOKE=1`) runs it on a few images in about a minute.
 """
 
 """
@@ -37,6 +38,7 @@ example runs on a CPU in a few minutes.
 """
 
 import os  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -48,7 +50,15 @@ from keras_swn.data import load_digits_dataset  # noqa: E402
 from keras_swn.models import WideResNet  # noqa: E402
 from keras_swn.search import SearchAndRefine  # noqa: E402
 
+SMOKE = "--smoke" in sys.argv or (
+    os.environ.get("KERAS_SWN_EXAMPLE_SMOKE") == "1"
+)
+keras.utils.set_random_seed(0)
+
 (x_train, y_train), (x_val, y_val) = load_digits_dataset(seed=0)
+if SMOKE:
+    x_train, y_train = x_train[:128], y_train[:128]
+    x_val, y_val = x_val[:64], y_val[:64]
 print(x_train.shape, x_val.shape)
 
 """
@@ -76,7 +86,7 @@ search.search(
     (x_train, y_train),
     (x_val, y_val),
     search_epochs=1,
-    epochs=3,
+    epochs=2 if SMOKE else 3,
     refine_after=1,
     learning_rate=0.05,
     verbose=2,
@@ -129,44 +139,39 @@ print(again.policy == search.policy)
 """
 ## Tuning the budget with KerasTuner
 
-A stock KerasTuner tuner can drive `SearchAndRefine`: override `run_trial`,
-build a search from the trial's hyperparameters, and return the metric.
+`keras_swn.search.SWNTuner` is a KerasTuner tuner whose trials are
+`SearchAndRefine` runs: `build_search(hp)` returns the search's arguments,
+some of them drawn from `hp`, and each trial is scored on
+`val_ensemble_accuracy`. It needs KerasTuner (`pip install -e '.[tuner]'`);
+`examples/tune_budget.py` goes further.
 """
 
 try:
-    import keras_tuner as kt
+    from keras_swn.search import SWNTuner
 except ImportError:  # keras-tuner is optional
-    kt = None
+    SWNTuner = None
 
-if kt is not None:
+if SWNTuner is not None:
 
-    class SWNTuner(kt.GridSearch):
-        def run_trial(self, trial, train, val):
-            hp = trial.hyperparameters
-            trial_search = SearchAndRefine(
-                members=[WideResNet(10, 1)],
-                input_shape=(8, 8, 1),
-                num_classes=10,
-                budget=hp.Choice("budget", [55_000, 80_000]),
-                threshold_start=hp.Fixed("threshold", 0.1),
-                sharing="learned_no_refine",
-                directory=self.project_dir,
-                project_name=f"trial_{trial.trial_id}",
-                batch_size=64,
-                plots=False,
-            )
-            trial_search.search(
-                train, val, search_epochs=1, epochs=1, verbose=0
-            )
-            results = trial_search.results()
-            return {"val_ensemble_accuracy": results["val_ensemble_accuracy"]}
+    def build_search(hp):
+        return dict(
+            members=[WideResNet(10, 1)],
+            input_shape=(8, 8, 1),
+            num_classes=10,
+            budget=hp.Choice("budget", [55_000, 80_000]),
+            sharing="learned_no_refine",
+            batch_size=64,
+            plots=False,
+        )
 
-    tuner = SWNTuner(
-        objective=kt.Objective("val_ensemble_accuracy", "max"),
-        directory=workdir,
-        project_name="tuning",
+    tuner = SWNTuner(build_search, directory=workdir, project_name="tuning")
+    tuner.search(
+        (x_train, y_train),
+        (x_val, y_val),
+        search_epochs=1,
+        epochs=1,
+        verbose=0,
     )
-    tuner.search(train=(x_train, y_train), val=(x_val, y_val))
     tuner.results_summary(num_trials=2)
 
 """
