@@ -186,6 +186,7 @@ class TestTrain:
         assert f"Output folder: {out.resolve()}" in stdout
         names = sorted(os.listdir(out))
         assert names == [
+            ".keras_swn_manifest.json",  # what the run wrote
             "budget_report.json",
             "history.json",
             "model.keras",
