@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+import weakref
 from typing import Any
 from typing import Callable
 from typing import Mapping
@@ -14,6 +15,7 @@ import keras
 from keras_swn.api_export import swn_export
 from keras_swn.bank.budget_report import MemberBudget
 from keras_swn.bank.template_bank import TemplateBank
+from keras_swn.models.conversion import compress
 from keras_swn.models.conversion import graph
 from keras_swn.models.conversion.clone import rebuild_graph
 from keras_swn.models.conversion.layers import layer_spec
@@ -110,7 +112,7 @@ class KerasMember(MemberBuilder):
     ):
         self.init = check_choice("init", init, _INITS)
         self.share_head = bool(share_head)
-        self.reconstruction_errors: dict[str, float] = {}
+        self._fitted: tuple | None = None
         if isinstance(model, Mapping):  # from `get_config`: built lazily
             self._model = None
             self._model_config = _plain(model)
@@ -339,12 +341,24 @@ class KerasMember(MemberBuilder):
         built = keras.Model(inputs, outputs, name=name)
         _copy_kept_weights(source, built, set(shared), names)
         if self.init == "trained":
-            from keras_swn.models.conversion import compress
-
-            self.reconstruction_errors = compress.fit_member(
-                bank, member, shared
-            )
+            compress.fit_member(bank, member, shared)
+            self._fitted = (weakref.ref(bank), member, tuple(shared))
         return built
+
+    @property
+    def reconstruction_errors(self) -> dict[str, float]:
+        """How far each composed kernel is from the trained one.
+
+        After `init="trained"`: `{layer: ||W_fit - W|| / ||W||}`, after the
+        latest fit of the bank (members built later refit shared
+        templates). Empty before the member is built.
+        """
+        if self._fitted is None or self._fitted[0]() is None:
+            return {}
+        bank_ref, member, paths = self._fitted
+        names = graph.flat_names(self.model)
+        errors = compress.latest_errors(bank_ref(), member)
+        return {names[p]: errors[(member, i)] for i, p in enumerate(paths)}
 
     # ------------------------------------------------------------------
     def get_config(self) -> dict:
@@ -433,11 +447,9 @@ def keras_members(
                 "fraction of the shared kernels' parameters).",
                 budget,
             )
-        shape = kwargs.get("input_shape")
-        total = sum(
-            s.numel
-            for i, m in enumerate(members)
-            for s in m.layer_specs(shape, member=i)
-        )
+        shape = tuple(kwargs.get("input_shape") or ())
+        total = 0
+        for i, m in enumerate(members):
+            total += sum(s.numel for s in m.layer_specs(shape, member=i))
         budget = max(1, int(budget * total))
     return members, budget, kwargs

@@ -19,6 +19,7 @@ from keras_swn.export import to_keras
 from keras_swn.layers import SuperWeightConv2D
 from keras_swn.layers import SuperWeightDense
 from keras_swn.models import KerasMember
+from keras_swn.models.conversion.compress import oihw_kernel
 from keras_swn.models.conversion.graph import walk
 from keras_swn.models.keras_member import ConversionNotice
 from keras_swn.policy.bins import initial_bins
@@ -39,9 +40,7 @@ def mobilenetv2():
 
 
 def efficientnetb0():
-    return keras.applications.EfficientNetB0(
-        classifier_activation=None, **APPS
-    )
+    return keras.applications.EfficientNetB0(classifier_activation=None, **APPS)
 
 
 def nested(shape=(32, 32, 3), width=8, name="nested", softmax=False):
@@ -256,9 +255,9 @@ class TestErrors:
         if keras.backend.backend() != "tensorflow":
             return  # channels_first convolutions need a GPU on TF only
         inputs = keras.Input((4, 8, 8))
-        x = keras.layers.Conv2D(
-            4, 3, data_format="channels_first", name="cf"
-        )(inputs)
+        x = keras.layers.Conv2D(4, 3, data_format="channels_first", name="cf")(
+            inputs
+        )
         net = keras.Model(inputs, keras.layers.Flatten()(x))
         with pytest.raises(ValueError, match=r"'cf'.*channels_first"):
             KerasMember(net)
@@ -392,3 +391,55 @@ def test_search_and_refine_nested_pair(tmp_path):
     out = best(train[0][:4].astype("float32"))
     assert [tuple(o.shape) for o in out] == [(4, 10), (4, 10)]
     assert all(np.isfinite(_np(o)).all() for o in out)
+
+
+# ----------------------------------------------------------------------
+class TestCompression:
+    """`init="trained"`: the bank fitted to a trained model's kernels."""
+
+    def test_exact_when_the_budget_allows(self):
+        net = nested()
+        # Non-trivial BatchNorm statistics: kept layers keep their values.
+        bn = net.get_layer("bn")
+        rng = np.random.default_rng(0)
+        bn.set_weights(
+            [rng.uniform(0.5, 1.5, 8), rng.normal(0, 0.1, 8)]
+            + [rng.normal(0, 0.1, 8), rng.uniform(0.5, 2.0, 8)]
+        )
+        member = quiet(net, init="trained")
+        model = keras_swn.SWNModel.from_keras(
+            [member], budget=20_000, num_bins=2, seed=0
+        )
+        errors = member.reconstruction_errors
+        assert sorted(errors) == ["dilated", "down", "fc", "pointwise", "stem"]
+        assert max(errors.values()) < 1e-5
+        x = images(4)
+        np.testing.assert_allclose(
+            _np(model(x)[0]), _np(net(x)), rtol=1e-4, atol=1e-5
+        )
+
+    def test_tight_budget_and_two_members(self):
+        nets = [nested(width=8, name="wide"), nested(width=4, name="narrow")]
+        members = [quiet(n, init="trained") for n in nets]
+        model = keras_swn.SWNModel.from_keras(
+            members, budget=0.8, num_bins=2, seed=0
+        )
+        fresh = keras_swn.SWNModel.from_keras(
+            [quiet(n) for n in nets], budget=0.8, num_bins=2, seed=0
+        )
+        for m, member in enumerate(members):
+            errors = member.reconstruction_errors
+            assert list(errors) == ["stem", "dilated", "pointwise", "down"] + [
+                "fc"
+            ]
+            for i, (name, error) in enumerate(errors.items()):
+                layers = dict(walk(member.model))
+                target = oihw_kernel(layers[member.shared_layers[i]])
+                fitted = _np(model.bank.kernel_oihw((m, i)))
+                norm = np.linalg.norm(target)
+                assert error == pytest.approx(
+                    np.linalg.norm(fitted - target) / norm, rel=1e-4, abs=1e-6
+                )
+                # Fresh templates are about one kernel norm or more away.
+                start = _np(fresh.bank.kernel_oihw((m, i)))
+                assert error < 1.0 < np.linalg.norm(start - target) / norm

@@ -12,6 +12,7 @@ from typing import Any
 from typing import Callable
 from typing import Iterator
 from typing import Sequence
+from typing import cast
 
 import keras
 
@@ -122,9 +123,7 @@ def _match(names: Sequence[str], kernel_layers: dict[str, Any]) -> set[str]:
     unknown = []
     for name in names:
         hits = [
-            p
-            for p, layer in kernel_layers.items()
-            if name in (p, layer.name)
+            p for p, layer in kernel_layers.items() if name in (p, layer.name)
         ]
         if not hits:
             unknown.append(name)
@@ -183,7 +182,8 @@ def select_layers(
             and getattr(l, "groups", 1) == 1
         }
     else:
-        chosen = {p for p, l in kernel_layers.items() if share(l)}
+        predicate = cast(Callable[[Any], bool], share)
+        chosen = {p for p, l in kernel_layers.items() if predicate(l)}
     if not explicit and not share_head and head is not None:
         chosen.discard(head)
     for path in chosen:
