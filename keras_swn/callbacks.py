@@ -1,5 +1,4 @@
-"""Callbacks: gradient capture during `fit`, and a stop on a non-finite
-loss."""
+"""Callbacks: gradient capture during `fit`, a stop on a non-finite loss."""
 
 from __future__ import annotations
 

@@ -44,15 +44,13 @@ def _shape4(piece: Sequence[int]) -> tuple[int, int, int, int]:
 
 
 def hwio_shape(shape: Sequence[int]) -> tuple[int, int, int, int]:
-    """`(out, in, kh, kw)` as the Keras convolution kernel shape
-    `(kh, kw, in, out)`."""
+    """`(out, in, kh, kw)` as the Keras kernel shape `(kh, kw, in, out)`."""
     o, i, h, w = _shape4(shape)
     return (h, w, i, o)
 
 
 def level_pieces(level: Level, first: bool) -> list[Piece]:
-    """The pieces of a level's flat SuperWeight, in the order `assemble`
-    reads them.
+    """The pieces of a level's flat SuperWeight, in `assemble`'s order.
 
     Level 0 (`first=True`) is one piece, the whole base kernel. A later
     level is its new output rows (one piece, when `d_out > 0`), or its
@@ -86,8 +84,9 @@ def level_pieces(level: Level, first: bool) -> list[Piece]:
 
 
 def segment_order(pieces: Sequence[Piece], seg: int) -> np.ndarray:
-    """The permutation of one template's `seg` entries into HWIO piece
-    order: `stored = oihw[order]`.
+    """The permutation of one template's entries into HWIO piece order.
+
+    `stored = oihw[order]` for the template's `seg` entries.
 
     Args:
         pieces: the level's `level_pieces`.
@@ -109,8 +108,10 @@ def segment_order(pieces: Sequence[Piece], seg: int) -> np.ndarray:
 
 
 def storage_order(size: int, seg: int, pieces: Sequence[Piece]) -> np.ndarray:
-    """The permutation of a whole bank: `segment_order` applied to each of
-    its `size // seg` full templates; the tail stays in place.
+    """The permutation of a whole bank.
+
+    `segment_order` applied to each of its `size // seg` full templates;
+    the tail stays in place.
 
     Args:
         size: int, the bank's entries.
@@ -150,8 +151,7 @@ def to_storage(values: np.ndarray, order: np.ndarray) -> np.ndarray:
 
 
 def to_oihw(values: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """Stored bank values back in OIHW order (the inverse of
-    `to_storage`)."""
+    """Stored bank values back in OIHW order (the inverse of `to_storage`)."""
     values = np.asarray(values)
     out = np.empty_like(values)
     out[order] = values

@@ -150,8 +150,7 @@ class Task:
 
 
 def model_key(model: str, policy: Mapping | None) -> tuple:
-    """The identity of a model: the search model, or the final model of
-    one policy."""
+    """The identity of a model: the search model, or one policy's model."""
     if model == "search":
         return ("search",)
     return ("final", json.dumps(policy, sort_keys=True))

@@ -483,8 +483,10 @@ class SWNTuner(kt.Tuner):
         return [self.load_model(t) for t in trials if t.status == _COMPLETED]
 
     def results_summary(self, num_trials: int = 10) -> None:
-        """Print the best trials: hyperparameters, score, groups and
-        parameters, and each trial's search folder.
+        """Print the best trials.
+
+        Their hyperparameters, score, groups and parameters, and each trial's
+        search folder.
 
         Args:
             num_trials: int >= 1, how many trials at most.
