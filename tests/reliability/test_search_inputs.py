@@ -60,7 +60,7 @@ class TestFolderSafety:
         folder = tmp_path / "p"
         folder.mkdir()
         (folder / "thesis.tex").write_text("years of work")
-        with pytest.raises(ValueError, match="holds no state.json"):
+        with pytest.raises(ValueError, match="keras_swn did not write"):
             make(tmp_path, overwrite=True)
         assert (folder / "thesis.tex").read_text() == "years of work"
 

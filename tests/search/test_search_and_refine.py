@@ -361,8 +361,9 @@ def test_keras_tuner_drives_search_and_refine(tmp_path):
                 threshold_start=hp.Fixed("threshold", 0.1),
                 num_bins=hp.Fixed("bins", 2),
                 sharing="learned_no_refine",
+                # A folder of its own, not KerasTuner's trial folder.
                 directory=self.project_dir,
-                project_name=f"trial_{trial.trial_id}",
+                project_name=f"swn_trial_{trial.trial_id}",
                 batch_size=16,
                 plots=False,
                 run_eagerly=True,
