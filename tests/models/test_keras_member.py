@@ -443,3 +443,30 @@ class TestCompression:
                 # Fresh templates are about one kernel norm or more away.
                 start = _np(fresh.bank.kernel_oihw((m, i)))
                 assert error < 1.0 < np.linalg.norm(start - target) / norm
+
+
+def test_compress_benchmark_smoke(tmp_path, capsys):
+    """`benchmarks/compress.py --smoke`: the three runs on random 8x8
+    images, one epoch each; the JSON result and every table row."""
+    import importlib.util
+    import json
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    path = os.path.join(root, "benchmarks", "compress.py")
+    spec = importlib.util.spec_from_file_location("compress_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = str(tmp_path / "result.json")
+    result = module.main(["--smoke", "--out", out])
+    with open(out, encoding="utf-8") as f:
+        assert json.load(f) == json.loads(json.dumps(result))
+    assert result["model"] == "WRN-10-1" and result["kernel_params"] == 76_720
+    assert result["budget"] == int(0.8 * 76_720)
+    assert len(result["reconstruction_errors"]) == 9
+    assert 0 <= result["reconstruction_error_mean"] < 1
+    for key in ("plain", "scratch", "compressed_accuracy_after_finetune"):
+        name = key if key.startswith("compressed") else f"{key}_accuracy"
+        assert 0 <= result[name] <= 1
+    text = capsys.readouterr().out
+    assert text.count("\n| ") == 6  # header, separator, 4 rows
