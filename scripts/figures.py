@@ -575,47 +575,69 @@ def _pair_cosines(refine: dict) -> dict:
 
 
 def fig_budget_bar(report, name: str, title: str) -> None:
-    """Stacked bars: the members without sharing against the SWN."""
+    """Two stacked bars: the members without sharing, and the SWN."""
     d = report.to_dict()
     members = d["members"]
-    totals = d
-    fig = new_figure(7.0, 3.2)
+    fig = new_figure(7.0, 2.9)
     ax = fig.add_subplot(1, 1, 1)
-    labels, conv, other = [], [], []
-    for m in members:
-        labels.append(m["name"])
-        conv.append(m["conv_params_unshared"])
-        other.append(m["params_unshared"] - m["conv_params_unshared"])
-    rows = list(range(len(labels)))
-    ax.barh(rows, conv, color=GREY, label="kernels (unshared)")
-    ax.barh(rows, other, left=conv, color="#cfd8dc", label="BatchNorm + head")
-    y = len(labels) + 0.4
+    left = 0
+    shades = ["#bdbdbd", "#9e9e9e", "#d6d6d6", "#8a8a8a", "#c7c7c7"]
+    total_unshared = sum(m["params_unshared"] for m in members)
+    for n, m in enumerate(members):
+        value = m["params_unshared"]
+        ax.barh(
+            [1],
+            [value],
+            left=left,
+            color=shades[n % len(shades)],
+            edgecolor="white",
+        )
+        if value > 0.05 * total_unshared:
+            ax.text(
+                left + value / 2,
+                1,
+                m["name"],
+                ha="center",
+                va="center",
+                fontsize=8,
+            )
+        left += value
     parts = [
-        ("templates (the budget)", totals["bank_total"], PALETTE[0]),
-        ("coefficients", totals["coefficient_scalars"], PALETTE[1]),
-        ("BatchNorm + heads", totals["unshared_trainable"], PALETTE[2]),
+        ("templates (the budget)", d["bank_total"], PALETTE[0]),
+        ("coefficients", d["coefficient_scalars"], PALETTE[1]),
+        ("BatchNorm + heads", d["unshared_trainable"], PALETTE[2]),
     ]
     left = 0
     for label, value, color in parts:
-        ax.barh([y], [value], left=left, color=color, label=label)
+        ax.barh(
+            [0], [value], left=left, color=color, label=label, edgecolor="white"
+        )
         left += value
-    ax.set_yticks(rows + [y], labels + ["SWN (all\nmembers)"])
-    ax.invert_yaxis()
+    ax.set_yticks([1, 0], ["members,\nwithout sharing", "SWN"])
+    ax.set_ylim(-0.6, 1.6)
     ax.set_xlabel("parameters")
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_millions))
     ax.set_title(
-        f"{title}: {sum(m['params_unshared'] for m in members):,} without "
-        f"sharing, {totals['trainable_total']:,} trained",
+        f"{title}\n{total_unshared:,} parameters without sharing, "
+        f"{d['trainable_total']:,} trained",
         fontsize=9,
     )
-    ax.legend(fontsize=7, loc="lower right", frameon=False)
+    ax.legend(
+        fontsize=8,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.3),
+        ncol=3,
+        frameon=False,
+    )
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     save(fig, name)
 
 
 def _millions(v, _pos=None):
-    return f"{v / 1e6:g}M" if v >= 1e6 or v == 0 else f"{v / 1e3:g}k"
+    if v == 0:
+        return "0"
+    return f"{v / 1e6:g}M" if v >= 1e6 else f"{v / 1e3:g}k"
 
 
 def fig_budget_paper() -> None:
