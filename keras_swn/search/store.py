@@ -127,12 +127,23 @@ class ProjectStore:
         )
 
     def damaged(self, name: str, problem: str) -> DamagedFileError:
-        """The `DamagedFileError` for file `name` of the folder."""
+        """The `DamagedFileError` for file `name` of the folder; for an
+        output of a finished search whose `policy.json` is intact, the
+        error also says how to train that policy again."""
+        ways_on = self.ways_on()
+        policy = self.path("policy.json")
+        if (
+            self.argument == "project_name"
+            and name in (MODEL, RESULTS)
+            and os.path.isfile(policy)
+        ):
+            ways_on += (
+                f" The policy the search found is intact ({policy}): "
+                f"`keras-swn train --policy {policy}` (or `train_and_save` "
+                "with an `SWNModel` of that policy) trains its model again."
+            )
         return DamagedFileError(
-            self.path(name),
-            problem,
-            argument=self.argument,
-            ways_on=self.ways_on(),
+            self.path(name), problem, argument=self.argument, ways_on=ways_on
         )
 
     def lock(self, what: str = "search") -> RunLock:

@@ -214,6 +214,9 @@ class TestResultsAndModel:
             read(self.search(tmp_path))
         what = "is missing" if damage == "delete" else "not whole JSON"
         assert_damaged(e.value, path, what)
+        policy = folder / "policy.json"
+        intact = f"`keras-swn train --policy {policy}`"
+        assert (intact in str(e.value)) is (name == "results.json")
 
     def test_truncated_model(self, finished, tmp_path):
         from keras_swn.search import load_and_evaluate
