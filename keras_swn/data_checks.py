@@ -18,6 +18,7 @@ so the messages are the same everywhere.
 from __future__ import annotations
 
 import itertools
+import weakref
 from typing import Any
 from typing import Iterator
 from typing import Sequence
@@ -367,7 +368,10 @@ def check_data(
         check_arrays(data[0], data[1], name, **checks)
         return data
     if is_tf_dataset(data):
-        _check_dataset(data, name, steps, infinite_hint, checks)
+        how = repr((name, steps is None, sorted(checks.items())))
+        if how not in _checked(data):
+            _check_dataset(data, name, steps, infinite_hint, checks)
+            _checked(data).add(how)
         return data
     if isinstance(data, keras.utils.PyDataset):
         count = data.num_batches
@@ -386,6 +390,19 @@ def check_data(
         return _replay(peeked, data)
     _peek(iter(data), name, f"an empty {type(data).__name__}", **checks)
     return data
+
+
+#: The `tf.data.Dataset`s checked (immutable: once is enough), and how.
+_CHECKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _checked(dataset: Any) -> set:
+    """The checks `dataset` passed (the search's `fit` calls read the same
+    dataset every epoch); an empty set for one that cannot be recorded."""
+    try:
+        return _CHECKED.setdefault(dataset, set())
+    except TypeError:  # not weak-referenceable
+        return set()
 
 
 def _check_dataset(dataset, name, steps, hint, checks) -> None:
