@@ -66,6 +66,8 @@ SEARCH_FILES = (
 )
 #: The folders `SearchAndRefine` writes, and the suffix of their files.
 SEARCH_FOLDERS = {CHECKPOINTS: ".npz", PLOTS: ".png"}
+#: Every name a run writes at the top of its folder.
+_WRITTEN = frozenset((*SEARCH_FILES, *TRAINING_FILES, *SEARCH_FOLDERS))
 #: Files of keras_swn in every run folder (never the user's).
 _BOOKKEEPING = (LOCK_FILE, MANIFEST_FILE)
 #: How many foreign file names a refusal spells out.
@@ -293,14 +295,25 @@ class RunFolder:
         """Refuse to start a run in a folder that holds files keras_swn
         did not write and no earlier run, unless `allow_existing_files`.
 
+        A file or folder of the user's named as one a run writes
+        (`results.json`, `checkpoints/`...) is refused even then: the run
+        would replace it.
+
         Raises:
             ValueError: an `ArgumentError` naming `argument`, up to four
                 of the files, and the ways on.
         """
-        if allow_existing_files or self.is_run_folder():
-            return
         found = self.foreign()
-        if not found:
+        clash = [f for f in found if f.rstrip("/") in _WRITTEN]
+        if clash:
+            raise argument_error(
+                argument,
+                f"The folder {self.folder} holds {', '.join(clash)}, which "
+                "keras_swn did not write but a run writes there: the run "
+                "would replace them. Move them, or use another folder.",
+                self.folder,
+            )
+        if allow_existing_files or self.is_run_folder() or not found:
             return
         shown = ", ".join(found[:_SHOWN])
         if len(found) > _SHOWN:
@@ -367,7 +380,9 @@ class RunFolder:
         Files and folders the manifest lists (or, in a folder an earlier
         version wrote, the names it writes) go; nothing else, nothing
         through a link. The folder goes too when nothing else is left in
-        it; otherwise it keeps an empty manifest (it stays a run folder).
+        it; otherwise it keeps a manifest of what is left of keras_swn's
+        (a folder holding a file of the user's, a link): it stays a run
+        folder.
 
         Args:
             instead: what a refusal suggests choosing instead.
@@ -420,8 +435,9 @@ class RunFolder:
                 except OSError:
                     pass  # holds something else: kept
         rest = [n for n in os.listdir(folder) if n not in _BOOKKEEPING]
-        if rest:
-            write_manifest(folder, [])
+        if rest:  # still a run folder: what is left of keras_swn's stays
+            left = [e for e in owned if os.path.lexists(self.path(e))]
+            write_manifest(folder, left)
             return
         for name in _BOOKKEEPING:
             try:

@@ -206,6 +206,19 @@ class TestUserFiles:
                 run(folder)
         assert_user_files(folder)
 
+    @pytest.mark.parametrize("run", [search, train])
+    @pytest.mark.parametrize("name", ["history.json", "checkpoints"])
+    def test_a_user_file_named_as_a_run_file(self, tmp_path, faked, run, name):
+        folder = tmp_path / "run"
+        plant_user_files(
+            folder, {f"{name}/x" if "." not in name else name: "u"}
+        )
+        for allow in (False, True):
+            with pytest.raises(ValueError, match="would replace them") as e:
+                run(folder, allow_existing_files=allow)
+            assert f"holds {name}" in str(e.value)
+        assert len(os.listdir(folder)) == 1
+
     def test_search_overwrite_keeps_user_files(self, tmp_path, faked):
         folder = tmp_path / "run"
         search(folder)
