@@ -21,6 +21,7 @@ _EXAMPLES = [
     "distributed.py",
     "tune_budget.py",
     "search_distributed.py",
+    "keras_applications.py",
 ]
 _HEADER = (
     "Title:",
