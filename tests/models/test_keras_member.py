@@ -212,6 +212,48 @@ class TestConversion:
             _np(plain(x)), _np(model(x)[0]), rtol=1e-5, atol=1e-5
         )
 
+    def test_graph_features(self):
+        """A nested Sequential block, a layer called twice, Concatenate,
+        Multiply (a sigmoid gate), ZeroPadding2D, max pooling; compressed
+        from the model at a budget that holds it exactly."""
+        inputs = keras.Input((8, 8, 3), name="x")
+        block = keras.Sequential(
+            [
+                keras.layers.Conv2D(4, 3, padding="same", name="s1"),
+                keras.layers.ReLU(name="sr"),
+            ],
+            name="seqblock",
+        )
+        a = block(inputs)
+        twice = keras.layers.Conv2D(4, 1, name="twice")
+        b = twice(a)
+        c = twice(b)
+        d = keras.layers.Concatenate(name="cat")([b, c])
+        gate = keras.layers.Conv2D(8, 1, activation="sigmoid", name="gate")
+        e = keras.layers.Multiply(name="mul")([d, gate(d)])
+        f = keras.layers.ZeroPadding2D(1, name="zp")(e)
+        f = keras.layers.Conv2D(8, 3, strides=2, name="down")(f)
+        g = keras.layers.GlobalMaxPooling2D(name="gmp")(f)
+        net = keras.Model(inputs, keras.layers.Dense(5, name="head")(g))
+        member = KerasMember(net, init="trained")
+        assert member.shared_layers == ("seqblock/s1", "twice", "gate", "down")
+        model = keras_swn.SWNModel.from_keras(
+            [member], budget=100_000, num_bins=3, seed=0
+        )
+        assert max(member.reconstruction_errors.values()) < 1e-5
+        x = images(2, (8, 8, 3))
+        np.testing.assert_allclose(
+            _np(model(x)[0]), _np(net(x)), rtol=1e-4, atol=1e-5
+        )
+        plain = to_keras(model)
+        assert [l.name for l in plain.layers] == [
+            "x", "s1", "sr", "twice", "cat", "gate", "mul", "zp", "down",
+            "gmp", "head",
+        ]  # fmt: skip
+        np.testing.assert_allclose(
+            _np(plain(x)), _np(net(x)), rtol=1e-4, atol=1e-5
+        )
+
     def test_from_keras_fraction(self):
         net = nested()
         model = keras_swn.SWNModel.from_keras(
