@@ -79,6 +79,10 @@ class KerasMember(MemberBuilder):
             the member is built (least squares per bank; see
             `keras_swn.models.conversion.compress`), so that a trained
             network is compressed into the budget and fine-tuned.
+            Members built with it are fitted jointly (each build refits
+            the bank to every trained kernel registered so far). `init`
+            is not part of the config: a member read back from a file, or
+            rebuilt by the refine step, takes its values from there.
         name: the member's display name (default: the model's name).
 
     Raises:
