@@ -17,6 +17,7 @@ so the messages are the same everywhere.
 
 from __future__ import annotations
 
+import collections.abc
 import itertools
 import weakref
 from typing import Any
@@ -60,10 +61,17 @@ def is_tf_dataset(data: Any) -> bool:
 
 def is_one_shot(data: Any) -> bool:
     """Whether `data` is an iterator (a generator): one pass only."""
-    try:
-        return iter(data) is data
-    except TypeError:
-        return False
+    return isinstance(data, collections.abc.Iterator)
+
+
+def _numpy(value: Any) -> np.ndarray:
+    """A batch entry as NumPy: a TensorFlow tensor (tf.data on any
+    backend), a backend tensor or an array."""
+    if type(value).__module__.startswith("tensorflow") and hasattr(
+        value, "numpy"
+    ):
+        return np.asarray(value.numpy())
+    return np.asarray(keras.ops.convert_to_numpy(value))
 
 
 def _received(where: str, text: str) -> str:
@@ -282,7 +290,7 @@ def _check_batch(batch: Any, index: int, name: str, **checks: Any) -> None:
             "Expected batches (x, y) or (x, y, sample_weight).",
             _received(where, f"a {type(batch).__name__}"),
         )
-    x, y = (np.asarray(keras.ops.convert_to_numpy(a)) for a in batch[:2])
+    x, y = (_numpy(a) for a in batch[:2])
     shape = checks.get("input_shape")
     if (shape is not None and x.ndim == len(shape)) or y.ndim == 0:
         raise argument_error(
