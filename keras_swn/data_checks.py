@@ -22,6 +22,7 @@ import itertools
 import weakref
 from typing import Any
 from typing import Iterator
+from typing import Mapping
 from typing import Sequence
 
 import keras
@@ -389,7 +390,11 @@ def check_data(
         for i in range(n):
             _check_batch(data[i], i, name, **checks)
         return data
-    if isinstance(data, (str, bytes)) or not hasattr(data, "__iter__"):
+    if (
+        isinstance(data, (str, bytes, Mapping))
+        or hasattr(data, "shape")  # inputs without labels: Keras decides
+        or not hasattr(data, "__iter__")
+    ):
         return data
     if isinstance(data, (list, tuple)) and not data:
         raise _empty(name, f"an empty {type(data).__name__}")

@@ -86,6 +86,7 @@ class DataSource:
             )
         elif (
             data is None
+            or hasattr(data, "shape")  # x without y
             or isinstance(data, (str, bytes, Mapping))
             or not hasattr(data, "__iter__")
             or (

@@ -243,6 +243,11 @@ class TestDataForms:
         with pytest.raises(ValueError, match="`train_data`.*empty"):
             make(tmp_path).search([], epochs=2, verbose=0)
 
+    def test_inputs_without_labels(self, tmp_path):
+        (x, _), _ = digits()
+        with pytest.raises(ValueError, match="`train_data`.*tuple of arrays"):
+            make(tmp_path).search(x, epochs=2, verbose=0)
+
     def test_generator_is_refused(self, tmp_path):
         (x, y), _ = digits()
         batches = ((x[s : s + 16], y[s : s + 16]) for s in (0, 16))
