@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections.abc
 import itertools
+import sys
 import weakref
 from typing import Any
 from typing import Iterator
@@ -55,9 +56,8 @@ def is_arrays(data: Any) -> bool:
 
 def is_tf_dataset(data: Any) -> bool:
     """Whether `data` is a `tf.data.Dataset` (without importing TF)."""
-    return hasattr(data, "element_spec") and type(data).__module__.startswith(
-        "tensorflow"
-    )
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(data, tf.data.Dataset)
 
 
 def is_one_shot(data: Any) -> bool:
@@ -393,6 +393,8 @@ def check_data(
     if (
         isinstance(data, (str, bytes, Mapping))
         or hasattr(data, "shape")  # inputs without labels: Keras decides
+        # other TensorFlow inputs (a distributed dataset): Keras decides
+        or type(data).__module__.startswith("tensorflow")
         or not hasattr(data, "__iter__")
     ):
         return data
