@@ -306,8 +306,8 @@ def search(flags: Parsed) -> int:
         )
         print(f"Output folder: {folder}")
         print(
-            "Interrupted? Rerun the same command to resume (--overwrite "
-            "starts over)."
+            "(If this run is stopped, the same command resumes it; "
+            "--overwrite starts over.)"
         )
         runner.search(
             train_data, val_data, verbose=inputs.progress(flags), **run

@@ -33,7 +33,8 @@ class TestOutputFolder:
             assert call.options["overwrite"] is False
         out = capsys.readouterr().out
         assert f"Output folder: {tmp_path / 'swn_runs' / 'search'}" in out
-        assert "Rerun the same command to resume" in out
+        assert "the same command resumes it" in out
+        assert "Interrupted" not in out
 
     def test_overwrite(self, tmp_path, fake_search, tiny_digits):
         assert search(f"--output_dir={tmp_path / 'r'}", "--overwrite") == 0
