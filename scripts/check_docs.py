@@ -46,7 +46,7 @@ PUBLIC_MODULES = (
 INTERNAL = (
     "keras_swn.search.oracle",
     "keras_swn.search.phases",
-    "keras_swn.search.store",
+    "keras_swn.io.store",
     "keras_swn.search.steps",
     "keras_swn.search.run_config",
     "keras_swn.search.RunConfig",

@@ -84,11 +84,11 @@ def _output_dir(flags: Parsed) -> str:
     Returns:
         The folder's path (not created).
     """
-    from keras_swn.search.run_folder import RunFolder
-    from keras_swn.search.run_folder import check_creatable
-    from keras_swn.search.run_folder import check_folder_text
-    from keras_swn.search.run_folder import check_name
-    from keras_swn.search.run_folder import folder_kind
+    from keras_swn.io.run_folder import RunFolder
+    from keras_swn.io.run_folder import check_creatable
+    from keras_swn.io.run_folder import check_folder_text
+    from keras_swn.io.run_folder import check_name
+    from keras_swn.io.run_folder import folder_kind
 
     text = flags.output_dir
     try:
@@ -157,7 +157,7 @@ def train(flags: Parsed) -> int:
     import keras
 
     import keras_swn
-    from keras_swn.io_utils import FolderLockedError
+    from keras_swn.io.locking import FolderLockedError
     from keras_swn.search import train_and_save
     from keras_swn.validation import ArgumentError
 

@@ -16,7 +16,7 @@ import numpy as np
 from keras_swn.ensembles.evaluation import member_names
 from keras_swn.ensembles.evaluation import member_probabilities
 from keras_swn.ensembles.flops import member_flops
-from keras_swn.io_utils import atomic_write
+from keras_swn.io.atomic import atomic_write
 from keras_swn.validation import check_probabilities
 
 Subset = tuple[int, ...]

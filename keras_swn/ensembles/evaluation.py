@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from keras_swn.io_utils import format_rows
+from keras_swn.io.atomic import format_rows
 from keras_swn.validation import check_probabilities
 
 ECE_BINS = 15

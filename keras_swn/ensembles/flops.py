@@ -9,7 +9,7 @@ from typing import Sequence
 
 import keras
 
-from keras_swn.io_utils import format_rows
+from keras_swn.io.atomic import format_rows
 from keras_swn.layers.super_weight_conv2d import SuperWeightConv2D
 from keras_swn.layers.super_weight_dense import SuperWeightDense
 from keras_swn.validation import check_index

@@ -106,7 +106,7 @@ class SavingMethods:
         except (OSError, zipfile.BadZipFile) as e:  # damaged or truncated
             if not os.path.isfile(path):
                 raise
-            from keras_swn.io_utils import DamagedFileError
+            from keras_swn.io.atomic import DamagedFileError
 
             raise DamagedFileError(
                 path,

@@ -12,8 +12,8 @@ from typing import cast
 
 import numpy as np
 
-from keras_swn.io_utils import atomic_write_text
-from keras_swn.io_utils import parse_json
+from keras_swn.io.atomic import atomic_write_text
+from keras_swn.io.atomic import parse_json
 from keras_swn.policy.bins import initial_bins
 from keras_swn.policy.chains import CHAIN_SORTS
 from keras_swn.policy.chains import layer_levels

@@ -26,7 +26,7 @@ from typing import Any
 from typing import Mapping
 from typing import cast
 
-from keras_swn.io_utils import parse_json
+from keras_swn.io.atomic import parse_json
 from keras_swn.search.phases import Phase
 from keras_swn.search.phases import Sharing
 from keras_swn.search.phases import Step

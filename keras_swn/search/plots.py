@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from keras_swn.io_utils import atomic_write
+from keras_swn.io.atomic import atomic_write
 
 
 def _figure(width: float, height: float):

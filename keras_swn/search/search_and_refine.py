@@ -21,6 +21,11 @@ import keras
 from keras_swn.analysis.search_result import SearchResult
 from keras_swn.bank.budget_report import BudgetReport
 from keras_swn.callbacks import StopOnNonFiniteLoss
+from keras_swn.io.run_folder import check_creatable
+from keras_swn.io.store import MODEL
+from keras_swn.io.store import ProjectStore
+from keras_swn.io.store import describe_changes
+from keras_swn.io.store import project_path
 from keras_swn.models.member_builder import MemberBuilder
 from keras_swn.models.swn_model import SWNModel
 from keras_swn.policy.sharing_policy import SharingPolicy
@@ -33,12 +38,7 @@ from keras_swn.search.oracle import Phase
 from keras_swn.search.oracle import PhaseOracle
 from keras_swn.search.results import print_search_summary
 from keras_swn.search.run_config import RunConfig
-from keras_swn.search.run_folder import check_creatable
 from keras_swn.search.steps import StepRunner
-from keras_swn.search.store import MODEL
-from keras_swn.search.store import ProjectStore
-from keras_swn.search.store import describe_changes
-from keras_swn.search.store import project_path
 from keras_swn.validation import argument_error
 from keras_swn.validation import check_int
 from keras_swn.validation import naming
@@ -95,7 +95,7 @@ class SearchAndRefine:
     its own coefficients; no refine).
 
     **State and resume.** After every epoch and every phase the state is
-    written under `directory/project_name` (`keras_swn.search.store`):
+    written under `directory/project_name` (`keras_swn.io.store`):
     the model and optimizer variables (`checkpoints/*.npz`), the policy,
     the search and refine results, and `state.json` (the configuration,
     the run and the `PhaseOracle` state), written last and atomically. A
@@ -116,7 +116,7 @@ class SearchAndRefine:
     temporary files of its interrupted writes are deleted. A folder that
     holds the result of a `train` run is refused unless `overwrite=True`.
     Every file the search writes is listed in the folder's manifest
-    (`keras_swn.search.run_folder`), and `overwrite=True` deletes only
+    (`keras_swn.io.run_folder`), and `overwrite=True` deletes only
     those: files of the user's in the folder stay. A new search in a
     folder that holds files keras_swn did not write is refused unless
     `allow_existing_files=True`. A missing or damaged file of the state

@@ -24,6 +24,9 @@ import numpy as np
 
 from keras_swn.analysis.clustering import search_groups
 from keras_swn.analysis.refine import refine_partition
+from keras_swn.io.store import MODEL
+from keras_swn.io.store import PLOTS
+from keras_swn.io.store import ProjectStore
 from keras_swn.models.swn_model import SWNModel
 from keras_swn.models.swn_model import clone_swn_model
 from keras_swn.policy.chains import layer_levels
@@ -42,9 +45,6 @@ from keras_swn.search.oracle import Task
 from keras_swn.search.oracle import model_key
 from keras_swn.search.results import search_results
 from keras_swn.search.run_config import RunConfig
-from keras_swn.search.store import MODEL
-from keras_swn.search.store import PLOTS
-from keras_swn.search.store import ProjectStore
 
 
 def diverged(where: str, detail: str) -> FloatingPointError:

@@ -9,7 +9,7 @@ search or (unless `overwrite=True`) an earlier trained model, refuses a
 new run in a folder that holds files keras_swn did not write (unless
 `allow_existing_files=True`), and deletes the temporary files a killed
 run left there (`check_train_directory`). What it writes is listed in the
-folder's manifest (`keras_swn.search.run_folder`): `overwrite=True`
+folder's manifest (`keras_swn.io.run_folder`): `overwrite=True`
 deletes only that.
 """
 
@@ -24,15 +24,15 @@ from typing import cast
 import keras
 import numpy as np
 
-from keras_swn.io_utils import FolderLockedError
+from keras_swn.io.locking import FolderLockedError
+from keras_swn.io.run_folder import MODEL
+from keras_swn.io.run_folder import TRAINING_FILES
+from keras_swn.io.run_folder import check_creatable
+from keras_swn.io.run_folder import check_folder_text
+from keras_swn.io.store import ProjectStore
 from keras_swn.search.data import DataSource
 from keras_swn.search.recipe import TrainingRecipe
 from keras_swn.search.results import training_results
-from keras_swn.search.run_folder import MODEL
-from keras_swn.search.run_folder import TRAINING_FILES
-from keras_swn.search.run_folder import check_creatable
-from keras_swn.search.run_folder import check_folder_text
-from keras_swn.search.store import ProjectStore
 from keras_swn.validation import ArgumentError
 from keras_swn.validation import argument_error
 from keras_swn.validation import check_int
@@ -147,7 +147,7 @@ def train_and_save(
     earlier run, unless `allow_existing_files=True`. With
     `overwrite=True` only what keras_swn wrote there is deleted (the
     entries of the folder's manifest,
-    `keras_swn.search.run_folder.RunFolder.remove`; other files stay).
+    `keras_swn.io.run_folder.RunFolder.remove`; other files stay).
     The run then holds the folder's lock until it returns or raises, and
     first deletes the temporary files a killed run left there.
 

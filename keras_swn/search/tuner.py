@@ -21,9 +21,9 @@ from typing import Mapping
 
 import keras
 
+from keras_swn.io.store import MODEL
+from keras_swn.io.store import ProjectStore
 from keras_swn.search.search_and_refine import SearchAndRefine
-from keras_swn.search.store import MODEL
-from keras_swn.search.store import ProjectStore
 from keras_swn.validation import argument_error
 from keras_swn.validation import check_int
 from keras_swn.validation import naming

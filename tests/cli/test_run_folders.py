@@ -175,9 +175,9 @@ class TestSearchFolder:
     def test_other_flags_name_the_changed_keys(
         self, capsys, tmp_path, tiny_digits
     ):
+        from keras_swn.io.store import ProjectStore
         from keras_swn.models import WideResNet
         from keras_swn.search import SearchConfig
-        from keras_swn.search.store import ProjectStore
 
         folder = tmp_path / "run"
         config = SearchConfig(

@@ -14,6 +14,7 @@ import pytest
 import swn_fixtures
 from swn_fixtures import make_search
 
+from keras_swn.io.store import describe_changes
 from keras_swn.io_utils import LOCK_FILE
 from keras_swn.io_utils import MANIFEST_FILE
 from keras_swn.io_utils import FolderLockedError
@@ -21,7 +22,6 @@ from keras_swn.io_utils import RunLock
 from keras_swn.io_utils import is_temp_file
 from keras_swn.io_utils import read_manifest
 from keras_swn.io_utils import write_manifest
-from keras_swn.search.store import describe_changes
 
 #: A pid no process can have (above Linux's largest pid_max, 2**22).
 DEAD_PID = 2**22 + 1
@@ -497,8 +497,8 @@ class TestFolderArguments:
 
     def test_store_and_training_share_the_file_names(self):
         # No hidden import cycle: store.py does not import training.py.
-        from keras_swn.search import run_folder
-        from keras_swn.search import store
+        from keras_swn.io import run_folder
+        from keras_swn.io import store
         from keras_swn.search import training
 
         source = open(store.__file__).read()

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 import keras_swn
+from keras_swn.io.store import ProjectStore
 from keras_swn.models import WideResNet
 from keras_swn.search.data import DataSource
 from keras_swn.search.oracle import Artifacts
 from keras_swn.search.oracle import Phase
 from keras_swn.search.oracle import PhaseOracle
 from keras_swn.search.recipe import TrainingRecipe
-from keras_swn.search.store import ProjectStore
 from keras_swn.validation import ArgumentError
 
 

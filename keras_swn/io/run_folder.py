@@ -27,13 +27,13 @@ import os
 import zipfile
 from typing import Iterable
 
-from keras_swn.io_utils import LOCK_FILE
-from keras_swn.io_utils import MANIFEST_FILE
-from keras_swn.io_utils import RunLock
-from keras_swn.io_utils import folder_error
-from keras_swn.io_utils import is_temp_file
-from keras_swn.io_utils import read_manifest
-from keras_swn.io_utils import write_manifest
+from keras_swn.io.atomic import MANIFEST_FILE
+from keras_swn.io.atomic import folder_error
+from keras_swn.io.atomic import is_temp_file
+from keras_swn.io.atomic import read_manifest
+from keras_swn.io.atomic import write_manifest
+from keras_swn.io.locking import LOCK_FILE
+from keras_swn.io.locking import RunLock
 from keras_swn.validation import argument_error
 
 STATE = "state.json"

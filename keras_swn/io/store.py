@@ -32,22 +32,22 @@ import numpy as np
 from keras import ops
 
 from keras_swn.bank.budget_report import BudgetReport
-from keras_swn.io_utils import DamagedFileError
-from keras_swn.io_utils import RunLock
-from keras_swn.io_utils import atomic_write
-from keras_swn.io_utils import atomic_write_json
-from keras_swn.io_utils import atomic_write_text
-from keras_swn.search.changes import describe_changes
-from keras_swn.search.run_folder import CHECKPOINTS
-from keras_swn.search.run_folder import DATA
-from keras_swn.search.run_folder import MODEL
-from keras_swn.search.run_folder import PLOTS
-from keras_swn.search.run_folder import RESULTS
-from keras_swn.search.run_folder import STATE
-from keras_swn.search.run_folder import RunFolder
-from keras_swn.search.run_folder import check_folder_text
-from keras_swn.search.run_folder import check_name
-from keras_swn.search.run_folder import folder_kind
+from keras_swn.io.atomic import DamagedFileError
+from keras_swn.io.atomic import atomic_write
+from keras_swn.io.atomic import atomic_write_json
+from keras_swn.io.atomic import atomic_write_text
+from keras_swn.io.changes import describe_changes
+from keras_swn.io.locking import RunLock
+from keras_swn.io.run_folder import CHECKPOINTS
+from keras_swn.io.run_folder import DATA
+from keras_swn.io.run_folder import MODEL
+from keras_swn.io.run_folder import PLOTS
+from keras_swn.io.run_folder import RESULTS
+from keras_swn.io.run_folder import STATE
+from keras_swn.io.run_folder import RunFolder
+from keras_swn.io.run_folder import check_folder_text
+from keras_swn.io.run_folder import check_name
+from keras_swn.io.run_folder import folder_kind
 from keras_swn.validation import argument_error
 from keras_swn.validation import check_format
 
@@ -191,7 +191,7 @@ class ProjectStore:
 
     def remove(self, instead: str = "`project_name` or `directory`") -> None:
         """Delete what keras_swn wrote in the folder (`overwrite=True`):
-        `keras_swn.search.run_folder.RunFolder.remove`.
+        `keras_swn.io.run_folder.RunFolder.remove`.
 
         Args:
             instead: what a refusal suggests choosing instead (the
