@@ -9,7 +9,8 @@ SuperWeight of a row read by several slots (hard-shared coefficients, the
 same gain) computed once, and every layer's kernel cut from the results by
 static splits and assembled directly in Keras layout (HWIO; `(in, out)`
 for dense). The kernel of one layer alone is the same pass over its own
-rows (the tests keep a layer-by-layer composition as their oracle).
+rows only (`own_rows=True`; the tests keep a layer-by-layer composition
+as their oracle).
 
 The bank stores every template with its pieces already in HWIO order
 (`keras_swn.bank.layout`), so no transpose is needed: every entry is the
@@ -279,6 +280,7 @@ class BatchedComposer:
         bank_layer: Any,
         keys: Collection[LayerKey],
         probe: Callable[[LayerKey, int], Any],
+        own_rows: bool = False,
     ) -> dict[LayerKey, Any]:
         """The float32 Keras-layout kernel of every layer in `keys`.
 
@@ -291,16 +293,22 @@ class BatchedComposer:
             bank_layer: the built `TemplateBank` (its variables).
             keys: the layers to compose.
             probe: `(key, width) -> coefficient probe or None`.
+            own_rows: bool. False (the batched pass): every window read
+                computes all of its distinct rows, whoever reads them, so
+                a forward pass gives the same numbers whichever members
+                run. True (one layer alone): only the rows `keys` read.
         """
         needed: dict[int, set[int]] = {}
         for key in keys:
             for w in range(self.plan.layers[key].num_levels):
                 win, slot = self.slot_of[(key, w)]
                 needed.setdefault(win, set()).add(slot)
-        # Only the rows the keys read: a window read in full computes all
-        # of its distinct rows once; one layer alone, only its own.
         windows = {
-            i: None if len(slots) == len(self.windows[i].slots) else slots
+            i: (
+                slots
+                if own_rows and len(slots) < len(self.windows[i].slots)
+                else None
+            )
             for i, slots in needed.items()
         }
         results = self.superweights(ops, bank_layer, windows, probe)

@@ -232,30 +232,17 @@ class TemplateBank(keras.layers.Layer):
         )
         self._kernel_cache = _KernelCache()
 
-    @property
-    def budget(self) -> int:
-        return self.bank_config.budget
-
-    @property
-    def bank_size(self) -> int:
-        return self.bank_config.bank_size
-
-    @property
-    def template_fan_in(self) -> int | str:
-        return self.bank_config.template_fan_in
+    # The bank options, read from `bank_config` (read-only).
+    budget = property(lambda self: self.bank_config.budget)
+    bank_size = property(lambda self: self.bank_config.bank_size)
+    template_fan_in = property(lambda self: self.bank_config.template_fan_in)
+    on_over_budget = property(lambda self: self.bank_config.on_over_budget)
+    seed = property(lambda self: cast(int, self.bank_config.seed))
 
     @property
     def chain_sort(self) -> str:
         """The plan's chain order (`chain_sort=None`: the policy's)."""
         return self.plan.chain_sort
-
-    @property
-    def on_over_budget(self) -> str:
-        return self.bank_config.on_over_budget
-
-    @property
-    def seed(self) -> int:
-        return cast(int, self.bank_config.seed)
 
     # ------------------------------------------------------------------
     def build(self, input_shape=None):
@@ -369,11 +356,11 @@ class TemplateBank(keras.layers.Layer):
         if keys is None:
             keys = self.plan.layers
         keys = sorted(self._check_key(key) for key in keys)
+        return self._batched.compose(ops, self, keys, self._probe)
 
-        def probe(key: LayerKey, width: int):
-            return active_probe(coefficient_probe_key(self, key, width))
-
-        return self._batched.compose(ops, self, keys, probe)
+    def _probe(self, key: LayerKey, width: int) -> Any:
+        """The active coefficient probe of one slot, or None."""
+        return active_probe(coefficient_probe_key(self, key, width))
 
     @contextlib.contextmanager
     def composed(
@@ -432,7 +419,10 @@ class TemplateBank(keras.layers.Layer):
     def _kernel_per_layer(self, key: LayerKey) -> Any:
         """`kernel(key)`, float32, composed on its own: the batched pass
         over the rows of this one layer."""
-        return self.compose_all([key])[_key(key)]
+        key = self._check_key(key)
+        return self._batched.compose(
+            ops, self, [key], self._probe, own_rows=True
+        )[key]
 
     def kernel_shape(self, key: LayerKey) -> tuple[int, ...]:
         """The Keras-layout shape of `kernel(key)`.
