@@ -11,7 +11,7 @@ one-shot generator comes back wrapped so that it yields the batches read
 first again).
 
 `SWNModel.fit`, `SearchAndRefine.search` (through
-`keras_swn.search.data.DataSource`) and the `keras-swn` command call it,
+`keras_swn.training.data.DataSource`) and the `keras-swn` command call it,
 so the messages are the same everywhere.
 """
 

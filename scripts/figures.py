@@ -518,7 +518,7 @@ def anytime_of(search, xv, yv):
 
 
 def figs_digits(fresh: bool) -> None:
-    from keras_swn.search import plots
+    from keras_swn.search import reporting as plots
 
     search, (xv, yv) = digits_search(fresh)
     result = search.search_result()

@@ -119,7 +119,7 @@ def _output_dir(flags: Parsed) -> str:
 
 
 def _print_accuracy(names: list, results: dict) -> None:
-    from keras_swn.search.results import print_accuracy
+    from keras_swn.training.results import print_accuracy
 
     print_accuracy(
         names, results["val_member_accuracy"], results["val_ensemble_accuracy"]
@@ -240,7 +240,7 @@ def search(flags: Parsed) -> int:
     """
     import keras_swn.search
     from keras_swn.search.phases import Sharing
-    from keras_swn.search.recipe import TrainingRecipe
+    from keras_swn.training.recipe import TrainingRecipe
 
     inputs.recipe(flags)
     sharing = _sharing(flags)
@@ -345,7 +345,7 @@ def evaluate(flags: Parsed) -> int:
     # Registers WideResNet for `.keras` loading (the CLI's members).
     import keras_swn.models.wide_resnet  # noqa: F401
     from keras_swn.search import load_and_evaluate
-    from keras_swn.search.results import evaluation_fields
+    from keras_swn.training.results import evaluation_fields
 
     try:
         model, evaluation = load_and_evaluate(

@@ -37,7 +37,7 @@ from keras_swn.cli.values import milestones
 from keras_swn.cli.values import shape
 
 #: The enumerated choices, equal to the library's constants (tested):
-#: `keras_swn.search.phases.SHARINGS`, `keras_swn.search.optim.SCHEDULES`,
+#: `keras_swn.search.phases.SHARINGS`, `keras_swn.training.optim.SCHEDULES`,
 #: `keras_swn.analysis.clustering.SCHEDULES` and `.BUDGET_CHECKS`,
 #: `keras_swn.analysis.partition.CLUSTERINGS`,
 #: `keras_swn.analysis.similarity.SIGNALS`,

@@ -247,7 +247,7 @@ def library_kwargs(flags: Parsed, cls: type) -> dict[str, Any]:
 
 def recipe(flags: Parsed) -> Any:
     """The `TrainingRecipe` of the recipe flags."""
-    from keras_swn.search.recipe import TrainingRecipe
+    from keras_swn.training.recipe import TrainingRecipe
 
     try:
         return TrainingRecipe(**library_kwargs(flags, TrainingRecipe))
@@ -260,7 +260,7 @@ def output_dir(flags: Parsed) -> str:
 
     The default is the same folder for every run of a command, so that
     rerunning a search resumes it. For `train` the folder gets the
-    checks of `keras_swn.search.training.check_train_directory` here,
+    checks of `keras_swn.training.train.check_train_directory` here,
     before the data is loaded: refused, unless `--overwrite`, when it
     holds a trained model (`model.keras`) or a search (`state.json`), and
     whenever another run holds it (its lock). `train_and_save` makes the
@@ -282,7 +282,7 @@ def output_dir(flags: Parsed) -> str:
     if os.path.exists(path) and not os.path.isdir(path):
         raise flags.invalid("output_dir", "Expected a folder, not a file.")
     if flags.command == "train":
-        from keras_swn.search.training import check_train_directory
+        from keras_swn.training.train import check_train_directory
 
         try:
             check_train_directory(path, overwrite=bool(flags.overwrite))

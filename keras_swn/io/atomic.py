@@ -243,7 +243,6 @@ def remove_temp_files(folder: str | os.PathLike) -> list[str]:
     return removed
 
 
-
 class DamagedFileError(ArgumentError):
     """A file of a run (its state, a checkpoint, results, the model or its
     weights) is missing, damaged or from another run.
@@ -300,8 +299,6 @@ def folder_error(argument: str, folder: str, error: OSError) -> ArgumentError:
         f"the folder {folder}: {os_reason(error)}. Choose a folder you can "
         f"write to. Received: {argument}={folder!r}",
     )
-
-
 
 
 def parse_json(text: str, what: str) -> Any:

@@ -36,7 +36,6 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-
 class FolderLockedError(ValueError):
     """Another live process holds the `RunLock` of a folder.
 

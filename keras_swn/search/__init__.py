@@ -15,15 +15,15 @@ keras-tuner, which `import keras_swn` does not.
 """
 
 from keras_swn.search.config import SearchConfig
-from keras_swn.search.optim import ReferenceSGD
-from keras_swn.search.optim import learning_rate_at
-from keras_swn.search.optim import make_optimizer
-from keras_swn.search.optim import step_learning_rate
-from keras_swn.search.recipe import TrainingRecipe
 from keras_swn.search.run_config import RunConfig
 from keras_swn.search.search_and_refine import SearchAndRefine
-from keras_swn.search.training import load_and_evaluate
-from keras_swn.search.training import train_and_save
+from keras_swn.training.optim import ReferenceSGD
+from keras_swn.training.optim import learning_rate_at
+from keras_swn.training.optim import make_optimizer
+from keras_swn.training.optim import step_learning_rate
+from keras_swn.training.recipe import TrainingRecipe
+from keras_swn.training.train import load_and_evaluate
+from keras_swn.training.train import train_and_save
 
 __all__ = [
     "ReferenceSGD",

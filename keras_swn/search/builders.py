@@ -16,7 +16,7 @@ from keras_swn.models.rebuild import transfer_optimizer_state
 from keras_swn.models.swn_model import SWNModel
 from keras_swn.policy.sharing_policy import SharingPolicy
 from keras_swn.search.config import SearchConfig
-from keras_swn.search.recipe import TrainingRecipe
+from keras_swn.training.recipe import TrainingRecipe
 
 
 def own_variables(member) -> list:

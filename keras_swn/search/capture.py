@@ -27,7 +27,7 @@ from keras_swn.analysis.similarity import to_oihw
 from keras_swn.models.swn_model import SWNModel
 from keras_swn.models.trainers import replica_count
 from keras_swn.policy.layer_spec import LayerSpec
-from keras_swn.search.data import DataSource
+from keras_swn.training.data import DataSource
 from keras_swn.types import LayerKey
 
 #: Which signals need the gradients, which the kernels.

@@ -1,6 +1,12 @@
-"""PNG plots of a search: similarity per bin, groups per member, refine.
+"""What a search reports: its results, their summary and its plots.
 
-Figures are drawn with Matplotlib's object API on the Agg canvas (no
+`search_results` assembles the `results.json` that `SearchAndRefine` writes
+at the end of a search (the fields it shares with a training run's come from
+`keras_swn.training.results`), `print_search_summary` prints it, and
+`trial_metrics` turns it into the numbers a `SWNTuner` trial reports.
+
+The PNG plots (similarity per bin, groups per member, refine) are drawn
+with Matplotlib's object API on the Agg canvas (no
 `pyplot`, no global backend switch, no display needed) and written
 atomically: to a temporary file in the target folder, then renamed.
 Matplotlib is imported only when a plot is drawn.
@@ -13,9 +19,132 @@ from typing import Any
 from typing import Mapping
 from typing import Sequence
 
+import keras
 import numpy as np
 
+from keras_swn.bank.budget_report import BudgetReport
 from keras_swn.io.atomic import atomic_write
+from keras_swn.training.results import evaluation_fields
+from keras_swn.training.results import member_names
+from keras_swn.training.results import parameter_fields
+from keras_swn.training.results import print_accuracy
+
+
+def search_results(
+    *,
+    config: Any,
+    run: Mapping[str, Any],
+    model: Any,
+    report: BudgetReport,
+    evaluation: Mapping[str, float] | None,
+    phase_log: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """The contents of a search's `results.json`.
+
+    Args:
+        config: the `SearchConfig`.
+        run: the `RunConfig` as a dict.
+        model: the final `SWNModel`.
+        report: its `BudgetReport`.
+        evaluation: the final validation logs (floats), or None.
+        phase_log: the oracle's phase log.
+    """
+    names = member_names(config.members)
+    log = {e["phase"]: e for e in phase_log}
+    evaluated = evaluation_fields(evaluation, len(names))
+    return {
+        "members": names,
+        "sharing": config.sharing.value,
+        "budget": config.budget,
+        "seed": config.seed,
+        "backend": keras.backend.backend(),
+        **evaluated,
+        "groups": model.policy.num_groups,
+        "groups_per_member": [list(r) for r in model.policy.groups],
+        "threshold": log.get("clustering", {}).get("threshold"),
+        "coefficient_vectors": report.coefficient_vectors,
+        "parameters": parameter_fields(report),
+        "phases": list(phase_log),
+        "options": config.to_dict(),
+        "run": dict(run),
+    }
+
+
+def print_search_summary(results: Mapping[str, Any], project_dir: str) -> None:
+    """Validation accuracy per member and of the ensemble, the parameters
+    and the groups (like KerasTuner's `results_summary`)."""
+    r = results
+    print("Results summary")
+    print(f"Results in {os.path.abspath(project_dir)}")
+    print(f"Sharing: {r['sharing']}; budget {r['budget']:,}")
+    if r["val_ensemble_accuracy"] is not None:
+        print_accuracy(
+            r["members"], r["val_member_accuracy"], r["val_ensemble_accuracy"]
+        )
+    else:
+        print("Validation accuracy: no validation data")
+    p = r["parameters"]
+    print(
+        f"Parameters: templates {p['bank_total']:,} (budget "
+        f"{p['budget']:,}), coefficients {p['coefficient_scalars']:,}, "
+        f"BatchNorm and heads {p['unshared_trainable']:,}; trainable "
+        f"total {p['trainable_total']:,} (without sharing "
+        f"{p['params_unshared']:,})"
+    )
+    thr = r["threshold"]
+    print(
+        f"Groups: {r['groups']}"
+        + ("" if thr is None else f" (threshold {thr:.3g})")
+        + f"; coefficient vectors {r['coefficient_vectors']}"
+    )
+    for name, row in zip(r["members"], r["groups_per_member"]):
+        print(f"  {name:<12} {row}")
+
+
+def trial_metrics(results: Mapping[str, Any]) -> dict[str, float]:
+    """The numbers a trial reports to the oracle, from `results()`.
+
+    Every validation metric of the final evaluation with a `val_` prefix
+    (`val_loss`, `val_ensemble_accuracy`, `val_member_<i>_accuracy`,
+    ...), and `groups`, `coefficient_vectors`, `bank_total` (template
+    parameters), `trainable_total` and, when the search clustered,
+    `clustering_threshold`.
+
+    Args:
+        results: the dict `SearchAndRefine.results()` returns.
+
+    Returns:
+        dict, metric name -> float (metrics without a value are left out).
+
+    Examples:
+        >>> metrics = trial_metrics({
+        ...     "evaluation": {"loss": 0.5, "ensemble_accuracy": 0.75},
+        ...     "val_ensemble_accuracy": 0.75, "groups": 4,
+        ...     "coefficient_vectors": 6, "threshold": None,
+        ...     "parameters": {"bank_total": 9, "trainable_total": 20}})
+        >>> sorted(metrics)[:3]
+        ['bank_total', 'coefficient_vectors', 'groups']
+        >>> "clustering_threshold" in metrics  # the threshold was None
+        False
+        >>> metrics["val_ensemble_accuracy"]
+        0.75
+    """
+    found: dict[str, Any] = {
+        f"val_{key}": value
+        for key, value in (results.get("evaluation") or {}).items()
+    }
+    found["val_ensemble_accuracy"] = results.get("val_ensemble_accuracy")
+    found["groups"] = results.get("groups")
+    found["coefficient_vectors"] = results.get("coefficient_vectors")
+    found["clustering_threshold"] = results.get("threshold")
+    parameters = results.get("parameters") or {}
+    for key in ("bank_total", "trainable_total"):
+        found[key] = parameters.get(key)
+    return {
+        name: float(value)
+        for name, value in found.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
 
 
 def _figure(width: float, height: float):

@@ -16,9 +16,9 @@ from typing import Mapping
 from typing import cast
 
 from keras_swn.search.config import SearchConfig
-from keras_swn.search.optim import REFERENCE_MILESTONES
 from keras_swn.search.phases import schedule as phase_schedule
-from keras_swn.search.recipe import TrainingRecipe
+from keras_swn.training.optim import REFERENCE_MILESTONES
+from keras_swn.training.recipe import TrainingRecipe
 from keras_swn.validation import argument_error
 from keras_swn.validation import check_int
 from keras_swn.validation import naming

@@ -31,14 +31,14 @@ from keras_swn.models.swn_model import SWNModel
 from keras_swn.policy.sharing_policy import SharingPolicy
 from keras_swn.search.builders import SearchModels
 from keras_swn.search.config import SearchConfig
-from keras_swn.search.data import DataSource
 from keras_swn.search.distribution import check_distribution
 from keras_swn.search.distribution import distribution_scope
 from keras_swn.search.oracle import Phase
 from keras_swn.search.oracle import PhaseOracle
-from keras_swn.search.results import print_search_summary
+from keras_swn.search.reporting import print_search_summary
 from keras_swn.search.run_config import RunConfig
 from keras_swn.search.steps import StepRunner
+from keras_swn.training.data import DataSource
 from keras_swn.validation import argument_error
 from keras_swn.validation import check_int
 from keras_swn.validation import naming

@@ -31,20 +31,20 @@ from keras_swn.models.swn_model import SWNModel
 from keras_swn.models.swn_model import clone_swn_model
 from keras_swn.policy.chains import layer_levels
 from keras_swn.policy.sharing_policy import SharingPolicy
-from keras_swn.search import plots
+from keras_swn.search import reporting as plots
 from keras_swn.search.builders import SearchModels
 from keras_swn.search.capture import capture
 from keras_swn.search.capture import coefficient_gradients
 from keras_swn.search.config import SearchConfig
-from keras_swn.search.data import DataSource
-from keras_swn.search.data import floats
 from keras_swn.search.oracle import Phase
 from keras_swn.search.oracle import PhaseOracle
 from keras_swn.search.oracle import Sharing
 from keras_swn.search.oracle import Task
 from keras_swn.search.oracle import model_key
-from keras_swn.search.results import search_results
+from keras_swn.search.reporting import search_results
 from keras_swn.search.run_config import RunConfig
+from keras_swn.training.data import DataSource
+from keras_swn.training.data import floats
 
 
 def diverged(where: str, detail: str) -> FloatingPointError:

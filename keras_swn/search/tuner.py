@@ -23,6 +23,7 @@ import keras
 
 from keras_swn.io.store import MODEL
 from keras_swn.io.store import ProjectStore
+from keras_swn.search.reporting import trial_metrics
 from keras_swn.search.search_and_refine import SearchAndRefine
 from keras_swn.validation import argument_error
 from keras_swn.validation import check_int
@@ -54,52 +55,6 @@ _RUN = frozenset(inspect.signature(SearchAndRefine.search).parameters) - {
     "train_data",
     "validation_data",
 }
-
-
-def trial_metrics(results: Mapping[str, Any]) -> dict[str, float]:
-    """The numbers a trial reports to the oracle, from `results()`.
-
-    Every validation metric of the final evaluation with a `val_` prefix
-    (`val_loss`, `val_ensemble_accuracy`, `val_member_<i>_accuracy`,
-    ...), and `groups`, `coefficient_vectors`, `bank_total` (template
-    parameters), `trainable_total` and, when the search clustered,
-    `clustering_threshold`.
-
-    Args:
-        results: the dict `SearchAndRefine.results()` returns.
-
-    Returns:
-        dict, metric name -> float (metrics without a value are left out).
-
-    Examples:
-        >>> metrics = trial_metrics({
-        ...     "evaluation": {"loss": 0.5, "ensemble_accuracy": 0.75},
-        ...     "val_ensemble_accuracy": 0.75, "groups": 4,
-        ...     "coefficient_vectors": 6, "threshold": None,
-        ...     "parameters": {"bank_total": 9, "trainable_total": 20}})
-        >>> sorted(metrics)[:3]
-        ['bank_total', 'coefficient_vectors', 'groups']
-        >>> "clustering_threshold" in metrics  # the threshold was None
-        False
-        >>> metrics["val_ensemble_accuracy"]
-        0.75
-    """
-    found: dict[str, Any] = {
-        f"val_{key}": value
-        for key, value in (results.get("evaluation") or {}).items()
-    }
-    found["val_ensemble_accuracy"] = results.get("val_ensemble_accuracy")
-    found["groups"] = results.get("groups")
-    found["coefficient_vectors"] = results.get("coefficient_vectors")
-    found["clustering_threshold"] = results.get("threshold")
-    parameters = results.get("parameters") or {}
-    for key in ("bank_total", "trainable_total"):
-        found[key] = parameters.get(key)
-    return {
-        name: float(value)
-        for name, value in found.items()
-        if isinstance(value, (int, float)) and not isinstance(value, bool)
-    }
 
 
 def _count(name: str, value: Any) -> int:

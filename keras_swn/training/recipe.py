@@ -19,9 +19,9 @@ import keras
 
 from keras_swn.models.swn_model import SWNModel
 from keras_swn.models.weight_decay import decayed_variables
-from keras_swn.search.optim import ReferenceSGD
-from keras_swn.search.optim import check_schedule
-from keras_swn.search.optim import learning_rate_at
+from keras_swn.training.optim import ReferenceSGD
+from keras_swn.training.optim import check_schedule
+from keras_swn.training.optim import learning_rate_at
 from keras_swn.validation import argument_error
 from keras_swn.validation import check_real
 from keras_swn.validation import naming

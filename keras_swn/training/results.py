@@ -1,15 +1,14 @@
-"""Results of a run: the `results.json` dicts and their printed summaries.
+"""Results of a run: the fields of `results.json` and the accuracy printout.
 
-`search_results` assembles what `SearchAndRefine` writes at the end of a
-search, `training_results` what `train_and_save` writes after a plain
-training run; both carry the validation accuracy of every member and of
-the ensemble in the same keys (`evaluation_fields`), and
-`print_accuracy` / `print_search_summary` print them.
+`training_results` assembles what `train_and_save` writes after a plain
+training run; `keras_swn.search.reporting.search_results` what
+`SearchAndRefine` writes at the end of a search. Both carry the validation
+accuracy of every member and of the ensemble in the same keys
+(`evaluation_fields`); `print_accuracy` prints them.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 from typing import Mapping
 from typing import Sequence
@@ -56,46 +55,6 @@ def parameter_fields(report: BudgetReport) -> dict[str, int]:
         "unshared_trainable": report.unshared_trainable,
         "trainable_total": report.trainable_total,
         "params_unshared": report.params_unshared,
-    }
-
-
-def search_results(
-    *,
-    config: Any,
-    run: Mapping[str, Any],
-    model: Any,
-    report: BudgetReport,
-    evaluation: Mapping[str, float] | None,
-    phase_log: Sequence[Mapping[str, Any]],
-) -> dict[str, Any]:
-    """The contents of a search's `results.json`.
-
-    Args:
-        config: the `SearchConfig`.
-        run: the `RunConfig` as a dict.
-        model: the final `SWNModel`.
-        report: its `BudgetReport`.
-        evaluation: the final validation logs (floats), or None.
-        phase_log: the oracle's phase log.
-    """
-    names = member_names(config.members)
-    log = {e["phase"]: e for e in phase_log}
-    evaluated = evaluation_fields(evaluation, len(names))
-    return {
-        "members": names,
-        "sharing": config.sharing.value,
-        "budget": config.budget,
-        "seed": config.seed,
-        "backend": keras.backend.backend(),
-        **evaluated,
-        "groups": model.policy.num_groups,
-        "groups_per_member": [list(r) for r in model.policy.groups],
-        "threshold": log.get("clustering", {}).get("threshold"),
-        "coefficient_vectors": report.coefficient_vectors,
-        "parameters": parameter_fields(report),
-        "phases": list(phase_log),
-        "options": config.to_dict(),
-        "run": dict(run),
     }
 
 
@@ -146,34 +105,3 @@ def print_accuracy(
         acc = float("nan") if acc is None else acc
         print(f"  member {i} {name:<10} {acc:.4f}")
     print(f"  ensemble          {ensemble_accuracy:.4f}")
-
-
-def print_search_summary(results: Mapping[str, Any], project_dir: str) -> None:
-    """Validation accuracy per member and of the ensemble, the parameters
-    and the groups (like KerasTuner's `results_summary`)."""
-    r = results
-    print("Results summary")
-    print(f"Results in {os.path.abspath(project_dir)}")
-    print(f"Sharing: {r['sharing']}; budget {r['budget']:,}")
-    if r["val_ensemble_accuracy"] is not None:
-        print_accuracy(
-            r["members"], r["val_member_accuracy"], r["val_ensemble_accuracy"]
-        )
-    else:
-        print("Validation accuracy: no validation data")
-    p = r["parameters"]
-    print(
-        f"Parameters: templates {p['bank_total']:,} (budget "
-        f"{p['budget']:,}), coefficients {p['coefficient_scalars']:,}, "
-        f"BatchNorm and heads {p['unshared_trainable']:,}; trainable "
-        f"total {p['trainable_total']:,} (without sharing "
-        f"{p['params_unshared']:,})"
-    )
-    thr = r["threshold"]
-    print(
-        f"Groups: {r['groups']}"
-        + ("" if thr is None else f" (threshold {thr:.3g})")
-        + f"; coefficient vectors {r['coefficient_vectors']}"
-    )
-    for name, row in zip(r["members"], r["groups_per_member"]):
-        print(f"  {name:<12} {row}")

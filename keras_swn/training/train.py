@@ -30,9 +30,9 @@ from keras_swn.io.run_folder import TRAINING_FILES
 from keras_swn.io.run_folder import check_creatable
 from keras_swn.io.run_folder import check_folder_text
 from keras_swn.io.store import ProjectStore
-from keras_swn.search.data import DataSource
-from keras_swn.search.recipe import TrainingRecipe
-from keras_swn.search.results import training_results
+from keras_swn.training.data import DataSource
+from keras_swn.training.recipe import TrainingRecipe
+from keras_swn.training.results import training_results
 from keras_swn.validation import ArgumentError
 from keras_swn.validation import argument_error
 from keras_swn.validation import check_int

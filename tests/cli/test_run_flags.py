@@ -63,7 +63,7 @@ class TestOutputFolder:
     def test_train_overwrite_starts_clean(
         self, tmp_path, monkeypatch, tiny_digits, capsys
     ):
-        from keras_swn.search import training
+        from keras_swn.training import train as training
 
         seen = {}
 

@@ -20,7 +20,7 @@ def fake_train(monkeypatch):
     """The training of `train_and_save` replaced (its folder checks, lock
     and `overwrite` run): records the folder's files, writes
     `model.keras` and `results.json` as the real one does."""
-    from keras_swn.search import training
+    from keras_swn.training import train as training
 
     calls = []
 

@@ -110,8 +110,8 @@ class TestChoices:
         from keras_swn.analysis.similarity import SIGNALS
         from keras_swn.bank.template_bank import TEMPLATE_FAN_IN
         from keras_swn.policy.chains import CHAIN_SORTS
-        from keras_swn.search.optim import SCHEDULES
         from keras_swn.search.phases import SHARINGS
+        from keras_swn.training.optim import SCHEDULES
 
         assert flags.SHARINGS == tuple(SHARINGS)
         assert flags.SCHEDULES == tuple(SCHEDULES)

@@ -31,8 +31,8 @@ from keras_swn.io_utils import is_temp_file
 from keras_swn.io_utils import read_manifest
 from keras_swn.search import SearchAndRefine
 from keras_swn.search import train_and_save
-from keras_swn.search import training
 from keras_swn.search.oracle import PhaseOracle
+from keras_swn.training import train as training
 
 #: A pid no process can have (above Linux's largest pid_max, 2**22).
 DEAD_PID = 2**22 + 1

@@ -232,7 +232,7 @@ class TestTrainAndSave:
     def fake_fit(self, monkeypatch):
         """The training replaced: records the folder's files and writes
         the run's `model.keras` and `results.json`."""
-        from keras_swn.search import training
+        from keras_swn.training import train as training
 
         calls = []
 
@@ -499,9 +499,9 @@ class TestFolderArguments:
         # No hidden import cycle: store.py does not import training.py.
         from keras_swn.io import run_folder
         from keras_swn.io import store
-        from keras_swn.search import training
+        from keras_swn.training import train as training
 
         source = open(store.__file__).read()
-        assert "keras_swn.search.training" not in source
+        assert "keras_swn.training.train" not in source
         assert training.TRAINING_FILES is run_folder.TRAINING_FILES
         assert set(run_folder.TRAINING_FILES) <= set(run_folder.SEARCH_FILES)

@@ -179,7 +179,7 @@ def test_train_and_save_on_batches_writes_the_run(tmp_path):
     still be written (it used to fail after training, losing the model)."""
     import tensorflow as tf
 
-    from keras_swn.search.training import train_and_save
+    from keras_swn.training.train import train_and_save
 
     (x, y), _ = digits()
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)

@@ -64,7 +64,7 @@ def capture_gap(distribution):
     # The largest gap between the search's kernel and coefficient gradients
     # of one model on one device and under `distribution`, same weights.
     from keras_swn.search import capture
-    from keras_swn.search.data import DataSource
+    from keras_swn.training.data import DataSource
     from keras_swn.search.distribution import distribution_scope
 
     data = DataSource((x[:32], y[:32]), "train_data")

@@ -1,4 +1,4 @@
-"""Learning-rate schedules of the training recipe (`keras_swn.search.optim`):
+"""Learning-rate schedules of the training recipe (`keras_swn.training.optim`):
 step milestones as fractions of the run, the cosine schedule, and the
 reference's absolute milestones."""
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from keras_swn.search import optim
+from keras_swn.training import optim
 
 
 class TestMilestones:

@@ -9,11 +9,11 @@ import pytest
 import keras_swn
 from keras_swn.io.store import ProjectStore
 from keras_swn.models import WideResNet
-from keras_swn.search.data import DataSource
 from keras_swn.search.oracle import Artifacts
 from keras_swn.search.oracle import Phase
 from keras_swn.search.oracle import PhaseOracle
-from keras_swn.search.recipe import TrainingRecipe
+from keras_swn.training.data import DataSource
+from keras_swn.training.recipe import TrainingRecipe
 from keras_swn.validation import ArgumentError
 
 
