@@ -51,8 +51,6 @@ INTERNAL = (
     "keras_swn.search.run_config",
     "keras_swn.search.RunConfig",
     "keras_swn.search.builders",
-    "keras_swn.search.capture",
-    "keras_swn.search.distribution",
     "keras_swn.bank.layout",
     "keras_swn.bank.batched",
     "keras_swn.bank.assembly",

@@ -30,9 +30,9 @@ from keras_swn.models.member_builder import MemberBuilder
 from keras_swn.models.swn_model import SWNModel
 from keras_swn.policy.sharing_policy import SharingPolicy
 from keras_swn.search.builders import SearchModels
+from keras_swn.search.builders import check_distribution
+from keras_swn.search.builders import distribution_scope
 from keras_swn.search.config import SearchConfig
-from keras_swn.search.distribution import check_distribution
-from keras_swn.search.distribution import distribution_scope
 from keras_swn.search.oracle import Phase
 from keras_swn.search.oracle import PhaseOracle
 from keras_swn.search.reporting import print_search_summary

@@ -33,8 +33,8 @@ from keras_swn.policy.chains import layer_levels
 from keras_swn.policy.sharing_policy import SharingPolicy
 from keras_swn.search import reporting as plots
 from keras_swn.search.builders import SearchModels
-from keras_swn.search.capture import capture
-from keras_swn.search.capture import coefficient_gradients
+from keras_swn.search.builders import capture
+from keras_swn.search.builders import coefficient_gradients
 from keras_swn.search.config import SearchConfig
 from keras_swn.search.oracle import Phase
 from keras_swn.search.oracle import PhaseOracle

@@ -20,8 +20,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_swn.search.distribution import check_distribution
-from keras_swn.search.distribution import num_replicas
+from keras_swn.search.builders import check_distribution
+from keras_swn.search.builders import num_replicas
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
@@ -63,9 +63,9 @@ def run(distribution, name, train=None):
 def capture_gap(distribution):
     # The largest gap between the search's kernel and coefficient gradients
     # of one model on one device and under `distribution`, same weights.
-    from keras_swn.search import capture
+    from keras_swn.search import builders as capture
     from keras_swn.training.data import DataSource
-    from keras_swn.search.distribution import distribution_scope
+    from keras_swn.search.builders import distribution_scope
 
     data = DataSource((x[:32], y[:32]), "train_data")
 
