@@ -18,37 +18,31 @@ from typing import Sequence
 
 import keras
 
-from keras_swn.analysis.search_result import SearchResult
-from keras_swn.bank.budget_report import BudgetReport
 from keras_swn.callbacks import StopOnNonFiniteLoss
 from keras_swn.io.run_folder import check_creatable
-from keras_swn.io.store import MODEL
 from keras_swn.io.store import ProjectStore
 from keras_swn.io.store import describe_changes
 from keras_swn.io.store import project_path
 from keras_swn.models.member_builder import MemberBuilder
-from keras_swn.models.swn_model import SWNModel
-from keras_swn.policy.sharing_policy import SharingPolicy
 from keras_swn.search.builders import SearchModels
 from keras_swn.search.builders import check_distribution
 from keras_swn.search.builders import distribution_scope
 from keras_swn.search.config import SearchConfig
 from keras_swn.search.oracle import Phase
 from keras_swn.search.oracle import PhaseOracle
-from keras_swn.search.reporting import print_search_summary
+from keras_swn.search.reporting import SearchReports
 from keras_swn.search.run_config import RunConfig
 from keras_swn.search.steps import StepRunner
+from keras_swn.search.steps import fit_verbosity
 from keras_swn.training.data import DataSource
 from keras_swn.validation import argument_error
-from keras_swn.validation import check_int
-from keras_swn.validation import naming
 
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(SearchConfig)}
 #: The options read as attributes (`search.budget`, `search.sharing`...).
 _OPTIONS = _CONFIG_FIELDS | {"specs", "search_members"}
 
 
-class SearchAndRefine:
+class SearchAndRefine(SearchReports):
     """Search SuperWeight clusters under a budget, train, refine: resumably.
 
     The whole SWN pipeline (see the algorithm page, *The pipeline*) behind the
@@ -298,7 +292,7 @@ class SearchAndRefine:
         gamma: float | None = None,
         weight_decay: float = 5e-4,
         callbacks: Sequence[keras.callbacks.Callback] | None = None,
-        verbose: int | str = 1,
+        verbose: int | str = "auto",
     ) -> None:
         """Run (or resume) the pipeline; files go to the project folder.
 
@@ -340,8 +334,10 @@ class SearchAndRefine:
             weight_decay: float >= 0, the coupled L2 decay (5e-4).
             callbacks: Keras callbacks passed to every `fit` call (one
                 call per epoch; `SearchAndRefine.phase` tells the phase).
-            verbose: passed to `fit` (1: progress bars); 0 also silences
-                the phase log.
+            verbose: passed to `fit` (1: progress bars, 2: one line per
+                epoch); 0 also silences the phase log. `"auto"`: 1 when
+                standard output is a terminal, 2 otherwise (logs and
+                notebooks' captured output get no control characters).
 
         Raises:
             ValueError: on invalid arguments (an `ArgumentError` naming
@@ -383,7 +379,7 @@ class SearchAndRefine:
             self.store.remove_temp_files()  # left by a killed run
             self._load_state()  # what the last run wrote, under the lock
             self._check_run(run)
-            self._run(run, train, val, callbacks, verbose)
+            self._run(run, train, val, callbacks, fit_verbosity(verbose))
 
     def _check_run(self, run: RunConfig) -> None:
         """Refuse run arguments other than those of the saved run."""
@@ -444,71 +440,3 @@ class SearchAndRefine:
     def phase(self) -> Phase | None:
         """The phase running now (or next), None before `search`."""
         return None if self.oracle is None else self.oracle.phase
-
-    # ------------------------------------------------------------------
-    # The KerasTuner-shaped surface
-    def _require_done(self, what: str) -> None:
-        if self.oracle is None or not self.oracle.done:
-            raise ValueError(
-                f"`{what}` needs a finished search: call `search()` first "
-                f"(project folder {self.project_dir})."
-            )
-
-    @property
-    def policy(self) -> SharingPolicy | None:
-        """The final `SharingPolicy` (learned, then refined).
-
-        None before the clustering phase has run."""
-        if self.oracle is None or self.oracle.artifacts.policy is None:
-            return None
-        return SharingPolicy.from_dict(self.oracle.artifacts.policy)
-
-    def search_result(self) -> SearchResult | None:
-        """The `SearchResult` of the clustering phase, if it ran."""
-        if not self.store.exists("search_result.json"):
-            return None
-        return SearchResult.from_dict(
-            self.store.read_json("search_result.json")
-        )
-
-    def budget_report(self) -> BudgetReport:
-        """The `BudgetReport` of the current policy.
-
-        The search-phase bins before clustering."""
-        policy = self.policy
-        if policy is None:
-            policy = self.models.initial_policy()
-        return self.models.budget_report(policy)
-
-    def results(self) -> dict:
-        """The contents of `results.json` (after `search`)."""
-        self._require_done("results")
-        return self.store.read_json("results.json")
-
-    def results_summary(self) -> None:
-        """Print the validation accuracy, the parameters and the groups.
-
-        Per member and of the ensemble, like KerasTuner's `results_summary`."""
-        self._require_done("results_summary")
-        print_search_summary(self.results(), self.project_dir)
-
-    def get_best_models(self, num_models: int = 1) -> list[SWNModel]:
-        """The best `num_models` models, reloaded and compiled.
-
-        A search has one result, the final model (`model.keras`), so the
-        list (a list, as KerasTuner returns) holds at most one model.
-
-        Args:
-            num_models: int >= 1, how many models to return.
-
-        Returns:
-            A list of `SWNModel`.
-
-        Raises:
-            ValueError: before the search has finished.
-        """
-        with naming("num_models"):
-            num_models = check_int("num_models", num_models, minimum=1)
-        self._require_done("get_best_models")
-        with distribution_scope(self.distribution):
-            return [self.store.load_model(MODEL)][:num_models]

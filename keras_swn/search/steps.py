@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import sys
 import time
 from typing import Any
 from typing import Callable
@@ -98,6 +99,15 @@ class EpochEnd(keras.callbacks.Callback):
         self.model.stop_training = True
 
 
+def fit_verbosity(verbose: int | str) -> int | str:
+    """`verbose` for `fit`: `"auto"` is 1 (a progress bar) on a terminal
+    and 2 (one line per epoch) otherwise; other values are kept."""
+    if verbose != "auto":
+        return verbose
+    isatty = getattr(sys.stdout, "isatty", None)
+    return 1 if isatty is not None and isatty() else 2
+
+
 @dataclasses.dataclass(kw_only=True, eq=False)
 class StepRunner:
     """Runs the steps of one `SearchAndRefine.search` call.
@@ -128,6 +138,7 @@ class StepRunner:
     _model: SWNModel | None = dataclasses.field(default=None, init=False)
     _model_key: Any = dataclasses.field(default=None, init=False)
     _phase_started: float | None = dataclasses.field(default=None, init=False)
+    _pending_log: str | None = dataclasses.field(default=None, init=False)
 
     def run_task(self, task: Task) -> None:
         """Run `task` (the oracle's next one); it reports itself done."""
@@ -246,6 +257,9 @@ class StepRunner:
             verbose=self.verbose,
             **kwargs,
         )
+        if self._pending_log is not None:
+            self.log(self._pending_log)
+            self._pending_log = None
         if self.oracle.current() == step:  # fit ran no epoch
             raise RuntimeError(f"Training step {step} did not run.")
 
@@ -280,9 +294,18 @@ class StepRunner:
             shown = ", ".join(
                 f"{k} {v:.4f}" for k, v in logs.items() if "accuracy" in k
             )
-            self.log(
-                f"{task.phase.value} done: {task.step.epoch + 1} epochs; "
-                f"{shown} ({summary['seconds']:.1f} s)"
+            trained = task.step.epoch + 1
+            status = (
+                f"done: {trained} epochs"
+                if trained >= (task.epochs or 0)
+                else f"paused after {trained} of {task.epochs} epochs for "
+                "the refine step"
+            )
+            # Printed once `fit` returns: Keras' progress bar ends its
+            # epoch line after the callbacks' `on_epoch_end`.
+            self._pending_log = (
+                f"{task.phase.value} {status}; {shown} "
+                f"({summary['seconds']:.1f} s)"
             )
 
     def cluster(self, task: Task) -> None:
