@@ -22,12 +22,22 @@ from typing import Sequence
 import keras
 import numpy as np
 
+from keras_swn.analysis.search_result import SearchResult
 from keras_swn.bank.budget_report import BudgetReport
 from keras_swn.io.atomic import atomic_write
+from keras_swn.io.store import MODEL
+from keras_swn.io.store import ProjectStore
+from keras_swn.models.swn_model import SWNModel
+from keras_swn.policy.sharing_policy import SharingPolicy
+from keras_swn.search.builders import SearchModels
+from keras_swn.search.builders import distribution_scope
+from keras_swn.search.oracle import PhaseOracle
 from keras_swn.training.results import evaluation_fields
 from keras_swn.training.results import member_names
 from keras_swn.training.results import parameter_fields
 from keras_swn.training.results import print_accuracy
+from keras_swn.validation import check_int
+from keras_swn.validation import naming
 
 
 def search_results(
@@ -145,6 +155,84 @@ def trial_metrics(results: Mapping[str, Any]) -> dict[str, float]:
         for name, value in found.items()
         if isinstance(value, (int, float)) and not isinstance(value, bool)
     }
+
+
+class SearchReports:
+    """The KerasTuner-shaped surface of `SearchAndRefine`: what a search
+    reports (its policy, results and best models), read from its oracle
+    and project folder."""
+
+    oracle: PhaseOracle | None
+    store: ProjectStore
+    models: SearchModels
+    project_dir: str
+    distribution: Any
+
+    def _require_done(self, what: str) -> None:
+        if self.oracle is None or not self.oracle.done:
+            raise ValueError(
+                f"`{what}` needs a finished search: call `search()` first "
+                f"(project folder {self.project_dir})."
+            )
+
+    @property
+    def policy(self) -> SharingPolicy | None:
+        """The final `SharingPolicy` (learned, then refined).
+
+        None before the clustering phase has run."""
+        if self.oracle is None or self.oracle.artifacts.policy is None:
+            return None
+        return SharingPolicy.from_dict(self.oracle.artifacts.policy)
+
+    def search_result(self) -> SearchResult | None:
+        """The `SearchResult` of the clustering phase, if it ran."""
+        if not self.store.exists("search_result.json"):
+            return None
+        return SearchResult.from_dict(
+            self.store.read_json("search_result.json")
+        )
+
+    def budget_report(self) -> BudgetReport:
+        """The `BudgetReport` of the current policy.
+
+        The search-phase bins before clustering."""
+        policy = self.policy
+        if policy is None:
+            policy = self.models.initial_policy()
+        return self.models.budget_report(policy)
+
+    def results(self) -> dict:
+        """The contents of `results.json` (after `search`)."""
+        self._require_done("results")
+        return self.store.read_json("results.json")
+
+    def results_summary(self) -> None:
+        """Print the validation accuracy, the parameters and the groups.
+
+        Per member and of the ensemble, like KerasTuner's `results_summary`."""
+        self._require_done("results_summary")
+        print_search_summary(self.results(), self.project_dir)
+
+    def get_best_models(self, num_models: int = 1) -> list[SWNModel]:
+        """The best `num_models` models, reloaded and compiled.
+
+        A search has one result, the final model (`model.keras`), so the
+        list (a list, as KerasTuner returns) holds at most one model.
+
+        Args:
+            num_models: int >= 1, how many models to return.
+
+        Returns:
+            A list of `SWNModel`.
+
+        Raises:
+            ValueError: before the search has finished.
+        """
+        with naming("num_models"):
+            num_models = check_int("num_models", num_models, minimum=1)
+        self._require_done("get_best_models")
+        with distribution_scope(self.distribution):
+            return [self.store.load_model(MODEL)][:num_models]
 
 
 def _figure(width: float, height: float):
