@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import TYPE_CHECKING
+from typing import Any
 from typing import Mapping
 
 import keras
@@ -17,6 +19,10 @@ import numpy as np
 
 from keras_swn.bank.bank_config import BankConfig
 from keras_swn.types import Slot
+
+if TYPE_CHECKING:
+    from keras_swn.models.swn_model import SWNModel
+    from keras_swn.policy.sharing_policy import SharingPolicy
 
 _BANK = frozenset(f.name for f in dataclasses.fields(BankConfig))
 
@@ -159,3 +165,58 @@ def clone_swn_model(model, *, copy_weights: bool = True):
     if copy_weights:
         clone.set_weights(model.get_weights())
     return clone
+
+
+class RebuildMethods:
+    """`refined` and `with_policy` of `SWNModel`: the model rebuilt for
+    another sharing policy (the attributes below are `SWNModel`'s, declared
+    for mypy, which sees a mixin of `object`)."""
+
+    compiled: bool
+    optimizer: Any
+    get_compile_config: Any
+
+    def refined(
+        self, policy: SharingPolicy, *, copies=None, compile: bool = True
+    ) -> SWNModel:
+        """This model rebuilt for `policy`, with its trained values.
+
+        Used after the refine step: `policy` and `copies` come from
+        `keras_swn.analysis.refine_partition`. Each new owner's coefficient
+        vector starts from its former owner's value; templates, BatchNorm
+        and heads are copied. If this model is compiled, the new one is
+        compiled the same way and keeps the optimizer state of every
+        unchanged variable (fresh state for the rewired coefficients).
+
+        Args:
+            policy: the refined `SharingPolicy`.
+            copies (dict | None): the refine's copies (new owner ->
+                former owner), or None.
+            compile: bool, compile the new model as this one (and carry
+                the optimizer state over) when this one is compiled.
+
+        Returns:
+            The new `SWNModel`.
+        """
+        new = self.with_policy(policy)
+        transfer_weights(self, new, copies=copies)
+        if compile and self.compiled and self.optimizer is not None:
+            config = self.get_compile_config()
+            new.compile_from_config(config)
+            transfer_optimizer_state(self, new)
+        return new
+
+    def with_policy(self, policy: SharingPolicy, **overrides) -> SWNModel:
+        """A new, freshly initialised model with another sharing policy.
+
+        Same members and options; the model's own policy is not changed.
+
+        Args:
+            policy: the `SharingPolicy` of the new model.
+            **overrides (Any): constructor arguments to replace (bank options
+                too).
+
+        Returns:
+            The new `SWNModel`.
+        """
+        return with_policy(self, policy, **overrides)

@@ -15,7 +15,6 @@ from keras_swn.api_export import swn_export
 from keras_swn.bank.bank_config import BankConfig
 from keras_swn.bank.budget_report import BudgetReport
 from keras_swn.bank.template_bank import TemplateBank
-from keras_swn.models import rebuild
 from keras_swn.models.capture import GradientCaptureMethods
 from keras_swn.models.capture import KernelAccumulators
 from keras_swn.models.member_builder import MemberBuilder
@@ -25,6 +24,7 @@ from keras_swn.models.model_args import check_members
 from keras_swn.models.model_args import checked_fit_arguments
 from keras_swn.models.model_args import policy_argument
 from keras_swn.models.model_args import resolve_loss
+from keras_swn.models.rebuild import RebuildMethods
 from keras_swn.models.rebuild import clone_swn_model
 from keras_swn.models.saving import SavingMethods
 from keras_swn.models.trainers import CaptureTrainer
@@ -43,7 +43,11 @@ _SHARING = ("per_layer", "per_bank")
 
 @swn_export
 class SWNModel(
-    SavingMethods, GradientCaptureMethods, CaptureTrainer, keras.Model
+    SavingMethods,
+    RebuildMethods,
+    GradientCaptureMethods,
+    CaptureTrainer,
+    keras.Model,
 ):
     """An ensemble of member networks whose kernels share one template bank.
 
@@ -487,48 +491,3 @@ class SWNModel(
             "member_loss_weights": self.member_loss_weights,
             "capture_kernel_gradients": self.capture_kernel_gradients,
         }
-
-    def refined(
-        self, policy: SharingPolicy, *, copies=None, compile: bool = True
-    ) -> "SWNModel":
-        """This model rebuilt for `policy`, with its trained values.
-
-        Used after the refine step: `policy` and `copies` come from
-        `keras_swn.analysis.refine_partition`. Each new owner's coefficient
-        vector starts from its former owner's value; templates, BatchNorm
-        and heads are copied. If this model is compiled, the new one is
-        compiled the same way and keeps the optimizer state of every
-        unchanged variable (fresh state for the rewired coefficients).
-
-        Args:
-            policy: the refined `SharingPolicy`.
-            copies (dict | None): the refine's copies (new owner ->
-                former owner), or None.
-            compile: bool, compile the new model as this one (and carry
-                the optimizer state over) when this one is compiled.
-
-        Returns:
-            The new `SWNModel`.
-        """
-        new = self.with_policy(policy)
-        rebuild.transfer_weights(self, new, copies=copies)
-        if compile and self.compiled and self.optimizer is not None:
-            config = self.get_compile_config()
-            new.compile_from_config(config)
-            rebuild.transfer_optimizer_state(self, new)
-        return new
-
-    def with_policy(self, policy: SharingPolicy, **overrides) -> "SWNModel":
-        """A new, freshly initialised model with another sharing policy.
-
-        Same members and options; the model's own policy is not changed.
-
-        Args:
-            policy: the `SharingPolicy` of the new model.
-            **overrides (Any): constructor arguments to replace (bank options
-                too).
-
-        Returns:
-            The new `SWNModel`.
-        """
-        return rebuild.with_policy(self, policy, **overrides)
