@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import TYPE_CHECKING
 from typing import Any
 from typing import Mapping
 
@@ -18,11 +17,8 @@ import keras
 import numpy as np
 
 from keras_swn.bank.bank_config import BankConfig
+from keras_swn.policy.sharing_policy import SharingPolicy
 from keras_swn.types import Slot
-
-if TYPE_CHECKING:
-    from keras_swn.models.swn_model import SWNModel
-    from keras_swn.policy.sharing_policy import SharingPolicy
 
 _BANK = frozenset(f.name for f in dataclasses.fields(BankConfig))
 
@@ -178,7 +174,7 @@ class RebuildMethods:
 
     def refined(
         self, policy: SharingPolicy, *, copies=None, compile: bool = True
-    ) -> SWNModel:
+    ) -> keras.Model:
         """This model rebuilt for `policy`, with its trained values.
 
         Used after the refine step: `policy` and `copies` come from
@@ -206,7 +202,7 @@ class RebuildMethods:
             transfer_optimizer_state(self, new)
         return new
 
-    def with_policy(self, policy: SharingPolicy, **overrides) -> SWNModel:
+    def with_policy(self, policy: SharingPolicy, **overrides) -> keras.Model:
         """A new, freshly initialised model with another sharing policy.
 
         Same members and options; the model's own policy is not changed.
