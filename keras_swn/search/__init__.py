@@ -6,7 +6,8 @@ pipeline*) with the surface of a KerasTuner tuner; `SearchConfig` and
 and `TrainingRecipe` with `ReferenceSGD` and `step_learning_rate` the
 reference's training recipe (the algorithm page, *Training recipe*).
 `train_and_save` trains a fixed-policy `SWNModel` with the same recipe;
-`load_and_evaluate` reloads a saved one. The phase state machine
+`load_and_evaluate` reloads a saved one; these training names are defined
+in `keras_swn.training` and re-exported here. The phase state machine
 (`keras_swn.search.oracle.PhaseOracle`) and its vocabulary
 (`keras_swn.search.phases`) are internals of the search.
 `SWNTuner` (`keras_swn.search.tuner`), a KerasTuner tuner whose trials
