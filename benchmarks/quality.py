@@ -1409,7 +1409,7 @@ def plot_paired(results, path) -> None:
     ax.set_yticks(range(len(rows)), labels, fontsize=8)
     ax.axvline(0.0, color="k", linewidth=0.8)
     ax.invert_yaxis()
-    ax.set_xlabel("accuracy − bins (points), paired by seed; mean ± 95% CI")
+    ax.set_xlabel("accuracy − bins (points), per seed; mean, 95% CI")
     ax.grid(True, axis="x", alpha=0.3)
     fig.tight_layout()
     atomic_write(
