@@ -25,8 +25,11 @@ import numpy as np
 T = TypeVar("T")
 
 
-def invalid_argument(name: str, expected: str, value: Any) -> ValueError:
-    """The house `ValueError` for a bad argument (returned, not raised).
+def invalid_argument(name: str, expected: str, value: Any) -> ArgumentError:
+    """The house error for a bad argument (returned, not raised).
+
+    An `ArgumentError` (a `ValueError`) that names `name`, says what is
+    accepted and shows the value received.
 
     Args:
         name: str, the argument's name.
@@ -34,15 +37,21 @@ def invalid_argument(name: str, expected: str, value: Any) -> ValueError:
         value: the value received.
 
     Returns:
-        A `ValueError` to raise.
+        An `ArgumentError` to raise.
 
     Examples:
-        >>> str(invalid_argument("k", "Expected an int.", "2"))
+        >>> error = invalid_argument("k", "Expected an int.", "2")
+        >>> str(error)
         "Invalid value for argument `k`. Expected an int. Received: k='2'"
+        >>> error.argument, error.expected, error.received
+        ('k', 'Expected an int.', '2')
     """
-    return ValueError(
+    return ArgumentError(
+        name,
         f"Invalid value for argument `{name}`. {expected} "
-        f"Received: {name}={value!r}"
+        f"Received: {name}={value!r}",
+        expected=expected,
+        received=value,
     )
 
 
@@ -69,7 +78,7 @@ def check_choice(name: str, value: T, choices: Sequence[Any]) -> T:
         >>> check_choice("fan_in", 9.0, ("layer", 9))  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: Invalid value for argument `fan_in`. Expected one of ...
+        keras_swn.validation.ArgumentError: ... `fan_in`. Expected one of ...
     """
     for choice in choices:
         if isinstance(value, type(choice)) and value == choice:
@@ -120,7 +129,7 @@ def check_int(
         >>> check_int("k", 9, minimum=1, maximum=8)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: Invalid value for argument `k`. Expected an integer in...
+        keras_swn.validation.ArgumentError: ... `k`. Expected an integer in...
     """
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise invalid_argument(
@@ -165,7 +174,7 @@ def check_real(
         >>> check_real("decay", -1e-4, nonnegative=True)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: Invalid value for argument `decay`. Expected a finite ...
+        keras_swn.validation.ArgumentError: ... `decay`. Expected a finite ...
     """
     if (
         isinstance(value, bool)
@@ -254,15 +263,29 @@ class ArgumentError(ValueError):
 
     The message is the library's message, unchanged; `argument` lets a
     caller (the command line) say which of its own inputs to fix without
-    reading the message.
+    reading the message. `invalid_argument` (or its alias
+    `argument_error`) makes the house one, whose message and attributes
+    say what was expected and what was received.
 
     Attributes:
         argument: str, the name of the argument.
+        expected: str or None, what is accepted (None when the message
+            says it in its own words).
+        received: the value received (None when not recorded).
     """
 
-    def __init__(self, argument: str, message: str) -> None:
+    def __init__(
+        self,
+        argument: str,
+        message: str,
+        *,
+        expected: str | None = None,
+        received: Any = None,
+    ) -> None:
         super().__init__(message)
         self.argument = argument
+        self.expected = expected
+        self.received = received
 
 
 def argument_of(error: BaseException) -> str | None:
@@ -294,13 +317,13 @@ def naming(argument: str) -> Iterator[None]:
 
 
 def argument_error(name: str, expected: str, value: Any) -> ArgumentError:
-    """`invalid_argument` as an `ArgumentError` that names `name`.
+    """`invalid_argument` (the same `ArgumentError`), by its older name.
 
     Examples:
         >>> argument_error("k", "Expected an int.", "2").argument
         'k'
     """
-    return ArgumentError(name, str(invalid_argument(name, expected, value)))
+    return invalid_argument(name, expected, value)
 
 
 #: A field check: takes the field's name and value, returns the value
@@ -380,7 +403,7 @@ def check_index(name: str, value: Any, count: int) -> int:
         >>> check_index("member", 2, 2)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: ... Expected an int in [0, 2). Received: member=2
+        keras_swn.validation.ArgumentError: ... in [0, 2). Received: member=2
     """
     if (
         isinstance(value, bool)

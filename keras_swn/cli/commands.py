@@ -239,6 +239,7 @@ def search(flags: Parsed) -> int:
         0.
     """
     import keras_swn.search
+    from keras_swn.io.locking import FolderLockedError
     from keras_swn.search.phases import Sharing
     from keras_swn.training.recipe import TrainingRecipe
 
@@ -314,6 +315,8 @@ def search(flags: Parsed) -> int:
         )
         print()
         runner.results_summary()  # a damaged results.json: named
+    except FolderLockedError as e:
+        raise flags.error(e, "output_dir") from None
     except ValueError as e:
         raise flags.error(e) from None
     print()

@@ -282,11 +282,12 @@ def output_dir(flags: Parsed) -> str:
     if os.path.exists(path) and not os.path.isdir(path):
         raise flags.invalid("output_dir", "Expected a folder, not a file.")
     if flags.command == "train":
+        from keras_swn.io.locking import FolderLockedError
         from keras_swn.training.train import check_train_directory
 
         try:
             check_train_directory(path, overwrite=bool(flags.overwrite))
-        except ValueError as e:
+        except (ValueError, FolderLockedError) as e:
             raise flags.error(e, "output_dir") from None
     return path
 

@@ -36,8 +36,11 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-class FolderLockedError(ValueError):
+class FolderLockedError(Exception):
     """Another live process holds the `RunLock` of a folder.
+
+    Its own type, not a `ValueError`: no argument is wrong, the folder is
+    busy (wait for the other run, or use another folder).
 
     Attributes:
         folder: str, the locked folder.

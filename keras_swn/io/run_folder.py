@@ -391,8 +391,9 @@ class RunFolder:
             ValueError: when the folder is a file or a link, is the
                 current directory or above it, or holds a `model.keras` /
                 `results.json` keras_swn did not write (a folder without
-                a manifest); `keras_swn.io_utils.FolderLockedError` when a
-                live run holds it. Nothing is deleted then.
+                a manifest).
+            FolderLockedError: (`keras_swn.io.locking.FolderLockedError`)
+                when a live run holds it. Nothing is deleted then.
         """
         folder = self.folder
         if not os.path.lexists(folder):

@@ -200,9 +200,10 @@ class ProjectStore:
         Raises:
             ValueError: when the folder is a file or a link, the current
                 directory or above it, or holds a `model.keras` or
-                `results.json` keras_swn did not write;
-                `keras_swn.io_utils.FolderLockedError` if a live run
-                holds the folder's lock. Nothing is deleted then.
+                `results.json` keras_swn did not write.
+            FolderLockedError: (`keras_swn.io_utils.FolderLockedError`)
+                if a live run holds the folder's lock. Nothing is deleted
+                then.
         """
         self.folder.remove(instead)
 

@@ -342,11 +342,12 @@ class SearchAndRefine(SearchReports):
         Raises:
             ValueError: on invalid arguments (an `ArgumentError` naming
                 the argument), on a resumed project whose run arguments
-                differ, when another run holds the project folder
-                (`keras_swn.io_utils.FolderLockedError`, naming the folder
-                and the holder's process id), and when the budget cannot
-                be met (only possible after the search training with
-                `budget_check="proxy"` or `clustering="reference"`).
+                differ, and when the budget cannot be met (only possible
+                after the search training with `budget_check="proxy"` or
+                `clustering="reference"`).
+            FolderLockedError: (`keras_swn.io_utils.FolderLockedError`)
+                when another run holds the project folder, naming the
+                folder and the holder's process id.
         """
         run = RunConfig.create(
             self.config,

@@ -21,6 +21,7 @@ from typing import Mapping
 
 import keras
 
+from keras_swn.io.locking import FolderLockedError
 from keras_swn.io.store import MODEL
 from keras_swn.io.store import ProjectStore
 from keras_swn.search.reporting import trial_metrics
@@ -386,7 +387,7 @@ class SWNTuner(kt.Tuner):
         keras.backend.clear_session()
         try:
             search = self._search_of(trial, options)
-        except ValueError as error:
+        except (ValueError, FolderLockedError) as error:
             raise kt.errors.FailedTrialError(str(error)) from error
         search.search(train_data, validation_data, **run)
         return trial_metrics(search.results())

@@ -24,7 +24,6 @@ from typing import cast
 import keras
 import numpy as np
 
-from keras_swn.io.locking import FolderLockedError
 from keras_swn.io.run_folder import MODEL
 from keras_swn.io.run_folder import TRAINING_FILES
 from keras_swn.io.run_folder import check_creatable
@@ -69,9 +68,10 @@ def check_train_directory(
             empty or only whitespace, a file, holds a search
             (`state.json`) and `overwrite` is False, or holds a trained
             model (`model.keras` or `results.json`) and `overwrite` is
-            False;
-            `keras_swn.io_utils.FolderLockedError`, naming the folder and
-            the process, when another live run holds the folder's lock.
+            False.
+        FolderLockedError: (`keras_swn.io_utils.FolderLockedError`)
+            naming the folder and the process, when another live run
+            holds the folder's lock.
     """
     path = check_folder_text("directory", directory)
     if os.path.exists(path) and not os.path.isdir(path):
@@ -110,9 +110,7 @@ def _remove(store: ProjectStore) -> None:
     """`ProjectStore.remove`, its refusals naming `directory`."""
     try:
         store.remove(instead="`directory`")
-    except FolderLockedError:
-        raise
-    except ValueError as e:
+    except ValueError as e:  # a FolderLockedError passes through
         raise ArgumentError("directory", str(e)) from None
 
 
@@ -176,10 +174,10 @@ def train_and_save(
             or (unless `overwrite`) a trained model, holds files
             keras_swn did not write (unless `allow_existing_files`), or
             `overwrite=True` would delete a `model.keras` or
-            `results.json` keras_swn did not write;
-            `keras_swn.io_utils.FolderLockedError`, naming the folder and
-            the process, when another live run holds the folder. Nothing
-            is trained or deleted then.
+            `results.json` keras_swn did not write.
+        FolderLockedError: (`keras_swn.io_utils.FolderLockedError`)
+            naming the folder and the process, when another live run
+            holds the folder. Nothing is trained or deleted then.
     """
     with naming("epochs"):
         epochs = check_int("epochs", epochs, minimum=1)
