@@ -300,6 +300,18 @@ def attach_members(
         ValueError: if member 0 is not the deepest, a student layer sits in
             a bin without member-0 layers, same-depth members differ in
             their bin contents, or a needed gradient is missing.
+
+    Examples:
+        Member 1 (one layer) joins the member-0 layer most like it:
+
+        >>> specs = [keras_swn.LayerSpec(m, i, "conv2d", (4, 4, 3, 3))
+        ...          for m, n in ((0, 2), (1, 1)) for i in range(n)]
+        >>> g = np.ones((4, 4, 3, 3))
+        >>> grads = {(0, 0): g, (0, 1): -g, (1, 0): -g}
+        >>> attached = keras_swn.analysis.attach_members(
+        ...     specs, [[0, 0], [0]], [0, 1], grads)
+        >>> attached.groups, attached.partners
+        (((0, 1), (1,)), {(1, 0): (0, 1)})
     """
     by_member = index_specs(specs)
     rows = check_bins(by_member, bins)

@@ -214,6 +214,19 @@ def search_groups(
             (every bin fully merged under connected components, or the
             threshold below -1, where every pair passes), with a message
             naming the budget and the smallest `need` reached.
+
+    Examples:
+        Three layers of one member in one bin; layers 0 and 1 have the same
+        gradient, layer 2 the opposite one:
+
+        >>> specs = [keras_swn.LayerSpec(0, i, "conv2d", (4, 4, 3, 3))
+        ...          for i in range(3)]
+        >>> g = np.ones((4, 4, 3, 3))
+        >>> grads = {(0, 0): g, (0, 1): g, (0, 2): -g}  # layer 2 disagrees
+        >>> result = keras_swn.analysis.search_groups(
+        ...     specs, [[0, 0, 0]], grads, budget=1000, schedule="step")
+        >>> result.groups, result.threshold, result.need
+        (((1, 1, 0),), 0.1, 288)
     """
     budget = check_int("budget", budget, minimum=1)
     c = (config or GroupingConfig()).replace(**options)

@@ -44,6 +44,17 @@ class RefineResult:
         vectors_after: int, distinct coefficient vectors after.
         threshold: float, the cosine threshold used.
         clustering: str, the partition rule used.
+
+    Examples:
+        >>> policy = keras_swn.SharingPolicy(groups=[[0], [0]],
+        ...     coefficient_owners={(1, 0, 0): (0, 0)})
+        >>> grads = {(0, 0, 0): np.array([1., 0.]),
+        ...          (1, 0, 0): np.array([0., 1.])}
+        >>> result = keras_swn.analysis.refine_partition(policy, grads)
+        >>> result.num_new_vectors, result.threshold
+        (1, 0.9)
+        >>> result.pair_cosines  # orthogonal gradients: the pair is split
+        {(0, 0): (((0, 0, 0), (1, 0, 0), 0.0),)}
     """
 
     policy: SharingPolicy

@@ -45,6 +45,20 @@ class SearchResult:
         clustering: str, the clustering rule used.
         budget_check: str, `"proxy"` or `"exact"`.
         signal: str, the similarity signal used.
+
+    Examples:
+        >>> specs = [keras_swn.LayerSpec(0, i, "conv2d", (4, 4, 3, 3))
+        ...          for i in range(3)]
+        >>> g = np.ones((4, 4, 3, 3))
+        >>> grads = {(0, 0): g, (0, 1): g, (0, 2): -g}  # layer 2 disagrees
+        >>> result = keras_swn.analysis.search_groups(
+        ...     specs, [[0, 0, 0]], grads, budget=1000, schedule="step")
+        >>> result.num_groups, result.history
+        (2, ((0.1, 288),))
+        >>> result.similarity[0][1].tolist()  # the member-0 matrix of bin 0
+        [[1.0, 1.0, -1.0], [1.0, 1.0, -1.0], [-1.0, -1.0, 1.0]]
+        >>> result.to_policy(specs).groups
+        ((1, 1, 0),)
     """
 
     threshold: float

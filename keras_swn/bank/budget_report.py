@@ -29,6 +29,16 @@ class MemberBudget:
         unshared_trainable: int, the member's own trainable parameters that
             are never shared (BatchNorm and classifier), counted in the
             trainable total.
+
+    Examples:
+        One per member in a model's `BudgetReport`:
+
+        >>> model = keras_swn.SWNModel(
+        ...     members=[keras_swn.models.WideResNet(10, 1)],
+        ...     input_shape=(8, 8, 3), num_classes=10, budget=60_000, seed=0)
+        >>> member = model.budget_report().members[0]
+        >>> member.name, member.conv_params_unshared, member.params_unshared
+        ('WRN-10-1', 76720, 77850)
     """
 
     name: str

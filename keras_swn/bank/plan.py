@@ -249,6 +249,16 @@ class BankPlan:
         bank_total: int, the sum of all bank sizes.
         coefficient_scalars: int, the sum of `K(g, w)` over owner slots.
         over_budget: int, `bank_total - budget` if positive, else 0.
+
+    Examples:
+        >>> model = keras_swn.SWNModel(
+        ...     members=[keras_swn.models.WideResNet(10, 1)],
+        ...     input_shape=(8, 8, 3), num_classes=10, budget=60_000, seed=0)
+        >>> plan = model.plan
+        >>> plan.budget, plan.bank_total, plan.over_budget, len(plan.specs)
+        (60000, 59744, 0, 9)
+        >>> list(plan.banks)[:3]  # (group, width level)
+        [(0, 0), (0, 1), (1, 0)]
     """
 
     specs: tuple[LayerSpec, ...]

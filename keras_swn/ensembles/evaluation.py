@@ -31,6 +31,13 @@ class Metrics:
             (probabilities clipped below at 1e-12).
         ece: float, the expected calibration error over 15 equal-width
             confidence bins.
+
+    Examples:
+        >>> p = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+        >>> result = keras_swn.ensembles.evaluate_ensemble([p], [0, 1, 1])
+        >>> metrics = result.members[0]
+        >>> round(metrics.top1, 4), metrics.top5, round(metrics.nll, 4)
+        (0.6667, None, 0.4149)
     """
 
     top1: float
@@ -63,6 +70,18 @@ class EnsembleEvaluation:
             ensemble makes no error.
         num_examples: int.
         num_classes: int.
+
+    Examples:
+        >>> p0 = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+        >>> p1 = np.array([[0.7, 0.3], [0.4, 0.6], [0.3, 0.7]])
+        >>> result = keras_swn.ensembles.evaluate_ensemble(
+        ...     [p0, p1], [0, 1, 1], names=["a", "b"])
+        >>> result.names, result.num_examples, result.num_classes
+        (('a', 'b'), 3, 2)
+        >>> result.members[1].top1, result.ensemble.top1
+        (1.0, 1.0)
+        >>> round(result.mean_disagreement, 4)
+        0.3333
     """
 
     names: tuple[str, ...]
@@ -142,6 +161,14 @@ def expected_calibration_error(
 
     Returns:
         float in [0, 1].
+
+    Examples:
+        One confident right answer (0.9) and one confident wrong one (0.8):
+
+        >>> probs = np.array([[0.9, 0.1], [0.2, 0.8]])
+        >>> ece = keras_swn.ensembles.expected_calibration_error(probs, [0, 0])
+        >>> round(ece, 4)  # (|1 - 0.9| + |0 - 0.8|) / 2
+        0.45
     """
     probs = np.asarray(probs, dtype=np.float64)
     y = np.asarray(y)
@@ -259,6 +286,17 @@ def member_probabilities(
 
     Returns:
         A list of `(n, num_classes)` float64 arrays, in `members` order.
+
+    Examples:
+        >>> model = keras_swn.SWNModel(
+        ...     members=[keras_swn.models.WideResNet(10, 1)],
+        ...     input_shape=(8, 8, 3), num_classes=10, budget=60_000, seed=0)
+        >>> probs = keras_swn.ensembles.member_probabilities(
+        ...     model, np.ones((4, 8, 8, 3)))
+        >>> len(probs), probs[0].shape
+        (1, (4, 10))
+        >>> bool(np.allclose(probs[0].sum(axis=1), 1.0))
+        True
     """
     if members is None:
         members = range(len(model.members))

@@ -29,6 +29,16 @@ class LayerFlops:
         output_shape: the layer's output shape for one image (no batch).
         macs: int, the multiply-adds for one image.
         shared: bool, whether the kernel is composed from the bank.
+
+    Examples:
+        >>> model = keras_swn.SWNModel(
+        ...     members=[keras_swn.models.WideResNet(10, 1)],
+        ...     input_shape=(8, 8, 3), num_classes=10, budget=60_000, seed=0)
+        >>> stem = keras_swn.ensembles.member_flops(model, 0).layers[0]
+        >>> stem.name, stem.kind, stem.kernel_shape, stem.output_shape
+        ('stem', 'conv2d', (3, 3, 3, 16), (8, 8, 16))
+        >>> stem.macs, stem.shared  # 8 * 8 * 16 outputs of 3 * 3 * 3 MACs each
+        (27648, True)
     """
 
     name: str
@@ -67,6 +77,16 @@ class FlopsReport:
         inference_macs: int, per-image multiply-adds of convs and denses.
         compose_macs: int, multiply-adds of one kernel composition.
         compose_reference: float, the reference's count of the same work.
+
+    Examples:
+        >>> model = keras_swn.SWNModel(
+        ...     members=[keras_swn.models.WideResNet(10, 1)],
+        ...     input_shape=(8, 8, 3), num_classes=10, budget=60_000, seed=0)
+        >>> report = keras_swn.ensembles.member_flops(model, 0)
+        >>> report.input_shape, len(report.layers)
+        ((8, 8, 3), 10)
+        >>> report.inference_macs, report.compose_macs, report.compose_reference
+        (781952, 96640, 48320.0)
     """
 
     member: int

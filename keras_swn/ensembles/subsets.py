@@ -28,6 +28,13 @@ class SubsetChoice(NamedTuple):
         flops: float, their total FLOPs.
         accuracy: float or None, the subset's accuracy on the data the
             curve was computed on (None when chosen by FLOPs alone).
+
+    Examples:
+        >>> choice = keras_swn.ensembles.best_subset(
+        ...     {(0,): 0.9, (1,): 0.8, (0, 1): 0.95}, [200, 100],
+        ...     flops_budget=300)
+        >>> choice.members, choice.flops, choice.accuracy
+        ((0, 1), 300.0, 0.95)
     """
 
     members: Subset

@@ -29,6 +29,18 @@ class LayerFactory:
         member: int, the member index.
         seed: int or None, a seed for the member's own initialisers (a
             builder passes it to e.g. its classifier's initializer).
+
+    Examples:
+        Without a bank (`bank=None`), the factory returns stock Keras layers
+        and records what it created:
+
+        >>> factory = keras_swn.models.LayerFactory(bank=None, member=0)
+        >>> conv = factory.conv2d(8, 3, padding=1, name="conv")
+        >>> head = factory.dense(10, name="head")
+        >>> [(kind, name) for kind, name, _ in factory.created]
+        [('conv2d', 'conv'), ('dense', 'head')]
+        >>> tuple(conv(keras.ops.ones((1, 8, 8, 3))).shape)
+        (1, 8, 8, 8)
     """
 
     def __init__(

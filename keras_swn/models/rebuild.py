@@ -156,6 +156,17 @@ def clone_swn_model(model, *, copy_weights: bool = True):
 
     Returns:
         clone (SWNModel): a new model with its own bank.
+
+    Examples:
+        >>> model = keras_swn.SWNModel(
+        ...     members=[keras_swn.models.WideResNet(10, 1)],
+        ...     input_shape=(8, 8, 3), num_classes=10, budget=60_000, seed=0)
+        >>> clone = keras_swn.clone_swn_model(model)
+        >>> clone.bank is model.bank
+        False
+        >>> x = keras.ops.ones((1, 8, 8, 3))
+        >>> bool(np.allclose(model(x)[0], clone(x)[0], atol=1e-6))
+        True
     """
     clone = type(model).from_config(model.get_config())
     if copy_weights:

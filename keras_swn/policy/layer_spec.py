@@ -30,6 +30,15 @@ class LayerSpec:
         kind: str, `"conv2d"` or `"dense"`.
         shape: tuple of 4 ints, the kernel shape `(out, in, kh, kw)`.
         name: str, the Keras layer name inside the member.
+
+    Examples:
+        >>> spec = keras_swn.LayerSpec(
+        ...     member=0, layer_id=2, kind="conv2d", shape=(16, 8, 3, 3),
+        ...     name="conv2")
+        >>> spec.key, spec.numel
+        ((0, 2), 1152)
+        >>> keras_swn.LayerSpec.from_dict(spec.to_dict()) == spec
+        True
     """
 
     member: int

@@ -199,6 +199,16 @@ class SearchConfig:
             for the regimes that search, naming `budget` when even the
             least-demanding grouping the search can return (every initial
             bin merged into one group) needs more than `budget`.
+
+    Examples:
+        >>> config = keras_swn.search.SearchConfig(
+        ...     members=[keras_swn.models.WideResNet(10, 1)],
+        ...     input_shape=(8, 8, 3), num_classes=10, budget=60_000)
+        >>> config.threshold_schedule, config.clustering, config.chain_sort
+        ('split', 'connected_components', 'stable')
+        >>> SearchConfig = keras_swn.search.SearchConfig
+        >>> SearchConfig.from_dict(config.to_dict()) == config
+        True
     """
 
     members: Sequence[MemberBuilder]

@@ -48,6 +48,15 @@ class RunConfig:
             not refine.
         batch_size: int >= 1.
         recipe: the `TrainingRecipe` (optimizer and schedule).
+
+    Examples:
+        >>> config = keras_swn.search.SearchConfig(
+        ...     members=[keras_swn.models.WideResNet(10, 1)],
+        ...     input_shape=(8, 8, 3), num_classes=10, budget=60_000)
+        >>> run = keras_swn.search.RunConfig.create(
+        ...     config, search_epochs=None, epochs=10, refine_after=None)
+        >>> run.search_epochs, run.epochs, run.refine_after, run.batch_size
+        (20, 10, 1, 128)
     """
 
     search_epochs: int

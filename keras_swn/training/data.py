@@ -58,6 +58,14 @@ class DataSource:
 
     Raises:
         ValueError: an `ArgumentError` naming `name`.
+
+    Examples:
+        >>> from keras_swn.training import DataSource
+        >>> x, y = np.zeros((4, 8, 8, 3)), np.array([0, 1, 2, 1])
+        >>> data = DataSource((x, y), "train_data", input_shape=(8, 8, 3),
+        ...                   num_classes=3)
+        >>> data.arrays, data.num_examples
+        (True, 4)
     """
 
     def __init__(

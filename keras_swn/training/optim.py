@@ -434,6 +434,11 @@ def make_optimizer(
 
     Returns:
         A `ReferenceSGD`.
+
+    Examples:
+        >>> opt = keras_swn.search.make_optimizer(learning_rate=0.05)
+        >>> type(opt).__name__, opt.nesterov, opt.l2
+        ('ReferenceSGD', True, 0.0005)
     """
     return ReferenceSGD(
         learning_rate, momentum=momentum, nesterov=nesterov, l2=weight_decay

@@ -178,6 +178,22 @@ def train_and_save(
         FolderLockedError: (`keras_swn.io_utils.FolderLockedError`)
             naming the folder and the process, when another live run
             holds the folder. Nothing is trained or deleted then.
+
+    Examples:
+        >>> import os, tempfile
+        >>> model = keras_swn.SWNModel(
+        ...     members=[keras_swn.models.WideResNet(10, 1)],
+        ...     input_shape=(8, 8, 3), num_classes=10, budget=60_000, seed=0)
+        >>> x = np.random.default_rng(0).normal(size=(16, 8, 8, 3))
+        >>> y = np.arange(16) % 10
+        >>> folder = tempfile.mkdtemp()
+        >>> results = keras_swn.search.train_and_save(
+        ...     model, (x, y), (x, y), directory=folder, epochs=1, batch_size=8,
+        ...     verbose=0)
+        >>> results["epochs"], results["train_examples"], results["budget"]
+        (1, 16, 60000)
+        >>> [f for f in sorted(os.listdir(folder)) if f[0] != "."][:3]
+        ['budget_report.json', 'history.json', 'model.keras']
     """
     with naming("epochs"):
         epochs = check_int("epochs", epochs, minimum=1)
@@ -292,6 +308,18 @@ def load_and_evaluate(
             model there or it takes inputs of another shape (a
             `keras_swn.io_utils.DamagedFileError` when the file is
             damaged or truncated).
+
+    Examples:
+        >>> import os, tempfile
+        >>> model = keras_swn.SWNModel(
+        ...     members=[keras_swn.models.WideResNet(10, 1)],
+        ...     input_shape=(8, 8, 3), num_classes=10, budget=60_000, seed=0)
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.keras")
+        >>> model.save(path)
+        >>> x, y = np.zeros((4, 8, 8, 3)), np.array([0, 1, 2, 3])
+        >>> loaded, logs = keras_swn.search.load_and_evaluate(path, (x, y))
+        >>> loaded.budget, sorted(logs)
+        (60000, ['ensemble_accuracy', 'loss', 'member_0_accuracy'])
     """
     file = os.fspath(path)
     if os.path.isdir(file):
