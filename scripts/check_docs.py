@@ -14,7 +14,15 @@ Fails (exit status 1, one line per problem) on:
 - **wide code**: a line of a fenced code block wider than `MAX_CODE`
   characters (it would scroll at 1280 px);
 - **prompts**: a line starting with `$ ` in a shell or console block (the
-  copy button would copy the prompt).
+  copy button would copy the prompt);
+- **unreferenced images**: a file in docs/img/ that no page shows (an old
+  plot left behind);
+- **missing examples**: a class or function on a public API page (a
+  `::: name` of docs/api/*.md other than `INTERNAL_PAGES`, or a member of
+  a module's `__all__` rendered there) whose docstring has no `>>>`
+  example (run as a doctest in CI). Exception and warning classes are
+  exempt (they are raised, not called), and so are the names in
+  `PENDING_EXAMPLES`.
 
 Usage: python scripts/check_docs.py [--docs docs] [--no-api]
 """
@@ -56,6 +64,11 @@ INTERNAL = (
     "keras_swn.bank.assembly",
 )
 INTERNAL_PAGES = ("api/internals.md",)
+#: Public objects whose example is still to be written (their module is
+#: being reworked); remove a name when its docstring gains one.
+PENDING_EXAMPLES = (
+    "keras_swn.models.conversion.compress.fit_bank_to_kernels",
+)
 SHELL = {"bash", "sh", "shell", "console", "zsh"}
 _SENTENCE_END = (".", "?", "!", ":")
 
@@ -189,6 +202,107 @@ def check_pages(docs: str) -> list[str]:
     return problems
 
 
+def check_images(docs: str) -> list[str]:
+    """Images in `docs/img/` that no page references."""
+    img = os.path.join(docs, "img")
+    if not os.path.isdir(img):
+        return []
+    text = ""
+    for folder, _, files in os.walk(docs):
+        for name in files:
+            if name.endswith((".md", ".html", ".css")):
+                with open(os.path.join(folder, name), encoding="utf-8") as f:
+                    text += f.read()
+    return [
+        f"img/{name}: not referenced by any page (delete it)"
+        for name in sorted(os.listdir(img))
+        if name not in text
+    ]
+
+
+def _resolve(ident: str):
+    """The object a `::: ident` directive renders."""
+    parts = ident.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for part in parts[i:]:
+            obj = getattr(obj, part)
+        return obj
+    raise ImportError(ident)
+
+
+def api_objects(docs: str):
+    """`(page, qualified name, object)` of every class and function that a
+    public API page renders: each `::: name`, and for a module each name
+    of its `__all__` (unless the directive says `members: false`)."""
+    api = os.path.join(docs, "api")
+    if not os.path.isdir(api):
+        return
+    directive = re.compile(r"^:::\s+(\S+)(.*?)(?=^:::|\Z)", re.M | re.S)
+    for name in sorted(os.listdir(api)):
+        rel = f"api/{name}"
+        if not name.endswith(".md") or rel in INTERNAL_PAGES:
+            continue
+        with open(os.path.join(api, name), encoding="utf-8") as f:
+            text = f.read()
+        for m in directive.finditer(text):
+            ident, options = m.group(1), m.group(2)
+            obj = _resolve(ident)
+            if inspect.ismodule(obj):
+                if re.search(r"^\s*members:\s*(false|\[\])", options, re.M):
+                    continue
+                members = [
+                    (f"{ident}.{n}", getattr(obj, n))
+                    for n in getattr(obj, "__all__", ())
+                ]
+            else:
+                members = [(ident, obj)]
+            for qualname, member in members:
+                if inspect.isclass(member) or inspect.isfunction(member):
+                    yield rel, qualname, member
+
+
+def example_problem(obj) -> str | None:
+    """Why `obj` needs an example, or None.
+
+    Args:
+        obj: a public class or function.
+
+    Returns:
+        None when its docstring has a `>>>` example (or it is an exception
+        or warning class), else a short reason.
+
+    Examples:
+        >>> example_problem(ValueError)  # raised, not called
+        >>> example_problem(lambda: None)
+        'no example (a >>> line) in its docstring'
+    """
+    if inspect.isclass(obj) and issubclass(obj, BaseException):
+        return None
+    if ">>>" in (inspect.getdoc(obj) or ""):
+        return None
+    return "no example (a >>> line) in its docstring"
+
+
+def check_examples(docs: str) -> list[str]:
+    problems = []
+    seen = set()
+    for rel, qualname, obj in api_objects(docs):
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        full = f"{obj.__module__}.{obj.__qualname__}"
+        if qualname in PENDING_EXAMPLES or full in PENDING_EXAMPLES:
+            continue
+        problem = example_problem(obj)
+        if problem:
+            problems.append(f"{rel}: {qualname}: {problem}")
+    return problems
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--docs", default=os.path.join(ROOT, "docs"))
@@ -196,10 +310,11 @@ def main(argv=None) -> int:
         "--no-api", action="store_true", help="skip the docstring checks"
     )
     args = parser.parse_args(argv)
-    problems = check_pages(args.docs)
+    problems = check_pages(args.docs) + check_images(args.docs)
     if not args.no_api:
         sys.path.insert(0, ROOT)
         problems += check_summaries()
+        problems += check_examples(args.docs)
     for p in problems:
         print(p)
     print(f"check_docs: {len(problems)} problem(s)", file=sys.stderr)

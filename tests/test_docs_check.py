@@ -2,6 +2,8 @@
 
 import importlib.util
 import os
+import sys
+import types
 
 import pytest
 
@@ -71,6 +73,96 @@ def test_each_problem_is_found(check_docs, tmp_path):
     assert "api/search.md:1: internal keras_swn.search.oracle" in text
 
 
+def test_unreferenced_image_is_found(check_docs, tmp_path):
+    docs = _docs(
+        tmp_path,
+        {
+            "index.md": "![a plot](img/a.png)\n",
+            "img/a.png": "png",
+            "img/old.png": "png",
+        },
+    )
+    assert check_docs.check_images(docs) == [
+        "img/old.png: not referenced by any page (delete it)"
+    ]
+
+
+def _fake_api(monkeypatch):
+    """A module `fake_api` with one object of each kind the check meets."""
+    module = types.ModuleType("fake_api")
+
+    def documented():
+        """Do it.
+
+        Examples:
+            >>> documented()
+        """
+
+    def bare():
+        """Do it."""
+
+    class Record:
+        """A record without an example."""
+
+    class Oops(ValueError):
+        """Raised, not called."""
+
+    for obj in (documented, bare, Record, Oops):
+        obj.__module__ = "fake_api"
+        setattr(module, obj.__name__, obj)
+    module.__all__ = ["documented", "bare", "Record", "Oops"]
+    monkeypatch.setitem(sys.modules, "fake_api", module)
+    return module
+
+
+def test_missing_examples_are_found(check_docs, tmp_path, monkeypatch):
+    _fake_api(monkeypatch)
+    docs = _docs(
+        tmp_path,
+        {
+            "api/fake.md": "# Fake\n\n::: fake_api\n",
+            "api/one.md": (
+                "::: fake_api.documented\n    options:\n"
+                "      heading_level: 2\n\n::: fake_api.bare\n"
+            ),
+            "api/index.md": (
+                "::: fake_api\n    options:\n      members: false\n"
+            ),
+            "api/internals.md": "::: fake_api.Record\n",
+        },
+    )
+    rendered = [q for _, q, _ in check_docs.api_objects(docs)]
+    assert rendered == [
+        "fake_api.documented",
+        "fake_api.bare",
+        "fake_api.Record",
+        "fake_api.Oops",
+        "fake_api.documented",
+        "fake_api.bare",
+    ]
+    assert check_docs.check_examples(docs) == [
+        "api/fake.md: fake_api.bare: no example (a >>> line) in its docstring",
+        "api/fake.md: fake_api.Record: no example (a >>> line) in its "
+        "docstring",
+    ]
+
+
+def test_example_problem(check_docs):
+    assert check_docs.example_problem(check_docs.example_problem) is None
+    assert check_docs.example_problem(KeyError) is None
+    assert check_docs.example_problem(lambda: None) == (
+        "no example (a >>> line) in its docstring"
+    )
+
+
 def test_the_repository_docs_pass(check_docs):
-    assert check_docs.check_pages(os.path.join(_ROOT, "docs")) == []
+    docs = os.path.join(_ROOT, "docs")
+    assert check_docs.check_pages(docs) == []
+    assert check_docs.check_images(docs) == []
     assert check_docs.check_summaries() == []
+    assert check_docs.check_examples(docs) == []
+    # The check sees what the API pages render: SWNModel and a member of
+    # a module page's `__all__`.
+    rendered = {q for _, q, _ in check_docs.api_objects(docs)}
+    assert "keras_swn.models.swn_model.SWNModel" in rendered
+    assert "keras_swn.layers.SuperWeightConv2D" in rendered
