@@ -25,16 +25,23 @@ import numpy as np
 T = TypeVar("T")
 
 
-def invalid_argument(name: str, expected: str, value: Any) -> ArgumentError:
+def invalid_argument(
+    name: str, expected: str, value: Any, *, shown: str | None = None
+) -> ArgumentError:
     """The house error for a bad argument (returned, not raised).
 
     An `ArgumentError` (a `ValueError`) that names `name`, says what is
-    accepted and shows the value received.
+    accepted and shows the value received. The only way the library
+    writes "Invalid value for argument" (a test keeps it so).
 
     Args:
         name: str, the argument's name.
-        expected: str, one or more sentences saying what is accepted.
-        value: the value received.
+        expected: str, one or more sentences saying what is accepted (or
+            what is wrong and what to do).
+        value: the value received (the error's `received`).
+        shown: str or None, the value as the message shows it, when its
+            `repr` would not help (a shape, a count, a file's keys);
+            by default `name=repr(value)`.
 
     Returns:
         An `ArgumentError` to raise.
@@ -45,11 +52,15 @@ def invalid_argument(name: str, expected: str, value: Any) -> ArgumentError:
         "Invalid value for argument `k`. Expected an int. Received: k='2'"
         >>> error.argument, error.expected, error.received
         ('k', 'Expected an int.', '2')
+        >>> str(invalid_argument("x", "Expected 2D.", None,
+        ...                      shown="x.shape=(3,)"))
+        'Invalid value for argument `x`. Expected 2D. Received: x.shape=(3,)'
     """
+    if shown is None:
+        shown = f"{name}={value!r}"
     return ArgumentError(
         name,
-        f"Invalid value for argument `{name}`. {expected} "
-        f"Received: {name}={value!r}",
+        f"Invalid value for argument `{name}`. {expected} Received: {shown}",
         expected=expected,
         received=value,
     )
@@ -441,11 +452,12 @@ def check_probabilities(
     """
     probs = np.asarray(probs_per_member, dtype=np.float64)
     if probs.ndim != 3 or probs.shape[0] < 1 or probs.shape[2] < 2:
-        raise ValueError(
-            "Invalid value for argument `probs_per_member`. Expected one "
-            "`(num_examples, num_classes)` probability array per member "
-            "(at least 1 member, 2 classes). Received: probs_per_member "
-            f"with shape {probs.shape}"
+        raise invalid_argument(
+            "probs_per_member",
+            "Expected one `(num_examples, num_classes)` probability array "
+            "per member (at least 1 member, 2 classes).",
+            probs_per_member,
+            shown=f"probs_per_member with shape {probs.shape}",
         )
     labels = np.asarray(y)
     if labels.ndim == 2 and labels.shape[1] == probs.shape[2]:
@@ -458,16 +470,19 @@ def check_probabilities(
         or not np.issubdtype(labels.dtype, np.integer)
         and not np.all(np.mod(labels, 1) == 0)
     ):
-        raise ValueError(
-            "Invalid value for argument `y`. Expected integer class labels "
-            f"of shape ({probs.shape[1]},) (or one-hot). Received: y with "
-            f"shape {labels.shape} and dtype {labels.dtype}"
+        raise invalid_argument(
+            "y",
+            f"Expected integer class labels of shape ({probs.shape[1]},) "
+            "(or one-hot).",
+            y,
+            shown=f"y with shape {labels.shape} and dtype {labels.dtype}",
         )
     labels = labels.astype(np.int64)
     if labels.size and (labels.min() < 0 or labels.max() >= probs.shape[2]):
-        raise ValueError(
-            "Invalid value for argument `y`. Expected labels in "
-            f"[0, {probs.shape[2]}). Received: y with values in "
-            f"[{labels.min()}, {labels.max()}]"
+        raise invalid_argument(
+            "y",
+            f"Expected labels in [0, {probs.shape[2]}).",
+            y,
+            shown=f"y with values in [{labels.min()}, {labels.max()}]",
         )
     return probs, labels

@@ -22,6 +22,7 @@ from keras_swn.policy.sharing_policy import SharingPolicy
 from keras_swn.types import Groups
 from keras_swn.types import LayerKey
 from keras_swn.validation import check_real
+from keras_swn.validation import invalid_argument
 
 #: A pair similarity: `(student key, candidate key) -> float`.
 PairScore = Callable[[LayerKey, LayerKey], float]
@@ -63,22 +64,24 @@ def check_bins(by_member: SpecTable, bins: Any) -> Groups:
     try:
         rows = tuple(tuple(int(b) for b in row) for row in bins)
     except (TypeError, ValueError):
-        raise ValueError(
-            "Invalid value for argument `bins`. Expected `bins[member]"
-            f"[layer_id]` ints. Received: bins={str(bins)[:200]}"
+        raise invalid_argument(
+            "bins",
+            "Expected `bins[member][layer_id]` ints.",
+            bins,
+            shown=f"bins={str(bins)[:200]}",
         ) from None
     expected = [len(r) for r in by_member]
     if [len(r) for r in rows] != expected:
-        raise ValueError(
-            "Invalid value for argument `bins`: it must list one bin per "
-            f"layer of every member of `specs`; layers per member: "
-            f"{expected}. Received: layers per member in bins="
-            f"{[len(r) for r in rows]}"
+        raise invalid_argument(
+            "bins",
+            "Expected one bin per layer of every member of `specs`; layers "
+            f"per member: {expected}.",
+            bins,
+            shown=f"layers per member in bins={[len(r) for r in rows]}",
         )
     if any(b < 0 for row in rows for b in row):
-        raise ValueError(
-            "Invalid value for argument `bins`. Bin ids must be "
-            f"non-negative. Received: bins={rows}"
+        raise invalid_argument(
+            "bins", "Bin ids must be non-negative.", bins, shown=f"bins={rows}"
         )
     return rows
 
@@ -96,10 +99,12 @@ def _visit_order(by_member: SpecTable) -> list[int]:
     depths = [len(r) for r in by_member]
     deeper = [m for m in range(1, len(depths)) if depths[m] > depths[0]]
     if deeper:
-        raise ValueError(
-            "Invalid value for argument `specs`: member 0 must be the "
-            f"deepest member. Member(s) {deeper} have more shared "
-            f"layers than member 0. Received: layers per member={depths}"
+        raise invalid_argument(
+            "specs",
+            f"Member 0 must be the deepest member. Member(s) {deeper} have "
+            "more shared layers than member 0.",
+            by_member,
+            shown=f"layers per member={depths}",
         )
     return sorted(range(len(depths)), key=lambda m: (-depths[m], m))
 
@@ -320,10 +325,11 @@ def attach_members(
     else:
         m0 = [int(g) for g in member0_groups]
     if len(m0) != len(by_member[0]):
-        raise ValueError(
-            "Invalid value for argument `member0_groups`. Expected one group "
-            f"per member-0 layer ({len(by_member[0])}). Received: "
-            f"member0_groups={m0}"
+        raise invalid_argument(
+            "member0_groups",
+            f"Expected one group per member-0 layer ({len(by_member[0])}).",
+            member0_groups,
+            shown=f"member0_groups={m0}",
         )
     gate = None
     if coefficient_threshold is not None:

@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from keras_swn.validation import check_choice
+from keras_swn.validation import invalid_argument
 
 #: The clustering rules of `threshold_blocks`, `cluster_bin`, the search
 #: and the refine step.
@@ -160,28 +161,32 @@ def cluster_bin(
     check_choice("clustering", clustering, CLUSTERINGS)
     t = float(threshold)
     if math.isnan(t):
-        raise ValueError(
-            "Invalid value for argument `threshold`. Expected a real number."
-            f" Received: threshold={threshold!r}"
+        raise invalid_argument(
+            "threshold", "Expected a real number.", threshold
         )
     ids = [int(i) for i in layer_ids]
     if len(set(ids)) != len(ids):
-        raise ValueError(
-            "Invalid value for argument `layer_ids`: ids must be unique. "
-            f"Received: layer_ids={ids}"
+        raise invalid_argument(
+            "layer_ids",
+            "Expected unique ids.",
+            layer_ids,
+            shown=f"layer_ids={ids}",
         )
     s = np.asarray(sim, dtype=np.float64)
     n = len(ids)
     if s.shape != (n, n):
-        raise ValueError(
-            "Invalid value for argument `sim`. Expected a square matrix "
-            f"matching `layer_ids`, shape {(n, n)}. Received: "
-            f"sim.shape={s.shape}"
+        raise invalid_argument(
+            "sim",
+            f"Expected a square matrix matching `layer_ids`, shape {(n, n)}.",
+            sim,
+            shown=f"sim.shape={s.shape}",
         )
     if not np.all(np.isfinite(s)):
-        raise ValueError(
-            "Invalid value for argument `sim`: it contains NaN or infinite "
-            "values."
+        raise invalid_argument(
+            "sim",
+            "Expected finite values.",
+            sim,
+            shown="sim containing NaN or infinite values",
         )
     # Work in hook order: descending layer id, whatever the input order.
     hook = sorted(range(n), key=lambda x: -ids[x])

@@ -25,6 +25,7 @@ from keras_swn.types import Slot
 from keras_swn.validation import check_choice
 from keras_swn.validation import check_instance
 from keras_swn.validation import check_real
+from keras_swn.validation import invalid_argument
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,10 +188,11 @@ def refine_partition(
     for slot, value in coefficient_grads.items():
         key = tuple(int(v) for v in slot)
         if len(key) != 3:
-            raise ValueError(
-                "Invalid value for argument `coefficient_grads`. Expected "
-                "keys (member, layer_id, width). Received: key="
-                f"{slot!r}"
+            raise invalid_argument(
+                "coefficient_grads",
+                "Expected keys (member, layer_id, width).",
+                coefficient_grads,
+                shown=f"key={slot!r}",
             )
         grads[key] = value
 
@@ -204,10 +206,12 @@ def refine_partition(
         known = set(slots)
         for s in list(policy.coefficient_owners) + list(grads):
             if s not in known:
-                raise ValueError(
+                raise invalid_argument(
+                    "levels",
                     f"Slot {s} is beyond the width levels given in `levels` "
-                    f"(layer {s[:2]} has {levels.get(s[:2], 0)} levels). "
-                    f"Received: levels[{s[:2]}]={levels.get(s[:2])}"
+                    f"(layer {s[:2]} has {levels.get(s[:2], 0)} levels).",
+                    levels,
+                    shown=f"levels[{s[:2]}]={levels.get(s[:2])}",
                 )
     else:
         pool = set(grads) | set(policy.coefficient_owners)
@@ -222,11 +226,13 @@ def refine_partition(
     for owner, members in sets.items():
         if owner not in members:  # the owner's own slot is not listed
             if levels is not None:
-                raise ValueError(
-                    f"Invalid value for argument `policy`: slots {members} "
-                    f"read the vector of {owner}, but layer {owner[:2]} has "
-                    f"only {levels.get(owner[:2], 0)} width levels in "
-                    "`levels`."
+                raise invalid_argument(
+                    "policy",
+                    f"Slots {members} read the vector of {owner}, but layer "
+                    f"{owner[:2]} has only {levels.get(owner[:2], 0)} width "
+                    "levels in `levels`.",
+                    policy,
+                    shown=f"coefficient owners {members} -> {owner}",
                 )
             members.append(owner)
             members.sort()
@@ -240,26 +246,33 @@ def refine_partition(
             continue
         missing = [s for s in members if s not in grads]
         if missing:
-            raise ValueError(
-                "Invalid value for argument `coefficient_grads`: no "
-                f"gradient for slots {missing}, which share the vector of "
-                f"{owner}."
+            raise invalid_argument(
+                "coefficient_grads",
+                f"No gradient for slots {missing}, which share the vector "
+                f"of {owner}.",
+                coefficient_grads,
+                shown=f"coefficient_grads with keys {sorted(grads)[:20]}",
             )
         vectors = {}
         for s in members:
             v = np.asarray(grads[s], dtype=np.float64).reshape(-1)
             if not np.all(np.isfinite(v)):
-                raise ValueError(
-                    "Invalid value for argument `coefficient_grads`: the "
-                    f"gradient of slot {s} contains NaN or infinite values."
+                raise invalid_argument(
+                    "coefficient_grads",
+                    "Expected finite values.",
+                    coefficient_grads,
+                    shown=f"the gradient of slot {s} containing NaN or "
+                    "infinite values",
                 )
             vectors[s] = v
         sizes = sorted({v.size for v in vectors.values()})
         if len(sizes) != 1:
-            raise ValueError(
-                "Invalid value for argument `coefficient_grads`: slots "
-                f"sharing the vector of {owner} have gradients of different "
-                f"lengths {sizes}."
+            raise invalid_argument(
+                "coefficient_grads",
+                f"Slots sharing the vector of {owner} need gradients of one "
+                "length.",
+                coefficient_grads,
+                shown=f"gradients of lengths {sizes}",
             )
         cos: dict[tuple[Slot, Slot], float] = {}
         bank = (policy.groups[owner[0]][owner[1]], owner[2])

@@ -23,6 +23,7 @@ import numpy as np
 
 from keras_swn.policy.layer_spec import KINDS
 from keras_swn.validation import check_choice
+from keras_swn.validation import invalid_argument
 
 SIGNALS = ("gradient", "gradient+weight", "parameter")
 
@@ -52,16 +53,19 @@ def to_oihw(array: Any, kind: str) -> np.ndarray:
     a = np.asarray(array, dtype=np.float64)
     if kind == "conv2d":
         if a.ndim != 4:
-            raise ValueError(
-                "Invalid value for argument `array`. A conv2d kernel in the "
-                "Keras layout is 4D (kh, kw, in, out). Received: "
-                f"array.shape={a.shape}"
+            raise invalid_argument(
+                "array",
+                "A conv2d kernel in the Keras layout is 4D (kh, kw, in, out).",
+                array,
+                shown=f"array.shape={a.shape}",
             )
         return np.ascontiguousarray(a.transpose(3, 2, 0, 1))
     if a.ndim != 2:
-        raise ValueError(
-            "Invalid value for argument `array`. A dense kernel in the Keras "
-            f"layout is 2D (in, out). Received: array.shape={a.shape}"
+        raise invalid_argument(
+            "array",
+            "A dense kernel in the Keras layout is 2D (in, out).",
+            array,
+            shown=f"array.shape={a.shape}",
         )
     return np.ascontiguousarray(a.T[:, :, None, None])
 
@@ -69,9 +73,11 @@ def to_oihw(array: Any, kind: str) -> np.ndarray:
 def _as_kernel(array: Any, name: str) -> np.ndarray:
     a = np.asarray(array, dtype=np.float64)
     if a.ndim != 4:
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected an OIHW array "
-            f"(out, in, kh, kw). Received: {name}.shape={a.shape}"
+        raise invalid_argument(
+            name.partition("[")[0],
+            "Expected an OIHW array (out, in, kh, kw).",
+            array,
+            shown=f"{name}.shape={a.shape}",
         )
     return a
 
@@ -186,16 +192,18 @@ class PairSimilarity:
     ) -> None:
         check_choice("signal", signal, SIGNALS)
         if signal != "parameter" and gradients is None:
-            raise ValueError(
-                "Invalid value for argument `gradients`. Expected a mapping "
-                "from layer key to gradient for "
-                f"signal={signal!r}. Received: gradients=None"
+            raise invalid_argument(
+                "gradients",
+                "Expected a mapping from layer key to gradient for "
+                f"signal={signal!r}.",
+                gradients,
             )
         if signal != "gradient" and weights is None:
-            raise ValueError(
-                "Invalid value for argument `weights`. Expected a mapping "
-                f"from layer key to kernel for signal={signal!r}. Received: "
-                "weights=None"
+            raise invalid_argument(
+                "weights",
+                "Expected a mapping from layer key to kernel for "
+                f"signal={signal!r}.",
+                weights,
             )
         self.signal = signal
         self._sources: list[tuple[str, Mapping[Hashable, Any]]] = []
@@ -223,25 +231,30 @@ class PairSimilarity:
         for (name, source), arrays in zip(self._sources, self._arrays):
             missing = [k for k in keys if k not in source]
             if missing:
-                raise ValueError(
-                    f"Invalid value for argument `{name}`: no entry for "
-                    f"layers {missing} (signal={self.signal!r}). Received "
-                    f"keys: {sorted(source, key=repr)[:20]}"
+                raise invalid_argument(
+                    name,
+                    f"No entry for layers {missing} (signal={self.signal!r}).",
+                    source,
+                    shown=f"{name} with keys {sorted(source, key=repr)[:20]}",
                 )
             for k in keys:
                 a = self._get(name, source, arrays, k)
                 if shapes is not None and tuple(a.shape) != tuple(shapes[k]):
-                    raise ValueError(
-                        f"Invalid value for argument `{name}`: the entry for "
-                        f"layer {k} has shape {tuple(a.shape)} but the layer "
-                        f"kernel is OIHW {tuple(shapes[k])}. Convert Keras "
-                        "kernels with `to_oihw`. Received: "
-                        f"{name}[{k}].shape={tuple(a.shape)}"
+                    raise invalid_argument(
+                        name,
+                        f"The entry for layer {k} has shape "
+                        f"{tuple(a.shape)} but the layer kernel is OIHW "
+                        f"{tuple(shapes[k])}. Convert Keras kernels with "
+                        "`to_oihw`.",
+                        source,
+                        shown=f"{name}[{k}].shape={tuple(a.shape)}",
                     )
                 if not np.all(np.isfinite(a)):
-                    raise ValueError(
-                        f"Invalid value for argument `{name}`: the entry for "
-                        f"layer {k} contains NaN or infinite values."
+                    raise invalid_argument(
+                        name,
+                        "Expected finite values.",
+                        source,
+                        shown=f"{name}[{k}] containing NaN or infinite values",
                     )
 
     @staticmethod
@@ -254,9 +267,11 @@ class PairSimilarity:
         a = arrays.get(key)
         if a is None:
             if key not in source:
-                raise ValueError(
-                    f"Invalid value for argument `{name}`: no entry for "
-                    f"layers {[key]}."
+                raise invalid_argument(
+                    name,
+                    f"No entry for layers {[key]}.",
+                    source,
+                    shown=f"{name} with keys {sorted(source, key=repr)[:20]}",
                 )
             a = _as_kernel(source[key], f"{name}[{key}]")
             arrays[key] = a

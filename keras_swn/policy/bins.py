@@ -13,6 +13,7 @@ from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.types import Groups
 from keras_swn.types import LayerKey
 from keras_swn.validation import check_int
+from keras_swn.validation import invalid_argument
 
 
 def index_specs(
@@ -36,39 +37,43 @@ def index_specs(
     """
     specs = list(specs)
     if not specs:
-        raise ValueError(
-            "Invalid value for argument `specs`. Expected at least one "
-            "LayerSpec. Received: specs=[]"
+        raise invalid_argument(
+            "specs", "Expected at least one LayerSpec.", specs, shown="specs=[]"
         )
     seen: dict[LayerKey, LayerSpec] = {}
     for spec in specs:
         if not isinstance(spec, LayerSpec):
-            raise ValueError(
-                "Invalid value for argument `specs`. Expected LayerSpec "
-                f"objects. Received: {spec!r}"
+            raise invalid_argument(
+                "specs", "Expected LayerSpec objects.", specs, shown=repr(spec)
             )
         if spec.key in seen:
-            raise ValueError(
-                "Invalid value for argument `specs`: layer "
-                f"(member={spec.member}, layer_id={spec.layer_id}) is listed "
-                f"twice. Received: {seen[spec.key]!r} and {spec!r}"
+            raise invalid_argument(
+                "specs",
+                f"Layer (member={spec.member}, layer_id={spec.layer_id}) is "
+                "listed twice.",
+                specs,
+                shown=f"{seen[spec.key]!r} and {spec!r}",
             )
         seen[spec.key] = spec
     members = sorted({m for m, _ in seen})
     if members != list(range(len(members))):
-        raise ValueError(
-            "Invalid value for argument `specs`. Expected members numbered "
-            f"0 .. M-1 without gaps. Received: members={members}"
+        raise invalid_argument(
+            "specs",
+            "Expected members numbered 0 .. M-1 without gaps.",
+            specs,
+            shown=f"members={members}",
         )
     by_member = []
     for m in members:
         ids = sorted(lid for mm, lid in seen if mm == m)
         if ids != list(range(len(ids))):
             missing = sorted(set(range(max(ids) + 1)) - set(ids))
-            raise ValueError(
-                "Invalid value for argument `specs`. Expected layer ids "
-                f"0 .. n-1 without gaps for every member; member {m} lacks "
-                f"layer ids {missing}. Received: layer_ids={ids}"
+            raise invalid_argument(
+                "specs",
+                "Expected layer ids 0 .. n-1 without gaps for every member; "
+                f"member {m} lacks layer ids {missing}.",
+                specs,
+                shown=f"layer_ids={ids}",
             )
         by_member.append(tuple(seen[(m, lid)] for lid in ids))
     return tuple(by_member)
@@ -112,10 +117,12 @@ def bins_per_kernel(
     for m, layers in enumerate(by_member):
         extra = sorted({s.kernel_key for s in layers} - set(keys))
         if extra:
-            raise ValueError(
-                f"Invalid value for argument `specs`: member {m} has kernel "
-                f"types {extra} that member 0 lacks; bins per kernel type "
-                f"are set by member 0. Member 0 kernel types: {keys}"
+            raise invalid_argument(
+                "specs",
+                f"Member {m} has kernel types {extra} that member 0 lacks; "
+                "bins per kernel type are set by member 0.",
+                specs,
+                shown=f"member 0 kernel types {keys}",
             )
     counts: dict[str, int] = {}
     for key in keys:
@@ -123,12 +130,13 @@ def bins_per_kernel(
         counts[key] = max(1, round(num_bins * n / depth))
     total = sum(counts.values())
     if total > num_bins + 1:
-        raise ValueError(
+        raise invalid_argument(
+            "num_bins",
             f"The initial bins need {total} bins ({counts} per kernel type) "
             f"but `num_bins` + 1 = {num_bins + 1} is the most the reference "
-            "visits; layers would be left "
-            "ungrouped. Use fewer kernel types or a larger `num_bins`. "
-            f"Received: num_bins={num_bins}"
+            "visits; layers would be left ungrouped. Use fewer kernel types "
+            "or a larger `num_bins`.",
+            num_bins,
         )
     return counts
 

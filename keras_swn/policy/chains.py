@@ -20,6 +20,7 @@ from keras_swn.types import OIHW
 from keras_swn.types import GroupsLike
 from keras_swn.types import LayerKey
 from keras_swn.validation import check_choice
+from keras_swn.validation import invalid_argument
 
 #: The chain orders: `"stable"` (sort key `(numel, out, in)`) and
 #: `"reference"` (numpy's default `argsort` on the parameter counts).
@@ -105,11 +106,13 @@ def group_members(
     by_member = index_specs(specs)
     rows = [list(row) for row in groups]
     if [len(r) for r in rows] != [len(r) for r in by_member]:
-        raise ValueError(
-            "Invalid value for argument `groups`: it must list one group id "
-            "per layer of every member described by `specs`. Layers per "
-            f"member in specs: {[len(r) for r in by_member]}. Received: "
-            f"layers per member in groups={[len(r) for r in rows]}"
+        raise invalid_argument(
+            "groups",
+            "Expected one group id per layer of every member described by "
+            "`specs`. Layers per member in specs: "
+            f"{[len(r) for r in by_member]}.",
+            groups,
+            shown=f"layers per member in groups={[len(r) for r in rows]}",
         )
     out: dict[int, list[LayerSpec]] = {}
     ordered = sorted(
@@ -119,21 +122,25 @@ def group_members(
     for spec in ordered:
         g = int(rows[spec.member][spec.layer_id])
         if g < 0:
-            raise ValueError(
-                "Invalid value for argument `groups`. Group ids must be "
-                f"non-negative. Received: group {g} for layer "
-                f"(member={spec.member}, layer_id={spec.layer_id})"
+            raise invalid_argument(
+                "groups",
+                "Group ids must be non-negative.",
+                groups,
+                shown=f"group {g} for layer (member={spec.member}, "
+                f"layer_id={spec.layer_id})",
             )
         out.setdefault(g, []).append(spec)
     for g, members in out.items():
         first = members[0]
         for spec in members[1:]:
             if spec.kind != first.kind or spec.shape[2:] != first.shape[2:]:
-                raise ValueError(
+                raise invalid_argument(
+                    "groups",
                     f"Group {g} mixes kernel kinds or sizes: layer "
                     f"{first.key} is {first.kind} {first.shape} but layer "
                     f"{spec.key} is {spec.kind} {spec.shape}. A group must "
-                    "hold one kernel kind and size."
+                    "hold one kernel kind and size.",
+                    groups,
                 )
     return dict(sorted(out.items()))
 

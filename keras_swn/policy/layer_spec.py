@@ -10,6 +10,7 @@ from typing import cast
 from keras_swn.types import OIHW
 from keras_swn.types import LayerKey
 from keras_swn.validation import check_choice
+from keras_swn.validation import invalid_argument
 
 KINDS = ("conv2d", "dense")
 
@@ -51,21 +52,27 @@ class LayerSpec:
         check_choice("kind", self.kind, KINDS)
         shape = tuple(int(s) for s in self.shape)
         if len(shape) != 4 or min(shape) < 1:
-            raise ValueError(
-                "Invalid value for argument `shape`. Expected 4 strictly "
-                f"positive ints (out, in, kh, kw). Received: shape={self.shape}"
+            raise invalid_argument(
+                "shape",
+                "Expected 4 strictly positive ints (out, in, kh, kw).",
+                self.shape,
+                shown=f"shape={self.shape}",
             )
         if self.kind == "dense" and shape[2:] != (1, 1):
-            raise ValueError(
-                "Invalid value for argument `shape`. A dense kernel is "
-                f"(units, in_features, 1, 1). Received: shape={self.shape}"
+            raise invalid_argument(
+                "shape",
+                "A dense kernel is (units, in_features, 1, 1).",
+                self.shape,
+                shown=f"shape={self.shape}",
             )
         object.__setattr__(self, "shape", shape)
         if self.member < 0 or self.layer_id < 0:
-            raise ValueError(
-                "Invalid value for `member`/`layer_id`. Expected "
-                f"non-negative ints. Received: member={self.member}, "
-                f"layer_id={self.layer_id}"
+            name = "member" if self.member < 0 else "layer_id"
+            raise invalid_argument(
+                name,
+                "Expected non-negative ints.",
+                getattr(self, name),
+                shown=f"member={self.member}, layer_id={self.layer_id}",
             )
 
     @property

@@ -103,51 +103,55 @@ class SharingPolicy:
                 tuple(_group_id(g) for g in row) for row in self.groups
             )
         except (TypeError, ValueError, OverflowError):
-            raise ValueError(
-                "Invalid value for argument `groups`. Expected a list of "
-                f"lists of ints. Received: groups={self.groups!r}"
+            raise invalid_argument(
+                "groups", "Expected a list of lists of ints.", self.groups
             ) from None
         if not groups or any(len(r) == 0 for r in groups):
-            raise ValueError(
-                "Invalid value for argument `groups`. Expected at least one "
-                f"member with at least one layer. Received: groups={groups}"
+            raise invalid_argument(
+                "groups",
+                "Expected at least one member with at least one layer.",
+                groups,
             )
         if min(min(r) for r in groups) < 0:
-            raise ValueError(
-                "Invalid value for argument `groups`. Group ids must be "
-                f"non-negative. Received: groups={groups}"
+            raise invalid_argument(
+                "groups", "Group ids must be non-negative.", groups
             )
         owners: dict[Slot, LayerKey] = {}
         for given_slot, given_owner in dict(self.coefficient_owners).items():
             slot = cast(Slot, tuple(int(v) for v in given_slot))
             owner = cast(LayerKey, tuple(int(v) for v in given_owner))
             if len(slot) != 3 or len(owner) != 2:
-                raise ValueError(
-                    "Invalid value for argument `coefficient_owners`. "
-                    "Expected (member, layer_id, width) -> (member, layer_id)."
-                    f" Received: {slot} -> {owner}"
+                raise invalid_argument(
+                    "coefficient_owners",
+                    "Expected (member, layer_id, width) -> (member, layer_id).",
+                    self.coefficient_owners,
+                    shown=f"{slot} -> {owner}",
                 )
             for m, l in (slot[:2], owner):
                 if not (0 <= m < len(groups) and 0 <= l < len(groups[m])):
-                    raise ValueError(
-                        "Invalid value for argument `coefficient_owners`: "
-                        f"layer (member={m}, layer_id={l}) does not exist. "
-                        f"Received: {slot} -> {owner}"
+                    raise invalid_argument(
+                        "coefficient_owners",
+                        f"Layer (member={m}, layer_id={l}) does not exist.",
+                        self.coefficient_owners,
+                        shown=f"{slot} -> {owner}",
                     )
             if groups[slot[0]][slot[1]] != groups[owner[0]][owner[1]]:
-                raise ValueError(
-                    "Invalid value for argument `coefficient_owners`: a slot "
-                    "can only share with a layer of the same group. "
-                    f"Received: {slot} -> {owner}"
+                raise invalid_argument(
+                    "coefficient_owners",
+                    "A slot can only share with a layer of the same group.",
+                    self.coefficient_owners,
+                    shown=f"{slot} -> {owner}",
                 )
             if owner != slot[:2]:
                 owners[slot] = owner
         for slot, owner in owners.items():
             if (*owner, slot[2]) in owners:
-                raise ValueError(
-                    "Invalid value for argument `coefficient_owners`: owner "
-                    f"slot {(*owner, slot[2])} is itself shared. Point "
-                    f"{slot} at the final owner. Received: {slot} -> {owner}"
+                raise invalid_argument(
+                    "coefficient_owners",
+                    f"Owner slot {(*owner, slot[2])} is itself shared. Point "
+                    f"{slot} at the final owner.",
+                    self.coefficient_owners,
+                    shown=f"{slot} -> {owner}",
                 )
         object.__setattr__(self, "groups", groups)
         object.__setattr__(
@@ -272,10 +276,10 @@ class SharingPolicy:
         if coefficients == "per_layer":
             return cls(groups=groups, chain_sort=chain_sort)
         if coefficients != "per_bank":
-            raise ValueError(
-                "Invalid value for argument `coefficients`. Expected "
-                "'per_bank' or 'per_layer'. Received: "
-                f"coefficients={coefficients!r}"
+            raise invalid_argument(
+                "coefficients",
+                "Expected 'per_bank' or 'per_layer'.",
+                coefficients,
             )
         return cls.one_vector_per_bank(specs, groups, chain_sort=chain_sort)
 
@@ -344,10 +348,11 @@ class SharingPolicy:
         for key, partner in partners.items():
             for k in (tuple(key), tuple(partner)):
                 if k not in levels:
-                    raise ValueError(
-                        "Invalid value for argument `partners`: layer "
-                        f"{k} does not exist. Received: {tuple(key)} -> "
-                        f"{tuple(partner)}"
+                    raise invalid_argument(
+                        "partners",
+                        f"Layer {k} does not exist.",
+                        partners,
+                        shown=f"{tuple(key)} -> {tuple(partner)}",
                     )
 
         def final(key: LayerKey, w: int) -> LayerKey:

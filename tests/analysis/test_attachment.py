@@ -84,7 +84,7 @@ class TestAttachMembers:
             LayerSpec(1, lid, "conv2d", (4, 4, 3, 3)) for lid in range(2)
         ]
         with _raises(
-            "Invalid value for argument `specs`: member 0 must be the "
+            "Invalid value for argument `specs`. Member 0 must be the "
             "deepest member. Member(s) [1] have more shared layers "
             "than member 0. Received: layers per member=[1, 2]"
         ):

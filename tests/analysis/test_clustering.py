@@ -198,7 +198,7 @@ class TestSearchGroupsAppendixB:
         with pytest.raises(
             ValueError,
             match=re.escape(
-                "Invalid value for argument `gradients`: no entry for "
+                "Invalid value for argument `gradients`. No entry for "
                 "layers [(2, 7)] (signal='gradient')."
             ),
         ):
@@ -293,7 +293,7 @@ class TestSearchGroupsSchedule:
         grads = dict(grads)
         grads[(0, 1)] = np.zeros((3, 3, 16, 32))  # HWIO by mistake
         with _raises(
-            "Invalid value for argument `gradients`: the entry for layer "
+            "Invalid value for argument `gradients`. The entry for layer "
             "(0, 1) has shape (3, 3, 16, 32) but the layer kernel is OIHW "
             "(32, 16, 3, 3). Convert Keras kernels with `to_oihw`. Received: "
             "gradients[(0, 1)].shape=(3, 3, 16, 32)"

@@ -140,7 +140,7 @@ class TestClusterBin:
         ):
             cluster_bin([0, 1], np.eye(1), 0.1)
         with _raises(
-            "Invalid value for argument `layer_ids`: ids must be unique. "
+            "Invalid value for argument `layer_ids`. Expected unique ids. "
             "Received: layer_ids=[1, 1]"
         ):
             cluster_bin([1, 1], np.eye(2), 0.1)

@@ -212,9 +212,10 @@ class TestRefinePartition:
     def test_errors(self):
         policy = _policy()
         with _raises(
-            "Invalid value for argument `coefficient_grads`: no gradient for "
+            "Invalid value for argument `coefficient_grads`. No gradient for "
             "slots [(0, 1, 0), (1, 1, 0)], which share the vector of "
-            "(0, 1, 0)."
+            "(0, 1, 0). Received: coefficient_grads with keys [(0, 0, 0), "
+            "(1, 0, 0), (2, 0, 0)]"
         ):
             refine_partition(
                 policy,

@@ -199,8 +199,9 @@ class TestSimilarityMatrix:
     def test_missing_keys(self):
         grads = {(0, 0): np.ones((2, 2, 1, 1))}
         with _raises(
-            "Invalid value for argument `gradients`: no entry for layers "
-            "[(0, 1), (0, 2)] (signal='gradient'). Received keys: [(0, 0)]"
+            "Invalid value for argument `gradients`. No entry for layers "
+            "[(0, 1), (0, 2)] (signal='gradient'). Received: gradients with "
+            "keys [(0, 0)]"
         ):
             similarity_matrix([(0, 0), (0, 1), (0, 2)], grads)
 
@@ -217,7 +218,7 @@ class TestSimilarityMatrix:
     def test_pair_similarity_checks_shapes(self):
         pair = PairSimilarity({(0, 0): np.ones((2, 3, 3, 3))})
         with _raises(
-            "Invalid value for argument `gradients`: the entry for layer "
+            "Invalid value for argument `gradients`. The entry for layer "
             "(0, 0) has shape (2, 3, 3, 3) but the layer kernel is OIHW "
             "(3, 2, 3, 3). Convert Keras kernels with `to_oihw`. Received: "
             "gradients[(0, 0)].shape=(2, 3, 3, 3)"
@@ -229,7 +230,7 @@ class TestSimilarityMatrix:
         bad[0, 0] = np.nan
         pair = PairSimilarity({(0, 0): bad})
         with _raises(
-            "Invalid value for argument `gradients`: the entry for layer "
-            "(0, 0) contains NaN or infinite values."
+            "Invalid value for argument `gradients`. Expected finite values. "
+            "Received: gradients[(0, 0)] containing NaN or infinite values"
         ):
             pair.check_keys([(0, 0)])

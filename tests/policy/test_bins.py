@@ -124,7 +124,7 @@ class TestInitialBinsErrors:
         [
             (  # a student kernel type unknown to member 0
                 [conv(0, 0, 8, 8), conv(1, 0, 8, 8, k=5)],
-                r"member 1 has kernel types",
+                r"Member 1 has kernel types",
             ),
             (  # a gap in the layer ids
                 [conv(0, 0, 8, 8), conv(0, 2, 8, 8)],
