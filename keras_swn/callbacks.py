@@ -56,11 +56,12 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
     """Raise a clear error when an epoch ends with a NaN or infinite loss.
 
     Keras' `TerminateOnNaN` stops training quietly, and a run then ends
-    "successfully" with NaN weights. This callback raises instead, at the
-    end of the epoch (one check per epoch, no per-step host sync), before
-    anything after `fit` saves the epoch: `SearchAndRefine` keeps the
-    checkpoint of the last good epoch, so a rerun with a lower learning
-    rate resumes from there.
+    "successfully" with NaN weights. This callback raises instead, at the end of
+    the epoch (one check per epoch, no per-step host sync), before anything
+    after `fit` saves the epoch:
+    [`SearchAndRefine`][keras_swn.search.SearchAndRefine] keeps the checkpoint
+    of the last good epoch, so a rerun with a lower learning rate resumes from
+    there.
 
     Raises:
         FloatingPointError: naming the epoch, the logged value and what to

@@ -49,21 +49,24 @@ def to_keras(
 ) -> keras.Model:
     """Turn one SWN member into a plain Keras model with stored kernels.
 
-    Every `SuperWeightConv2D` becomes a stock `keras.layers.Conv2D` (and
-    every `SuperWeightDense` a `keras.layers.Dense`) of the same name
-    whose kernel is the member's composed kernel, materialised once. An
-    explicit (PyTorch-style) padding becomes a `ZeroPadding2D` layer
-    named `f"{name}_pad"` in front of a `"valid"` convolution. Every other
-    layer (BatchNorm, the classifier, activations, ...) is cloned from its
-    config and gets a copy of the member's weights. The result has the
-    member's outputs (within float tolerance), no tie to the bank, and
-    can be saved as `.keras` or exported with `model.export()`.
+    Every [`SuperWeightConv2D`][keras_swn.layers.SuperWeightConv2D] becomes a
+    stock `keras.layers.Conv2D` (and every
+    [`SuperWeightDense`][keras_swn.layers.SuperWeightDense] a
+    `keras.layers.Dense`) of the same name whose kernel is the member's composed
+    kernel, materialised once. An explicit (PyTorch-style) padding becomes a
+    `ZeroPadding2D` layer named `f"{name}_pad"` in front of a `"valid"`
+    convolution. Every other layer (BatchNorm, the classifier, activations, ...)
+    is cloned from its config and gets a copy of the member's weights. The
+    result has the member's outputs (within float tolerance), no tie to the
+    bank, and can be saved as `.keras` or exported with `model.export()`.
 
-    The graph is rebuilt with `keras.models.clone_model`, so any
-    functional member built with the `MemberBuilder` protocol works.
+    The graph is rebuilt with `keras.models.clone_model`, so any functional
+    member built with the
+    [`MemberBuilder`][keras_swn.models.member_builder.MemberBuilder] protocol
+    works.
 
     Args:
-        model: an `SWNModel`.
+        model: an [`SWNModel`][keras_swn.SWNModel].
         member: int, the member index.
         name: optional name of the new model (default: the member's).
 

@@ -1,11 +1,11 @@
 """Test helpers for code built on keras_swn (in the spirit of Keras' own).
 
-`run_layer_test` checks what every SuperWeight layer must do, on the
-current backend: config round trip, output shape, one training step that
-reaches every trainable variable, a mixed-precision call, and a `.keras`
-save/load that gives the same outputs. Use it for a layer of your own that
-subclasses a keras_swn layer; the library's tests use it for each of its
-layers.
+[`run_layer_test`][keras_swn.testing.run_layer_test] checks what every
+SuperWeight layer must do, on the current backend: config round trip, output
+shape, one training step that reaches every trainable variable, a
+mixed-precision call, and a `.keras` save/load that gives the same outputs. Use
+it for a layer of your own that subclasses a keras_swn layer; the library's
+tests use it for each of its layers.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def run_layer_test(
     `.keras` file, load it, and compare outputs.
 
     Args:
-        layer_cls: the layer class, e.g. `keras_swn.layers.SuperWeightDense`.
+        layer_cls: the layer class, e.g.
+            [`keras_swn.layers.SuperWeightDense`][keras_swn.layers.SuperWeightDense].
         init_kwargs: the constructor arguments (include `seed` to make the
             layer's own bank reproducible).
         input_shape: the input shape with the batch dimension, e.g.

@@ -287,13 +287,14 @@ def attach_members(
     Args:
         specs: every shared layer of every member.
         bins: `bins[member][layer_id]`, the initial bin of every layer (a
-            `SharingPolicy` from bins is accepted too).
+            [`SharingPolicy`][keras_swn.SharingPolicy] from bins is accepted
+            too).
         member0_groups: the group of every member-0 layer, as a sequence
             indexed by layer id or a mapping `layer_id -> group`.
         similarity: either a mapping `(member, layer_id) -> OIHW gradient`
             or a callable `(key, member-0 or partner key) -> float`.
         signal: used when `similarity` is a mapping (see
-            `keras_swn.analysis.similarity.similarity_matrix`).
+            [`keras_swn.analysis.similarity.similarity_matrix`][keras_swn.analysis.similarity_matrix]).
         weights: used when `similarity` is a mapping and the signal needs
             them.
         coefficient_threshold: float or `None` (default: always share).

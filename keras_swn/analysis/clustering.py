@@ -153,10 +153,10 @@ def search_groups(
     """Learn SuperWeight clusters under a parameter budget.
 
     At each threshold tried: cluster member 0's layers inside every bin
-    (`cluster_bin`), number the groups, attach the other members
-    (`attach_members`), and compute `need`, the parameters one template
-    per bank of that grouping takes. Which thresholds are tried is the
-    `schedule`:
+    ([`cluster_bin`][keras_swn.analysis.cluster_bin]), number the groups, attach
+    the other members ([`attach_members`][keras_swn.analysis.attach_members]),
+    and compute `need`, the parameters one template per bank of that grouping
+    takes. Which thresholds are tried is the `schedule`:
 
     - `"step"` (the reference's): start at `threshold_start` and lower the
       threshold by `threshold_decrement` until `need <= budget`. A start
@@ -189,15 +189,17 @@ def search_groups(
         specs: every shared layer of every member.
         bins: `bins[member][layer_id]`, the initial bins, e.g.
             `keras_swn.policy.bins.initial_bins(specs, 4)`, or a
-            `SharingPolicy` whose groups are the bins.
+            [`SharingPolicy`][keras_swn.SharingPolicy] whose groups are the
+            bins.
         gradients: mapping `(member, layer_id) -> OIHW kernel gradient`
             with each layer's exact kernel shape. Needed for every member-0
             layer and every layer of the first member of each new depth
             (all members when `coefficient_threshold` is set); may be
             `None` with `signal="parameter"`.
         budget: int > 0, the template budget (`max_params`).
-        config: a `GroupingConfig`, the options of the search; None: its
-            defaults, the same as `keras_swn.search.SearchConfig`'s
+        config: a [`GroupingConfig`][keras_swn.analysis.GroupingConfig], the
+            options of the search; None: its defaults, the same as
+            [`keras_swn.search.SearchConfig`][]'s
             (`GroupingConfig.reference()` gives the reference's).
         weights: mapping `(member, layer_id) -> OIHW kernel`, for the
             signals that read weights.
@@ -205,7 +207,7 @@ def search_groups(
             (`schedule="step"`, `group_share=1.0`, ...).
 
     Returns:
-        A `SearchResult`.
+        A [`SearchResult`][keras_swn.analysis.SearchResult].
 
     Raises:
         ValueError: on `budget <= 0` or other invalid arguments, missing or

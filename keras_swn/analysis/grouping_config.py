@@ -38,7 +38,8 @@ REFERENCE_CHOICES: dict[str, Any] = {
 class GroupingConfig:
     """How `search_groups` learns SuperWeight groups under a budget.
 
-    The defaults are the library's (those of `keras_swn.search.SearchConfig`);
+    The defaults are the library's (those of
+    [`keras_swn.search.SearchConfig`][]);
     `GroupingConfig.reference()` gives the reference's choices.
 
     Args:
@@ -48,14 +49,15 @@ class GroupingConfig:
         budget_check: `"exact"` (default: the one-template total of the
             restacked groups) or `"proxy"` (the reference's `need`: the
             sum over groups of the largest kernel).
-        signal: `"gradient"` (default), `"gradient+weight"` or
-            `"parameter"` (see `similarity_matrix`).
+        signal: `"gradient"` (default), `"gradient+weight"` or `"parameter"`
+            (see [`similarity_matrix`][keras_swn.analysis.similarity_matrix]).
         coefficient_threshold: float or `None`: gate student coefficient
             sharing.
         chain_sort: `"stable"` (default) or `"reference"`, used by
-            `budget_check="exact"` and `SearchResult.to_policy`.
-        schedule: `"split"` (default), `"fill"` or `"step"` (the
-            reference's); see `search_groups`.
+            `budget_check="exact"` and
+            [`SearchResult.to_policy`][keras_swn.analysis.SearchResult.to_policy].
+        schedule: `"split"` (default), `"fill"` or `"step"` (the reference's);
+            see [`search_groups`][keras_swn.analysis.search_groups].
         group_share: float in (0, 1] (0.5): the share of the budget left
             after the bins that splits may take (`"split"`), or the share
             of the budget one template per bank may take (`"fill"`);
@@ -130,7 +132,7 @@ class GroupingConfig:
             **options: fields to set as well.
 
         Returns:
-            A `GroupingConfig`.
+            A [`GroupingConfig`][keras_swn.analysis.GroupingConfig].
         """
         return cls(**{**REFERENCE_CHOICES, **options})
 
@@ -141,7 +143,7 @@ class GroupingConfig:
             **options: field names and their new values.
 
         Returns:
-            A new `GroupingConfig`.
+            A new [`GroupingConfig`][keras_swn.analysis.GroupingConfig].
 
         Raises:
             TypeError: on a name that is not an option.

@@ -127,7 +127,7 @@ def cluster_bin(
         layer_ids: the member-0 layer ids of the bin, in the row order of
             `sim` (any order; the result does not depend on it).
         sim: array-like `(n, n)`, the similarity of the layers (see
-            `keras_swn.analysis.similarity.similarity_matrix`).
+            [`keras_swn.analysis.similarity.similarity_matrix`][keras_swn.analysis.similarity_matrix]).
         threshold: float; a pair is linked when its similarity is strictly
             greater.
         clustering: `"connected_components"` (default, fix F4) or

@@ -33,7 +33,8 @@ class RefineResult:
     """Result of `refine_partition`.
 
     Attributes:
-        policy: the refined `SharingPolicy` (same groups, new owners).
+        policy: the refined [`SharingPolicy`][keras_swn.SharingPolicy] (same
+            groups, new owners).
         copies: `{new owner slot: old owner slot}`, both `(member,
             layer_id, width)`: before training resumes, each new owner's
             vector is set to the old owner's current value (fix F3: one
@@ -150,7 +151,7 @@ def refine_partition(
     one slot, and banks without a shared pair, are unchanged.
 
     Args:
-        policy: the current `SharingPolicy`.
+        policy: the current [`SharingPolicy`][keras_swn.SharingPolicy].
         coefficient_grads: `{(member, layer_id, width): K-vector}`, each
             slot's gradient on the vector it reads, accumulated over the
             refine pass and kept per slot even when the vector is shared.
@@ -165,7 +166,7 @@ def refine_partition(
             changes `vectors_before`/`vectors_after`.
 
     Returns:
-        A `RefineResult`.
+        A [`RefineResult`][keras_swn.analysis.RefineResult].
 
     Raises:
         ValueError: on an unknown `clustering`, a non-finite `threshold`, a

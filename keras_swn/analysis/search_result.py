@@ -108,7 +108,7 @@ class SearchResult:
                 for (recorded in the policy).
 
         Returns:
-            A `SharingPolicy`.
+            A [`SharingPolicy`][keras_swn.SharingPolicy].
         """
         return SharingPolicy.from_partners(
             specs, self.groups, self.partners, chain_sort=chain_sort
@@ -147,7 +147,7 @@ class SearchResult:
             d: a mapping as written by `to_dict`.
 
         Returns:
-            The `SearchResult`.
+            The [`SearchResult`][keras_swn.analysis.SearchResult].
 
         Raises:
             ValueError: on another format or version.

@@ -353,9 +353,10 @@ def similarity_matrix(
     """Pairwise similarity of layers, cropped to common corners.
 
     Entry `[x, y]` compares `keys[x]` and `keys[y]` on the common top-left
-    corner of their OIHW arrays (see `cropped_cosine`). The matrix is
-    symmetric, float64, with values in `[-1, 1]`; a layer whose array is
-    all zeros has similarity 0 with everything, itself included.
+    corner of their OIHW arrays (see
+    [`cropped_cosine`][keras_swn.analysis.cropped_cosine]). The matrix is
+    symmetric, float64, with values in `[-1, 1]`; a layer whose array is all
+    zeros has similarity 0 with everything, itself included.
 
     Args:
         keys: layer keys, usually `(member, layer_id)`, in the row order

@@ -68,7 +68,7 @@ class BankConfig:
         template_fan_in: the initialisation: `"kernel"` (default: every
             composed kernel starts He-normal for its own fan-in),
             `"layer"` or `9` (the reference's); see
-            `keras_swn.TemplateBank`.
+            [`keras_swn.TemplateBank`][].
         chain_sort: `None` (default: the policy's chain order),
             `"stable"` or `"reference"` (see the algorithm page,
             *Stacking chains*).
@@ -110,7 +110,7 @@ class BankConfig:
                 the chain order a plan resolved `chain_sort=None` to.
 
         Returns:
-            A new `BankConfig` with an int `seed`.
+            A new [`BankConfig`][keras_swn.BankConfig] with an int `seed`.
         """
         return dataclasses.replace(
             self,
@@ -122,8 +122,9 @@ class BankConfig:
         """`BankPlan.create` of `specs` and `policy` with these options.
 
         Args:
-            specs: every shared layer of every member (`LayerSpec`s).
-            policy: the `SharingPolicy` to plan.
+            specs: every shared layer of every member
+                ([`LayerSpec`][keras_swn.LayerSpec]s).
+            policy: the [`SharingPolicy`][keras_swn.SharingPolicy] to plan.
 
         Returns:
             plan (BankPlan): the plan of `specs` under `policy`.
@@ -150,7 +151,8 @@ class BankConfig:
         """Read `to_dict` output.
 
         Args:
-            data: a mapping of `BankConfig` field names to values.
+            data: a mapping of [`BankConfig`][keras_swn.BankConfig] field names
+                to values.
 
         Returns:
             The `BankConfig`.
@@ -181,7 +183,8 @@ class BankConfig:
         configuration's value: the two ways do not mix.
 
         Args:
-            bank_config: a `BankConfig`, its dict form, or None.
+            bank_config: a [`BankConfig`][keras_swn.BankConfig], its dict form,
+                or None.
             **options: the keyword arguments named like its fields.
 
         Returns:
@@ -228,7 +231,7 @@ class BankConfig:
                 fields' names; other keys are ignored.
 
         Returns:
-            A `BankConfig`.
+            A [`BankConfig`][keras_swn.BankConfig].
 
         Raises:
             ValueError: as `merge`.

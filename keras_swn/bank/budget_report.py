@@ -31,7 +31,7 @@ class MemberBudget:
             trainable total.
 
     Examples:
-        One per member in a model's `BudgetReport`:
+        One per member in a model's [`BudgetReport`][keras_swn.BudgetReport]:
 
         >>> model = keras_swn.SWNModel(
         ...     members=[keras_swn.models.WideResNet(10, 1)],
@@ -67,7 +67,7 @@ class MemberBudget:
                 e.g. from `wide_resnet_param_counts`.
 
         Returns:
-            The `MemberBudget`.
+            The [`MemberBudget`][keras_swn.MemberBudget].
 
         Examples:
             >>> from keras_swn.models.wide_resnet_shapes import (
@@ -120,7 +120,8 @@ class BudgetReport:
         coefficient_vectors: int, distinct coefficient vectors.
         banks: every `BankSpec`, ascending `(group, width)`.
         groups: one `GroupBudget` per group, ascending.
-        members: one `MemberBudget` per member, in member order.
+        members: one [`MemberBudget`][keras_swn.MemberBudget] per member, in
+            member order.
 
     Examples:
         >>> model = keras_swn.SWNModel(
@@ -148,8 +149,9 @@ class BudgetReport:
         """Summarise a `BankPlan` with the members' unshared counts.
 
         Args:
-            plan: the `BankPlan`.
-            members: one `MemberBudget` per member of the plan, in order.
+            plan: the [`BankPlan`][keras_swn.BankPlan].
+            members: one [`MemberBudget`][keras_swn.MemberBudget] per member of
+                the plan, in order.
 
         Raises:
             ValueError: if `members` does not have one entry per member.

@@ -1,10 +1,10 @@
 """The order of the entries of a template bank in memory.
 
-A composed kernel is cut from a SuperWeight, the flat vector `sum_k c_k T_k`
-of one width level. The level's *pieces* (the whole base kernel for level
-0; the new output rows, or the new input columns and then the new output
-rows, for a later level, see `level_pieces`) lie one after the other in
-that vector, each a block of an `(out, in, kh, kw)` kernel.
+A composed kernel is cut from a SuperWeight, the flat vector `sum_k c_k T_k` of
+one width level. The level's *pieces* (the whole base kernel for level 0; the
+new output rows, or the new input columns and then the new output rows, for a
+later level, see [`level_pieces`][keras_swn.bank.layout.level_pieces]) lie one
+after the other in that vector, each a block of an `(out, in, kh, kw)` kernel.
 
 The spec writes each piece in row-major OIHW order; Keras convolutions take
 HWIO. Mixing templates is linear per entry, so a fixed permutation of each
@@ -15,11 +15,12 @@ and the assembly's concatenations, with no transpose. (Transposing the
 pieces at every step was most of the composition's time: the benchmarks
 page, *Composition cost*.)
 
-`storage_order` gives the permutation for one bank: `stored =
-oihw[order]`. It only moves entries within each full `seg`-long template;
-the tail of a bank that no window reads stays where it is. Files keep the
-spec's OIHW order (`TemplateBank.save_own_variables` writes it), so files
-do not depend on the layout in memory.
+[`storage_order`][keras_swn.bank.layout.storage_order] gives the permutation for
+one bank: `stored = oihw[order]`. It only moves entries within each full
+`seg`-long template; the tail of a bank that no window reads stays where it is.
+Files keep the spec's OIHW order
+([`TemplateBank.save_own_variables`][keras_swn.bank.template_bank.TemplateBank.save_own_variables]
+writes it), so files do not depend on the layout in memory.
 
 No Keras import.
 """
@@ -89,7 +90,8 @@ def segment_order(pieces: Sequence[Piece], seg: int) -> np.ndarray:
     `stored = oihw[order]` for the template's `seg` entries.
 
     Args:
-        pieces: the level's `level_pieces`.
+        pieces: the level's
+            [`level_pieces`][keras_swn.bank.layout.level_pieces].
         seg: int, one template's entries (`>=` the pieces' total; entries
             past the pieces stay in place).
 
@@ -110,13 +112,14 @@ def segment_order(pieces: Sequence[Piece], seg: int) -> np.ndarray:
 def storage_order(size: int, seg: int, pieces: Sequence[Piece]) -> np.ndarray:
     """The permutation of a whole bank.
 
-    `segment_order` applied to each of its `size // seg` full templates;
-    the tail stays in place.
+    [`segment_order`][keras_swn.bank.layout.segment_order] applied to each of
+    its `size // seg` full templates; the tail stays in place.
 
     Args:
         size: int, the bank's entries.
         seg: int, one template's entries.
-        pieces: the level's `level_pieces`.
+        pieces: the level's
+            [`level_pieces`][keras_swn.bank.layout.level_pieces].
 
     Returns:
         An int64 array of length `size`, with `stored = oihw[order]`.
@@ -132,8 +135,8 @@ def bank_storage_order(plan: Any, key: tuple[int, int]) -> np.ndarray:
     """`storage_order` of bank `key = (group, width)` of a `BankPlan`.
 
     Args:
-        plan: the `keras_swn.BankPlan` (any object with its `banks` and
-            `chains`).
+        plan: the [`keras_swn.BankPlan`][] (any object with
+            its `banks` and `chains`).
         key: `(group, width)` of the bank.
 
     Returns:

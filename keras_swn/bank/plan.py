@@ -232,8 +232,9 @@ def _over_budget(
 class BankPlan:
     """Everything that fixes the sizes of an SWN: chains, banks, recipes.
 
-    Built by `BankPlan.create` from the layer specs, a `SharingPolicy` and
-    a template budget. The budget counts template-bank parameters only.
+    Built by [`BankPlan.create`][keras_swn.bank.plan.BankPlan.create] from the
+    layer specs, a [`SharingPolicy`][keras_swn.SharingPolicy] and a template
+    budget. The budget counts template-bank parameters only.
 
     Attributes:
         specs: every shared layer, sorted by `(member, layer_id)`.
@@ -289,7 +290,8 @@ class BankPlan:
 
         Args:
             specs: every shared layer of every member, in any order.
-            policy: `SharingPolicy` over the same layers.
+            policy: [`SharingPolicy`][keras_swn.SharingPolicy] over the same
+                layers.
             budget: int > 0, the template budget (`max_params`).
             bank_size: int in 1..8, the most templates one layer mixes.
                 Below 8, the template windows of a bank's layers slide.
@@ -303,7 +305,7 @@ class BankPlan:
                 `OverBudgetWarning` and record `over_budget`.
 
         Returns:
-            A `BankPlan`.
+            A [`BankPlan`][keras_swn.BankPlan].
 
         Raises:
             ValueError: on invalid arguments, a policy that does not match

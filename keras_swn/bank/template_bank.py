@@ -103,19 +103,19 @@ class _KernelCache:
 class TemplateBank(keras.layers.Layer):
     """Shared trainable templates and coefficients; composes layer kernels.
 
-    The bank turns a `BankPlan` into variables. For every bank `(g, w)`
-    (group `g`, width level `w`) it holds one flat float32 template vector
-    of `P(g, w)` parameters, viewed as `K(g, w)` templates of `seg(g, w)`
-    parameters each (each template's pieces held in HWIO order, so that
-    composing needs no transpose: `storage_order`; files hold the OIHW
-    order), and one coefficient matrix whose rows are the
-    coefficient vectors of the slots that own one (hard-shared slots
-    read their owner's row). `kernel(key)` mixes each level's templates
-    with the layer's coefficients (a SuperWeight) and concatenates the
-    SuperWeights along the output and input channels, returning the
-    kernel in Keras layout (HWIO for convolutions, `(in, out)` for dense),
-    cast to the requested compute dtype. Every shape is a Python int fixed
-    at build time, so composition compiles under XLA.
+    The bank turns a [`BankPlan`][keras_swn.BankPlan] into variables. For every
+    bank `(g, w)` (group `g`, width level `w`) it holds one flat float32
+    template vector of `P(g, w)` parameters, viewed as `K(g, w)` templates of
+    `seg(g, w)` parameters each (each template's pieces held in HWIO order, so
+    that composing needs no transpose:
+    [`storage_order`][keras_swn.bank.layout.storage_order]; files hold the OIHW
+    order), and one coefficient matrix whose rows are the coefficient vectors of
+    the slots that own one (hard-shared slots read their owner's row).
+    `kernel(key)` mixes each level's templates with the layer's coefficients (a
+    SuperWeight) and concatenates the SuperWeights along the output and input
+    channels, returning the kernel in Keras layout (HWIO for convolutions, `(in,
+    out)` for dense), cast to the requested compute dtype. Every shape is a
+    Python int fixed at build time, so composition compiles under XLA.
 
     Initialisation, chosen by `template_fan_in`:
 
@@ -147,22 +147,24 @@ class TemplateBank(keras.layers.Layer):
     whose size is not a multiple of 9 uninitialised).
 
     Args:
-        specs: every shared layer (`LayerSpec` or its dict form).
-        policy: `SharingPolicy` (or its dict form).
+        specs: every shared layer ([`LayerSpec`][keras_swn.LayerSpec] or its
+            dict form).
+        policy: [`SharingPolicy`][keras_swn.SharingPolicy] (or its dict form).
         budget: int, the template budget (bank parameters only).
         bank_size: int, the maximum number of templates a layer mixes
             (`K` cap, 1 to 8).
         template_fan_in: `"kernel"` (default), `"layer"` or `9` (the
             reference), see above.
-        chain_sort: `None` (default: the policy's chain order),
-            `"stable"` or `"reference"`; see `BankPlan.create`.
+        chain_sort: `None` (default: the policy's chain order), `"stable"` or
+            `"reference"`; see
+            [`BankPlan.create`][keras_swn.bank.plan.BankPlan.create].
         on_over_budget: `"raise"` or `"report"` (F6).
         seed: int or None, the root seed of every initial value.
-        bank_config: a `keras_swn.BankConfig` (or its dict form)
-            holding all of `budget` ... `seed`, instead of passing them
-            one by one. The layer keeps it as `bank_config` (a seed
-            drawn if it has none; `chain_sort` as given, the plan's order
-            is `chain_sort`).
+        bank_config: a [`keras_swn.BankConfig`][] (or its
+            dict form) holding all of `budget` ... `seed`, instead of passing
+            them one by one. The layer keeps it as `bank_config` (a seed drawn
+            if it has none; `chain_sort` as given, the plan's order is
+            `chain_sort`).
 
     Examples:
         >>> specs = [keras_swn.LayerSpec(0, 0, "conv2d", (8, 3, 3, 3)),
@@ -294,9 +296,10 @@ class TemplateBank(keras.layers.Layer):
     def storage_order(self, group: int, width: int) -> np.ndarray:
         """How bank `(group, width)` is stored: `stored = oihw[order]`.
 
-        Each template's pieces are held in HWIO order, so composing needs
-        no transpose (`keras_swn.bank.layout`); `layout.to_oihw(values,
-        order)` gives the spec's OIHW order back, the order files hold.
+        Each template's pieces are held in HWIO order, so composing needs no
+        transpose ([`keras_swn.bank.layout`][]);
+        `layout.to_oihw(values, order)` gives the spec's OIHW order back, the
+        order files hold.
 
         Args:
             group: int, the group.
@@ -371,9 +374,10 @@ class TemplateBank(keras.layers.Layer):
         Composed by `compose_all`, for the layers of `members` (None: all
         members).
 
-        `SWNModel.call` runs its members in this scope, so that a forward
-        pass composes every kernel in one batched pass. Layers outside the
-        scope, or not composed in it, compose per layer as before.
+        [`SWNModel.call`][keras_swn.models.swn_model.SWNModel.call] runs its
+        members in this scope, so that a forward pass composes every kernel in
+        one batched pass. Layers outside the scope, or not composed in it,
+        compose per layer as before.
 
         Args:
             members: the member indices to compose, or None for all.

@@ -1,11 +1,13 @@
 """Datasets: an embedded default that needs no network, and `.npz` files.
 
-`load_digits_dataset` reads the real 8x8 digits shipped with keras_swn as
-package data; `load_npz` reads arrays a user provides. Both return
+[`load_digits_dataset`][keras_swn.data.load_digits_dataset] reads the real 8x8
+digits shipped with keras_swn as package data;
+[`load_npz`][keras_swn.data.load_npz] reads arrays a user provides. Both return
 NumPy arrays `((x_train, y_train), (x_val, y_val))` ready for `model.fit`.
-`load_cifar` (CIFAR-10/100 through TFDS) and `make_dataset` (in-memory
-arrays) build `tf.data` pipelines with the augmentation of the
-reference recipe (pad-and-crop, flip, normalisation, Cutout).
+[`load_cifar`][keras_swn.data.load_cifar] (CIFAR-10/100 through TFDS) and
+[`make_dataset`][keras_swn.data.make_dataset] (in-memory arrays) build `tf.data`
+pipelines with the augmentation of the reference recipe (pad-and-crop, flip,
+normalisation, Cutout).
 """
 
 from keras_swn.data.augment import augment_image

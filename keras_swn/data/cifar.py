@@ -168,11 +168,11 @@ def make_dataset(
     """A `tf.data` pipeline with the reference augmentation over arrays.
 
     For images already in memory, e.g. the CIFAR subset read by
-    `keras_swn.data.load_npz`. With `training=True` each example is
-    randomly cropped after zero padding, flipped, normalised and cut out
-    (see `augment_image`), with fresh random draws every epoch that are
-    fixed by `seed`; with `training=False` it is normalised only and the
-    order is kept.
+    [`keras_swn.data.load_npz`][]. With `training=True`
+    each example is randomly cropped after zero padding, flipped, normalised and
+    cut out (see [`augment_image`][keras_swn.data.augment_image]), with fresh
+    random draws every epoch that are fixed by `seed`; with `training=False` it
+    is normalised only and the order is kept.
 
     Args:
         x: `(N, H, W, C)` images, `uint8` in `[0, 255]` or floating point
@@ -268,11 +268,12 @@ def load_cifar(
 ) -> tf.data.Dataset:
     """CIFAR-10 or CIFAR-100 from TensorFlow Datasets, as in the recipe.
 
-    Calls `tfds.load(name, split=split, data_dir=data_dir,
-    download=download, as_supervised=True)` and builds the pipeline of
-    `make_dataset` over it: on a training split, shuffle, pad-and-crop,
-    flip, normalise with the dataset's constants (`NORMALIZATION`),
-    Cutout; on a test split, normalise only. By default nothing is
+    Calls `tfds.load(name, split=split, data_dir=data_dir, download=download,
+    as_supervised=True)` and builds the pipeline of
+    [`make_dataset`][keras_swn.data.make_dataset] over it: on a training split,
+    shuffle, pad-and-crop, flip, normalise with the dataset's constants
+    (`NORMALIZATION`), Cutout; on a test split, normalise only. By default
+    nothing is
     downloaded: prepare the data once with `download=True` (or
     `tfds.builder(name, data_dir=...).download_and_prepare()`) on a
     machine with network access, then point `data_dir` at it.

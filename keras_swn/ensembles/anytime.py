@@ -60,7 +60,8 @@ def ranked_subsets(flops_per_member: Sequence[Any]) -> list[Subset]:
     (lexicographic), so the order is total and deterministic.
 
     Args:
-        flops_per_member: one FLOPs value (or `FlopsReport`) per member.
+        flops_per_member: one FLOPs value (or
+            [`FlopsReport`][keras_swn.ensembles.FlopsReport]) per member.
 
     Returns:
         A list of `2**M - 1` sorted tuples of member indices.
@@ -283,16 +284,17 @@ def anytime_curve(
     """Rank every non-empty member subset by FLOPs, with its accuracy.
 
     Takes either of the two inputs a user has at hand, like
-    `evaluate_ensemble`:
+    [`evaluate_ensemble`][keras_swn.ensembles.evaluate_ensemble]:
 
-    - `anytime_curve(model, x, y)`: an `SWNModel` and validation data;
-      every member is run once on `x`, and each member's FLOPs are
-      `member_flops(model, i).inference_macs` (per image, kernel
-      composition excluded) unless `flops_per_member` is given;
-    - `anytime_curve(probs, y, flops)`: probabilities already computed
-      (one `(n, num_classes)` array per member, e.g. from
-      `member_probabilities`), the labels and one FLOPs value per member
-      (the third argument, or `flops_per_member=`).
+    - `anytime_curve(model, x, y)`: an [`SWNModel`][keras_swn.SWNModel] and
+      validation data; every member is run once on `x`, and each member's FLOPs
+      are `member_flops(model, i).inference_macs` (per image, kernel composition
+      excluded) unless `flops_per_member` is given;
+    - `anytime_curve(probs, y, flops)`: probabilities already computed (one `(n,
+      num_classes)` array per member, e.g. from
+      [`member_probabilities`][keras_swn.ensembles.member_probabilities]), the
+      labels and one FLOPs value per member (the third argument, or
+      `flops_per_member=`).
 
     Args:
         model: an `SWNModel`, or one probability array per member (a list
@@ -301,14 +303,16 @@ def anytime_curve(
             probabilities.
         y: the labels (integers or one-hot) when `model` is a model; the
             FLOPs per member when it is probabilities.
-        flops_per_member: one FLOPs value (or `FlopsReport`, whose
-            `total` is used) per member; optional with a model.
+        flops_per_member: one FLOPs value (or
+            [`FlopsReport`][keras_swn.ensembles.FlopsReport], whose `total` is
+            used) per member; optional with a model.
         names: optional member names (default: the members' builder
             names, or `"member_i"` for probabilities).
         batch_size: int, the prediction batch size (model input only).
 
     Returns:
-        An `AnytimeCurve` of `2**M - 1` subsets.
+        An [`AnytimeCurve`][keras_swn.ensembles.AnytimeCurve] of `2**M - 1`
+        subsets.
 
     Raises:
         ValueError: if the number of FLOPs values differs from the number

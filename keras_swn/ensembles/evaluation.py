@@ -59,7 +59,8 @@ class EnsembleEvaluation:
 
     Attributes:
         names: tuple of str, one name per member.
-        members: tuple of `Metrics`, one per member.
+        members: tuple of [`Metrics`][keras_swn.ensembles.Metrics], one per
+            member.
         ensemble: `Metrics` of the mean of the member probabilities.
         disagreement: `(M, M)` tuple of tuples, the fraction of examples on
             which the top-1 predictions of members `i` and `j` differ.
@@ -219,7 +220,7 @@ def ensemble_metrics(
         names: optional member names (default `"member_i"`).
 
     Returns:
-        An `EnsembleEvaluation`.
+        An [`EnsembleEvaluation`][keras_swn.ensembles.EnsembleEvaluation].
 
     Raises:
         ValueError: on arrays of the wrong shape or labels out of range.
@@ -279,7 +280,7 @@ def member_probabilities(
     """The softmax probabilities of some members (only those are run).
 
     Args:
-        model: an `SWNModel`.
+        model: an [`SWNModel`][keras_swn.SWNModel].
         x: inputs accepted by `keras.Model.predict`.
         members: member indices to run (default: all).
         batch_size: int, the prediction batch size.
@@ -335,13 +336,14 @@ def evaluate_ensemble(
     *Evaluation and anytime prediction*).
 
     Takes either of the two inputs a user has at hand, like
-    `anytime_curve`:
+    [`anytime_curve`][keras_swn.ensembles.anytime_curve]:
 
-    - `evaluate_ensemble(model, x, y)`: an `SWNModel` and data; every
-      member is run on `x`;
-    - `evaluate_ensemble(probs, y)`: probabilities already computed (one
-      `(n, num_classes)` array per member, e.g. from
-      `member_probabilities`); the second argument is then the labels.
+    - `evaluate_ensemble(model, x, y)`: an [`SWNModel`][keras_swn.SWNModel] and
+      data; every member is run on `x`;
+    - `evaluate_ensemble(probs, y)`: probabilities already computed (one `(n,
+      num_classes)` array per member, e.g. from
+      [`member_probabilities`][keras_swn.ensembles.member_probabilities]); the
+      second argument is then the labels.
 
     Args:
         model: an `SWNModel`, or one probability array per member (a list
@@ -355,7 +357,8 @@ def evaluate_ensemble(
             names, or `"member_i"` for probabilities).
 
     Returns:
-        An `EnsembleEvaluation` (print it for a table).
+        An [`EnsembleEvaluation`][keras_swn.ensembles.EnsembleEvaluation] (print
+        it for a table).
 
     Raises:
         ValueError: when `y` is missing for a model or given with

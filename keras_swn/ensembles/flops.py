@@ -73,7 +73,8 @@ class FlopsReport:
         member: int, the member index.
         name: str, the member's name.
         input_shape: the shape of one input image.
-        layers: tuple of `LayerFlops`, in graph order.
+        layers: tuple of [`LayerFlops`][keras_swn.ensembles.LayerFlops], in
+            graph order.
         inference_macs: int, per-image multiply-adds of convs and denses.
         compose_macs: int, multiply-adds of one kernel composition.
         compose_reference: float, the reference's count of the same work.
@@ -167,10 +168,10 @@ def member_flops(
     forward pass runs; the output sizes come
     from the graph's shape inference. The cost of composing the kernels
     (`compose_macs`, `compose_reference`) is reported separately; see
-    `FlopsReport`.
+    [`FlopsReport`][keras_swn.ensembles.FlopsReport].
 
     Args:
-        model: an `SWNModel`.
+        model: an [`SWNModel`][keras_swn.SWNModel].
         member: int, the member index.
         input_shape: optional shape of one input (e.g. `(32, 32, 3)`);
             None uses the shape the model was built for.

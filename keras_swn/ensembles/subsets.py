@@ -58,15 +58,16 @@ def best_subset(
     more ensemble compute means a better ensemble.
 
     Args:
-        curve_or_accuracies: an `AnytimeCurve`, a `{subset: accuracy}`
-            mapping (subsets as tuples of member indices; subsets it
+        curve_or_accuracies: an
+            [`AnytimeCurve`][keras_swn.ensembles.AnytimeCurve], a `{subset:
+            accuracy}` mapping (subsets as tuples of member indices; subsets it
             lacks are not considered), or None.
         flops: one FLOPs value per member; required unless an
             `AnytimeCurve` is given (whose FLOPs are then used).
         flops_budget: the most FLOPs the chosen members may cost together.
 
     Returns:
-        A `SubsetChoice`.
+        A [`SubsetChoice`][keras_swn.ensembles.SubsetChoice].
 
     Raises:
         ValueError: when no subset fits `flops_budget` (naming the
@@ -150,17 +151,17 @@ def predict_within_budget(
 ) -> np.ndarray:
     """Ensemble probabilities from the best member subset within a budget.
 
-    Chooses the subset with `best_subset`, then runs only its members
-    (the others are not computed at all) and returns the mean of their
-    softmax probabilities. With a `curve` (an `AnytimeCurve` computed on
-    validation data), the subset with the best validation accuracy that
-    fits wins, with the curve's FLOPs per member. Without one, FLOPs are
-    `member_flops(model, i).inference_macs` (per image, kernel
-    composition excluded) and the subset that uses the most of the
-    budget wins (see `best_subset`).
+    Chooses the subset with [`best_subset`][keras_swn.ensembles.best_subset],
+    then runs only its members (the others are not computed at all) and returns
+    the mean of their softmax probabilities. With a `curve` (an
+    [`AnytimeCurve`][keras_swn.ensembles.AnytimeCurve] computed on validation
+    data), the subset with the best validation accuracy that fits wins, with the
+    curve's FLOPs per member. Without one, FLOPs are `member_flops(model,
+    i).inference_macs` (per image, kernel composition excluded) and the subset
+    that uses the most of the budget wins (see `best_subset`).
 
     Args:
-        model: an `SWNModel`.
+        model: an [`SWNModel`][keras_swn.SWNModel].
         x: input array.
         flops_budget: the most FLOPs per image the chosen members may cost
             together.

@@ -11,10 +11,11 @@ temporary files such a kill leaves are deleted when the next run starts
 (`remove_temp_files`). A run holds the folder's `RunLock` (`lock`), so a
 second run in the same folder fails at once instead of racing the first.
 
-A folder is a search project when it holds `state.json`, and the result
-of a `train` run (`keras_swn.search.train_and_save`, `keras-swn train`)
-when it holds `model.keras` or `results.json` but no `state.json`
-(`kind`); neither kind of run writes into the other's folder.
+A folder is a search project when it holds `state.json`, and the result of a
+`train` run
+([`keras_swn.search.train_and_save`][],
+`keras-swn train`) when it holds `model.keras` or `results.json` but no
+`state.json` (`kind`); neither kind of run writes into the other's folder.
 """
 
 from __future__ import annotations

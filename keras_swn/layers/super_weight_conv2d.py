@@ -79,9 +79,10 @@ class SuperWeightConv2D(BaseSuperWeight):
             layer's arguments (`name`, `dtype`, ...).
 
     Other Parameters:
-        bank (TemplateBank | None): `keras_swn.TemplateBank` or None.
-            With None the layer makes its own bank of `num_templates`
-            full-size templates.
+        bank (TemplateBank | None):
+            [`keras_swn.TemplateBank`][] or None. With
+            None the layer makes its own bank of `num_templates` full-size
+            templates.
         layer_key (tuple[int, int]): `(member, layer_id)` of this layer
             in `bank`.
         num_templates (int): templates of the layer's own bank (1 to 8).

@@ -29,8 +29,9 @@ class SuperWeightDense(BaseSuperWeight):
             layer's arguments (`name`, `dtype`, ...).
 
     Other Parameters:
-        bank (TemplateBank | None): `keras_swn.TemplateBank` or None
-            (the layer makes its own).
+        bank (TemplateBank | None):
+            [`keras_swn.TemplateBank`][] or None (the
+            layer makes its own).
         layer_key (tuple[int, int]): `(member, layer_id)` of this layer
             in `bank`.
         num_templates (int): templates of the layer's own bank (1 to 8).

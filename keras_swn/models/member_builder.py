@@ -20,12 +20,14 @@ class LayerFactory:
     A member builder asks the factory for every layer whose kernel should come
     from the shared bank; the factory numbers them (the layer ids of the
     algorithm page, *Shared layers and layer ids*) and returns
-    `SuperWeightConv2D` / `SuperWeightDense` layers bound to `bank`. With
-    `bank=None` it returns stock Keras layers instead, which is how the shapes
-    of a user's architecture are traced before any bank exists.
+    [`SuperWeightConv2D`][keras_swn.layers.SuperWeightConv2D] /
+    [`SuperWeightDense`][keras_swn.layers.SuperWeightDense] layers bound to
+    `bank`. With `bank=None` it returns stock Keras layers instead, which is how
+    the shapes of a user's architecture are traced before any bank exists.
 
     Args:
-        bank: the shared `TemplateBank`, or None to trace shapes.
+        bank: the shared [`TemplateBank`][keras_swn.TemplateBank], or None to
+            trace shapes.
         member: int, the member index.
         seed: int or None, a seed for the member's own initialisers (a
             builder passes it to e.g. its classifier's initializer).
@@ -75,8 +77,8 @@ class LayerFactory:
             name: the layer name.
 
         Returns:
-            A `SuperWeightConv2D` reading the bank, or a stock Keras
-            convolution when the factory has no bank.
+            A [`SuperWeightConv2D`][keras_swn.layers.SuperWeightConv2D] reading
+            the bank, or a stock Keras convolution when the factory has no bank.
         """
         name = name or f"conv_{len(self.created)}"
         if self.bank is None:
@@ -111,8 +113,8 @@ class LayerFactory:
             name: the layer name.
 
         Returns:
-            A `SuperWeightDense` reading the bank, or a stock Keras
-            `Dense` when the factory has no bank.
+            A [`SuperWeightDense`][keras_swn.layers.SuperWeightDense] reading
+            the bank, or a stock Keras `Dense` when the factory has no bank.
         """
         name = name or f"dense_{len(self.created)}"
         if self.bank is None:
@@ -157,16 +159,17 @@ class _TracedConv2D(keras.layers.Layer):
 class MemberBuilder:
     """Base class of the architectures that can be members of an `SWNModel`.
 
-    To use your own architecture, subclass it and implement `__call__`:
-    build the member's graph from `inputs`, creating every layer whose
-    kernel should come from the shared templates through `layers` (a
-    `LayerFactory`: `layers.conv2d(...)`, `layers.dense(...)`), and any
-    other layer (normalisation, activations, a plain classifier) as usual.
-    Return the logits. Layer ids are the order of the `layers.*` calls.
-    Implement `get_config` if the constructor takes arguments. The shapes
-    of the shared layers are traced once with stock layers
-    (`layer_specs`); override `layer_specs` and `unshared_params` with
-    closed forms when the architecture is large (as `WideResNet` does).
+    To use your own architecture, subclass it and implement `__call__`: build
+    the member's graph from `inputs`, creating every layer whose kernel should
+    come from the shared templates through `layers` (a
+    [`LayerFactory`][keras_swn.models.member_builder.LayerFactory]:
+    `layers.conv2d(...)`, `layers.dense(...)`), and any other layer
+    (normalisation, activations, a plain classifier) as usual. Return the
+    logits. Layer ids are the order of the `layers.*` calls. Implement
+    `get_config` if the constructor takes arguments. The shapes of the shared
+    layers are traced once with stock layers (`layer_specs`); override
+    `layer_specs` and `unshared_params` with closed forms when the architecture
+    is large (as [`WideResNet`][keras_swn.models.wide_resnet.WideResNet] does).
 
     Examples:
         >>> class TinyNet(keras_swn.models.MemberBuilder):
@@ -205,7 +208,7 @@ class MemberBuilder:
             member: the member index the specs are labelled with.
 
         Returns:
-            A list of `LayerSpec`, in layer-id order.
+            A list of [`LayerSpec`][keras_swn.LayerSpec], in layer-id order.
         """
         factory, _ = self._trace(input_shape, 2)
         specs = []
@@ -229,7 +232,7 @@ class MemberBuilder:
             num_classes: classes of the head.
 
         Returns:
-            A `MemberBudget`.
+            A [`MemberBudget`][keras_swn.MemberBudget].
         """
         factory, model = self._trace(input_shape, num_classes)
         shared = 0
@@ -257,7 +260,8 @@ class MemberBuilder:
         """This member as a functional model reading `bank`.
 
         Args:
-            bank: the `TemplateBank` the shared layers read.
+            bank: the [`TemplateBank`][keras_swn.TemplateBank] the shared layers
+                read.
             member: the member index (selects its layers in the plan).
             input_shape: the shape of one input.
             num_classes: classes of the head.

@@ -189,21 +189,22 @@ class RebuildMethods:
         """This model rebuilt for `policy`, with its trained values.
 
         Used after the refine step: `policy` and `copies` come from
-        `keras_swn.analysis.refine_partition`. Each new owner's coefficient
-        vector starts from its former owner's value; templates, BatchNorm
-        and heads are copied. If this model is compiled, the new one is
-        compiled the same way and keeps the optimizer state of every
-        unchanged variable (fresh state for the rewired coefficients).
+        [`keras_swn.analysis.refine_partition`][].
+        Each new owner's coefficient vector starts from its former owner's
+        value; templates, BatchNorm and heads are copied. If this model is
+        compiled, the new one is compiled the same way and keeps the optimizer
+        state of every unchanged variable (fresh state for the rewired
+        coefficients).
 
         Args:
-            policy: the refined `SharingPolicy`.
+            policy: the refined [`SharingPolicy`][keras_swn.SharingPolicy].
             copies (dict | None): the refine's copies (new owner ->
                 former owner), or None.
             compile: bool, compile the new model as this one (and carry
                 the optimizer state over) when this one is compiled.
 
         Returns:
-            The new `SWNModel`.
+            The new [`SWNModel`][keras_swn.SWNModel].
         """
         new = self.with_policy(policy)
         transfer_weights(self, new, copies=copies)
@@ -219,11 +220,12 @@ class RebuildMethods:
         Same members and options; the model's own policy is not changed.
 
         Args:
-            policy: the `SharingPolicy` of the new model.
+            policy: the [`SharingPolicy`][keras_swn.SharingPolicy] of the new
+                model.
             **overrides (Any): constructor arguments to replace (bank options
                 too).
 
         Returns:
-            The new `SWNModel`.
+            The new [`SWNModel`][keras_swn.SWNModel].
         """
         return with_policy(self, policy, **overrides)

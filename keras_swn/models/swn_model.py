@@ -51,14 +51,13 @@ class SWNModel(
 ):
     """An ensemble of member networks whose kernels share one template bank.
 
-    The model owns the `TemplateBank` (so `.keras` files keep one set of
-    shared variables) and builds every member from its builder, each member
-    reading its kernels from the bank. Calling the model returns a list of
-    logits, one per member. Training minimises the **sum** of the member
-    losses on the same batch (see the algorithm page, *Ensembles*); `fit`
-    logs each
-    member's accuracy and the accuracy of the ensemble (mean of the member
-    softmaxes).
+    The model owns the [`TemplateBank`][keras_swn.TemplateBank] (so `.keras`
+    files keep one set of shared variables) and builds every member from its
+    builder, each member reading its kernels from the bank. Calling the model
+    returns a list of logits, one per member. Training minimises the **sum** of
+    the member losses on the same batch (see the algorithm page, *Ensembles*);
+    `fit` logs each member's accuracy and the accuracy of the ensemble (mean of
+    the member softmaxes).
 
     Args:
         members: list of member builders (e.g. `WideResNet(16, 4)`), the
@@ -69,8 +68,8 @@ class SWNModel(
             the algorithm page, *Budget and template allocation*).
         num_bins: int, the number of initial bins `B`, used when
             `policy` is None.
-        policy: a `SharingPolicy` (or its dict/JSON form); None uses the
-            initial bins.
+        policy: a [`SharingPolicy`][keras_swn.SharingPolicy] (or its dict/JSON
+            form); None uses the initial bins.
         coefficient_sharing: the coefficient regime when `policy` is None:
             `"per_layer"` (every layer mixes the templates with its own
             coefficients) or `"per_bank"` (the search-phase model:
@@ -99,15 +98,15 @@ class SWNModel(
             variables get no weight decay. Gradient capture
             (`collect_kernel_gradients`, the refine pass) still uses every
             member's own loss.
-        capture_kernel_gradients: bool, create one non-trainable
-            accumulator per shared layer so that `fit` can add dL/dkernel
-            into it (see `start_kernel_gradient_capture` and
-            `keras_swn.callbacks.KernelGradientCapture`). The step stays
-            compiled and works under `tf.distribute` strategies.
-        bank_config: a `keras_swn.BankConfig` (or its dict form) holding
-            `budget`, `bank_size`, `template_fan_in`, `chain_sort`,
-            `on_over_budget` and `seed`, instead of passing them one by
-            one; the model keeps it (seed drawn) as `bank_config` and
+        capture_kernel_gradients: bool, create one non-trainable accumulator per
+            shared layer so that `fit` can add dL/dkernel into it (see
+            `start_kernel_gradient_capture` and
+            [`keras_swn.callbacks.KernelGradientCapture`][]).
+            The step stays compiled and works under `tf.distribute` strategies.
+        bank_config: a [`keras_swn.BankConfig`][] (or its
+            dict form) holding `budget`, `bank_size`, `template_fan_in`,
+            `chain_sort`, `on_over_budget` and `seed`, instead of passing them
+            one by one; the model keeps it (seed drawn) as `bank_config` and
             passes it whole to its `TemplateBank`.
 
     Anytime prediction under a FLOPs budget is
@@ -206,13 +205,16 @@ class SWNModel(
         """An SWN of Keras models: each model as a `KerasMember`.
 
         Args:
-            models: a functional or Sequential `keras.Model`, or a list of
-                them (the deepest first); a `MemberBuilder` is used as is.
+            models: a functional or Sequential `keras.Model`, or a list of them
+                (the deepest first); a
+                [`MemberBuilder`][keras_swn.models.member_builder.MemberBuilder]
+                is used as is.
             budget: int, the template budget, or a float in (0, 1]: that
                 fraction of the shared kernels' parameters, summed over
                 the members.
-            **kwargs: `KerasMember` options (`share`, `share_head`,
-                `init`) and `SWNModel` arguments; `input_shape` and
+            **kwargs: [`KerasMember`][keras_swn.models.keras_member.KerasMember]
+                options (`share`, `share_head`, `init`) and
+                [`SWNModel`][keras_swn.SWNModel] arguments; `input_shape` and
                 `num_classes` default to the first model's.
 
         Returns:

@@ -25,8 +25,8 @@ def decayed_variables(model: Any) -> list:
     """The variables of `model` under coupled L2 weight decay.
 
     Args:
-        model: an `SWNModel` (or any Keras model: its trainable
-            variables less any bank coefficients).
+        model: an [`SWNModel`][keras_swn.SWNModel] (or any Keras model: its
+            trainable variables less any bank coefficients).
 
     Returns:
         The trainable variables of `model` (each shared variable once),

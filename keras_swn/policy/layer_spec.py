@@ -115,7 +115,7 @@ class LayerSpec:
             d: a mapping as written by `to_dict`.
 
         Returns:
-            The `LayerSpec`.
+            The [`LayerSpec`][keras_swn.LayerSpec].
         """
         return cls(
             member=int(d["member"]),

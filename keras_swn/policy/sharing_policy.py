@@ -65,9 +65,9 @@ class SharingPolicy:
       reads instead: that is *hard* sharing. Owners always own their own
       slot. Keys are layer identities, never list positions (fix F2).
 
-    Which width levels a layer reaches, and therefore which slots exist,
-    depends on the order of the stacking chain, `chain_sort`; the policy
-    records it, and a `BankPlan` with another chain order refuses a policy
+    Which width levels a layer reaches, and therefore which slots exist, depends
+    on the order of the stacking chain, `chain_sort`; the policy records it, and
+    a [`BankPlan`][keras_swn.BankPlan] with another chain order refuses a policy
     that names slots (see `check_chain_sort`).
 
     Policies come from initial bins (`from_bins`), from a search, from the
@@ -270,7 +270,7 @@ class SharingPolicy:
                 layers reach which width level. Recorded in the policy.
 
         Returns:
-            A `SharingPolicy`.
+            A [`SharingPolicy`][keras_swn.SharingPolicy].
         """
         groups = initial_bins(specs, num_bins)
         if coefficients == "per_layer":
@@ -299,7 +299,7 @@ class SharingPolicy:
             chain_sort: the order of the stacking chain, recorded.
 
         Returns:
-            A `SharingPolicy`.
+            A [`SharingPolicy`][keras_swn.SharingPolicy].
         """
         levels = layer_levels(specs, groups, chain_sort=chain_sort)
         first: dict[BankKey, LayerKey] = {}
@@ -339,7 +339,7 @@ class SharingPolicy:
             chain_sort: the order of the stacking chain, recorded.
 
         Returns:
-            A `SharingPolicy`.
+            A [`SharingPolicy`][keras_swn.SharingPolicy].
 
         Raises:
             ValueError: if a layer of `partners` does not exist.
@@ -400,7 +400,7 @@ class SharingPolicy:
             d: a mapping as written by `to_dict`.
 
         Returns:
-            The `SharingPolicy`.
+            The [`SharingPolicy`][keras_swn.SharingPolicy].
 
         Raises:
             ValueError: on another format or version, or invalid contents.
@@ -448,7 +448,7 @@ class SharingPolicy:
             text: the JSON text.
 
         Returns:
-            The `SharingPolicy`.
+            The [`SharingPolicy`][keras_swn.SharingPolicy].
 
         Raises:
             ValueError: on invalid JSON, another format or version, or
@@ -472,7 +472,7 @@ class SharingPolicy:
             path: the JSON file.
 
         Returns:
-            The `SharingPolicy`.
+            The [`SharingPolicy`][keras_swn.SharingPolicy].
 
         Raises:
             OSError: when the file cannot be read.

@@ -182,17 +182,18 @@ class SearchConfig:
             largest kernel, which ignores cropping waste).
         chain_sort: *reference*; `"stable"` (default) or `"reference"`
             (see the algorithm page, *Stacking chains*).
-        template_fan_in: *reference*; the template initialisation passed
-            to `SWNModel`: `"kernel"` (the default: every composed kernel
-            starts with the He-normal scale of its own fan-in), `"layer"`
-            or `9` (the reference: every template entry N(0, 2/9)).
+        template_fan_in: *reference*; the template initialisation passed to
+            [`SWNModel`][keras_swn.SWNModel]: `"kernel"` (the default: every
+            composed kernel starts with the He-normal scale of its own fan-in),
+            `"layer"` or `9` (the reference: every template entry N(0, 2/9)).
         bank_size: int in 1..8.
         on_over_budget: `"raise"` (default) or `"report"`.
-        sharing: the regime (`keras_swn.search.phases`), default
+        sharing: the regime
+            ([`keras_swn.search.phases`][]), default
             `"learned"`.
         reference_compatible: bool; True selects the reference's value of
             every *reference* option (and makes the reference's schedule
-            the default of `RunConfig`).
+            the default of [`RunConfig`][keras_swn.search.RunConfig]).
 
     Raises:
         ValueError: an `ArgumentError` naming the first bad argument; and,
@@ -424,7 +425,7 @@ class SearchConfig:
                 Keras objects).
 
         Returns:
-            The `SearchConfig`.
+            The [`SearchConfig`][keras_swn.search.SearchConfig].
 
         Raises:
             ValueError: on an invalid value.

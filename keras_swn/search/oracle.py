@@ -1,18 +1,20 @@
 """The phase oracle of `SearchAndRefine`: a pure, resumable state machine.
 
-`SearchAndRefine` has the shape of a KerasTuner tuner: this module is its
-**oracle**, the policy that says what runs next, kept apart from the runner that
-builds and fits `SWNModel`s. Instead of trials it walks the phases of
-`keras_swn.search.phases` (see the algorithm page, *The pipeline*).
+[`SearchAndRefine`][keras_swn.search.SearchAndRefine] has the shape of a
+KerasTuner tuner: this module is its **oracle**, the policy that says what runs
+next, kept apart from the runner that builds and fits
+[`SWNModel`][keras_swn.SWNModel]s. Instead of trials it walks the phases of
+[`keras_swn.search.phases`][] (see the algorithm page,
+*The pipeline*).
 
-The runner asks `next_task()`: the oracle answers with a `Task`, the step
-to run and everything the runner needs to run it (which model it starts
-from, the policy and checkpoint to restore, how many epochs the `fit`
-spans, whether it opens or closes its phase). The runner reports back
-with `complete(...)`. The oracle's whole state is typed (`Artifacts`,
-the history, the phase log) and round-trips through JSON (`get_state` /
-`set_state`), so a search killed at any moment resumes from the last
-completed step. No Keras import.
+The runner asks `next_task()`: the oracle answers with a
+[`Task`][keras_swn.search.oracle.Task], the step to run and everything the
+runner needs to run it (which model it starts from, the policy and checkpoint to
+restore, how many epochs the `fit` spans, whether it opens or closes its phase).
+The runner reports back with `complete(...)`. The oracle's whole state is typed
+([`Artifacts`][keras_swn.search.oracle.Artifacts], the history, the phase log)
+and round-trips through JSON (`get_state` / `set_state`), so a search killed at
+any moment resumes from the last completed step. No Keras import.
 """
 
 from __future__ import annotations
@@ -75,9 +77,10 @@ class Artifacts:
     """What the completed steps produced, as JSON values.
 
     Attributes:
-        policy: dict or None, the current `SharingPolicy` (`to_dict()`):
-            the initial bins of `"bins_hard"`, then the learned (and later
-            refined) policy; None before clustering.
+        policy: dict or None, the current
+            [`SharingPolicy`][keras_swn.SharingPolicy] (`to_dict()`): the
+            initial bins of `"bins_hard"`, then the learned (and later refined)
+            policy; None before clustering.
         checkpoint: str or None, the checkpoint file of the current model
             (None: the model starts from its initial values).
         search_result: str or None, the clustering result file.
@@ -160,11 +163,11 @@ class PhaseOracle:
     """The phase state machine of `SearchAndRefine` (pure, JSON state).
 
     The oracle holds the ordered steps of a search (`schedule`) and a
-    cursor: `next_task()` says what runs next, `complete(step, ...)`
-    records its outcome and moves on. Outcomes are kept as JSON values:
-    per-epoch logs (`history`), one summary per finished phase
-    (`phase_log`), and the `Artifacts` (file names, the current policy),
-    so that the runner can rebuild its state after a restart from
+    cursor: `next_task()` says what runs next, `complete(step, ...)` records its
+    outcome and moves on. Outcomes are kept as JSON values: per-epoch logs
+    (`history`), one summary per finished phase (`phase_log`), and the
+    [`Artifacts`][keras_swn.search.oracle.Artifacts] (file names, the current
+    policy), so that the runner can rebuild its state after a restart from
     `get_state()` alone.
 
     Args:
@@ -290,7 +293,8 @@ class PhaseOracle:
                 `history[phase]`).
             summary: a JSON summary, appended to `phase_log` (with the
                 phase name) when `step` is the last step of its phase.
-            artifacts: `Artifacts` fields to set (name -> JSON value).
+            artifacts: [`Artifacts`][keras_swn.search.oracle.Artifacts] fields
+                to set (name -> JSON value).
 
         Raises:
             ValueError: if `step` is not the current step.

@@ -223,7 +223,7 @@ class SearchReports:
             num_models: int >= 1, how many models to return.
 
         Returns:
-            A list of `SWNModel`.
+            A list of [`SWNModel`][keras_swn.SWNModel].
 
         Raises:
             ValueError: before the search has finished.

@@ -35,9 +35,10 @@ REFERENCE_REFINE_AFTER = 10
 class RunConfig:
     """How a search trains: the arguments of `SearchAndRefine.search`.
 
-    Make one with `RunConfig.create(config, ...)`, which fills in the
-    defaults that depend on the `SearchConfig` and checks the phases of
-    its regime (`keras_swn.search.phases.schedule`).
+    Make one with `RunConfig.create(config, ...)`, which fills in the defaults
+    that depend on the [`SearchConfig`][keras_swn.search.SearchConfig] and
+    checks the phases of its regime
+    ([`keras_swn.search.phases.schedule`][]).
 
     Args:
         search_epochs: int >= 0, search-training epochs (0 for
@@ -47,7 +48,8 @@ class RunConfig:
             (`1 <= refine_after < epochs`); None for the regimes that do
             not refine.
         batch_size: int >= 1.
-        recipe: the `TrainingRecipe` (optimizer and schedule).
+        recipe: the [`TrainingRecipe`][keras_swn.search.TrainingRecipe]
+            (optimizer and schedule).
 
     Examples:
         >>> config = keras_swn.search.SearchConfig(
@@ -82,17 +84,19 @@ class RunConfig:
     ) -> "RunConfig":
         """The run of `config`'s search, with its defaults filled in.
 
-        The defaults that depend on `config` (`SearchAndRefine.search`
+        The defaults that depend on `config`
+        ([`SearchAndRefine.search`][keras_swn.search.SearchAndRefine.search]
         documents them).
 
         Args:
-            config: the `SearchConfig`.
+            config: the [`SearchConfig`][keras_swn.search.SearchConfig].
             search_epochs: int, or None for the regime's default.
             epochs: int >= 1.
             refine_after: int, or None for the default.
             batch_size: int, or None for `config.batch_size`.
-            **recipe: the `TrainingRecipe` arguments (`learning_rate`,
-                `schedule`, `milestones`, `gamma`, `weight_decay`).
+            **recipe: the [`TrainingRecipe`][keras_swn.search.TrainingRecipe]
+                arguments (`learning_rate`, `schedule`, `milestones`, `gamma`,
+                `weight_decay`).
         """
         sharing = config.regime
         if search_epochs is None:
@@ -150,7 +154,7 @@ class RunConfig:
             data: a mapping as written by `to_dict`.
 
         Returns:
-            The `RunConfig`.
+            The [`RunConfig`][keras_swn.search.RunConfig].
 
         Raises:
             ValueError: on an invalid value.

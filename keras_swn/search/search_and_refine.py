@@ -58,19 +58,21 @@ class SearchAndRefine(SearchReports):
        member 0's layers clustered per bin by cosine similarity, the
        threshold lowered until the groups fit `budget`; the other members
        attached. The search model is then thrown away.
-    3. **Final training** (*Final training*): an `SWNModel` built afresh from
-       the learned policy, trained for `epochs`.
+    3. **Final training** (*Final training*): an
+       [`SWNModel`][keras_swn.SWNModel] built afresh from the learned policy,
+       trained for `epochs`.
     4. **Refine** (*Refine*) after `refine_after` epochs: one inference-mode
        pass accumulates every coefficient slot's gradient; hard-shared
        vectors whose users disagree (cosine <= `refine_threshold`) are
        split; the model is rebuilt with its trained values and training
        goes on.
 
-    Training uses the reference's recipe (`keras_swn.search.TrainingRecipe`:
-    `ReferenceSGD`, SGD with Nesterov momentum 0.9 and coupled L2 weight
-    decay on everything but the coefficients), the learning rate set at
-    the start of every epoch by a schedule that fits the run (see
-    `search`).
+    Training uses the reference's recipe
+    ([`keras_swn.search.TrainingRecipe`][]:
+    [`ReferenceSGD`][keras_swn.search.ReferenceSGD], SGD with Nesterov momentum
+    0.9 and coupled L2 weight decay on everything but the coefficients), the
+    learning rate set at the start of every epoch by a schedule that fits the
+    run (see `search`).
 
     **The budget is checked before any training.** The constructor raises
     a `ValueError` naming `budget` when even the least-demanding grouping
@@ -88,29 +90,28 @@ class SearchAndRefine(SearchReports):
     every bank one hard-shared vector; refine) and `"soft"` (search; every layer
     its own coefficients; no refine).
 
-    **State and resume.** After every epoch and every phase the state is
-    written under `directory/project_name` (`keras_swn.io.store`):
-    the model and optimizer variables (`checkpoints/*.npz`), the policy,
-    the search and refine results, and `state.json` (the configuration,
-    the run and the `PhaseOracle` state), written last and atomically. A
-    new `SearchAndRefine` with the same arguments and `overwrite=False`
-    resumes from the last completed epoch or phase. Data order is a pure
-    function of `seed` and the epoch (arrays are shuffled by the search,
-    not by `fit`), so on TensorFlow (CPU) a resumed search ends with the
-    same policy and bit-identical weights as an uninterrupted one. On JAX
-    and PyTorch the policy and the state restored at each checkpoint are
-    identical as well; later weights agree to float tolerance wherever
-    the backend's kernels are not bitwise deterministic. With a
-    `tf.data.Dataset` or other iterable, resuming is exact only if the
-    dataset yields the same batches every time it is iterated.
-    While `search` runs it holds the folder's lock
-    (`keras_swn.io_utils.RunLock`): a second search (or `keras-swn train`)
-    in the same folder fails at once, naming the folder and the process
-    that holds it; a lock left by a killed run is taken over, and the
-    temporary files of its interrupted writes are deleted. A folder that
-    holds the result of a `train` run is refused unless `overwrite=True`.
-    Every file the search writes is listed in the folder's manifest
-    (`keras_swn.io.run_folder`), and `overwrite=True` deletes only
+    **State and resume.** After every epoch and every phase the state is written
+    under `directory/project_name` ([`keras_swn.io.store`][]):
+    the model and optimizer variables (`checkpoints/*.npz`), the policy, the
+    search and refine results, and `state.json` (the configuration, the run and
+    the [`PhaseOracle`][keras_swn.search.oracle.PhaseOracle] state), written
+    last and atomically. A new `SearchAndRefine` with the same arguments and
+    `overwrite=False` resumes from the last completed epoch or phase. Data order
+    is a pure function of `seed` and the epoch (arrays are shuffled by the
+    search, not by `fit`), so on TensorFlow (CPU) a resumed search ends with the
+    same policy and bit-identical weights as an uninterrupted one. On JAX and
+    PyTorch the policy and the state restored at each checkpoint are identical
+    as well; later weights agree to float tolerance wherever the backend's
+    kernels are not bitwise deterministic. With a `tf.data.Dataset` or other
+    iterable, resuming is exact only if the dataset yields the same batches
+    every time it is iterated. While `search` runs it holds the folder's lock
+    (`keras_swn.io_utils.RunLock`): a second search (or `keras-swn train`) in
+    the same folder fails at once, naming the folder and the process that holds
+    it; a lock left by a killed run is taken over, and the temporary files of
+    its interrupted writes are deleted. A folder that holds the result of a
+    `train` run is refused unless `overwrite=True`. Every file the search writes
+    is listed in the folder's manifest (`keras_swn.io.run_folder`), and
+    `overwrite=True` deletes only
     those: files of the user's in the folder stay. A new search in a
     folder that holds files keras_swn did not write is refused unless
     `allow_existing_files=True`. A missing or damaged file of the state
@@ -133,11 +134,11 @@ class SearchAndRefine(SearchReports):
     project resumes on other hardware.
 
     **Arguments.** Every argument but the eight below is a search option
-    (`members`, `input_shape`, `num_classes`, `budget`, `seed`,
-    `num_bins`, `sharing`, ...), validated once into the `config`
-    attribute, a `keras_swn.search.SearchConfig`, which documents each
-    (and which options `reference_compatible=True` selects); the options
-    also read as attributes (`search.budget`, `search.sharing`).
+    (`members`, `input_shape`, `num_classes`, `budget`, `seed`, `num_bins`,
+    `sharing`, ...), validated once into the `config` attribute, a
+    [`keras_swn.search.SearchConfig`][], which
+    documents each (and which options `reference_compatible=True` selects); the
+    options also read as attributes (`search.budget`, `search.sharing`).
 
     Args:
         directory: str, the parent folder of the project folder.
@@ -327,13 +328,15 @@ class SearchAndRefine(SearchReports):
             learning_rate: float > 0, the initial learning rate (0.1).
             schedule: `"step"` or `"cosine"`, or None: `"step"` (the only
                 one reference mode allows).
-            milestones: the step schedule's epochs or fractions of
-                `epochs`, or None: (0.3, 0.6, 0.8), or (60, 120, 160) in
-                reference mode (see `keras_swn.search.TrainingRecipe`).
+            milestones: the step schedule's epochs or fractions of `epochs`, or
+                None: (0.3, 0.6, 0.8), or (60, 120, 160) in reference mode (see
+                [`keras_swn.search.TrainingRecipe`][]).
             gamma: float > 0, the step schedule's factor, or None: 0.2.
             weight_decay: float >= 0, the coupled L2 decay (5e-4).
-            callbacks: Keras callbacks passed to every `fit` call (one
-                call per epoch; `SearchAndRefine.phase` tells the phase).
+            callbacks: Keras callbacks passed to every `fit` call (one call per
+                epoch;
+                [`SearchAndRefine.phase`][keras_swn.search.SearchAndRefine.phase]
+                tells the phase).
             verbose: passed to `fit` (1: progress bars, 2: one line per
                 epoch); 0 also silences the phase log. `"auto"`: 1 when
                 standard output is a terminal, 2 otherwise (logs and

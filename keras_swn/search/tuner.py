@@ -88,9 +88,10 @@ def _objective(objective: Any) -> Any:
 class SWNTuner(kt.Tuner):
     """A KerasTuner tuner whose trials are `SearchAndRefine` runs.
 
-    Each trial builds a `keras_swn.search.SearchAndRefine` from the
-    trial's hyperparameters and runs it (search, final training, refine)
-    in the trial's own folder, `directory/project_name/trial_<id>/search`
+    Each trial builds a
+    [`keras_swn.search.SearchAndRefine`][] from
+    the trial's hyperparameters and runs it (search, final training, refine) in
+    the trial's own folder, `directory/project_name/trial_<id>/search`
     (`search_dir`). The trial reports the metrics of `trial_metrics`
     (`val_ensemble_accuracy`, `val_loss`, `groups`, `trainable_total`,
     ...) and the oracle scores it on `objective`.
@@ -108,8 +109,9 @@ class SWNTuner(kt.Tuner):
       `SearchAndRefine` would check the budget and could touch folders.
 
     The optional key `"search_kwargs"` of the dict holds arguments of
-    `SearchAndRefine.search` drawn from `hp` (`learning_rate`,
-    `refine_after`, ...); they override those given to `search`.
+    [`SearchAndRefine.search`][keras_swn.search.SearchAndRefine.search] drawn
+    from `hp` (`learning_rate`, `refine_after`, ...); they override those given
+    to `search`.
 
     **Resume.** Every trial's search saves its state after each epoch and
     phase. A new `SWNTuner` on the same `directory` and `project_name`
@@ -285,7 +287,7 @@ class SWNTuner(kt.Tuner):
             trial: a `keras_tuner.engine.trial.Trial` of this tuner.
 
         Returns:
-            The trial's `SearchAndRefine`.
+            The trial's [`SearchAndRefine`][keras_swn.search.SearchAndRefine].
 
         Raises:
             ValueError: if the `SearchAndRefine` constructor refuses the
@@ -314,7 +316,8 @@ class SWNTuner(kt.Tuner):
 
         Args:
             train_data: the training data of every trial, in any form
-                `SearchAndRefine.search` takes.
+                [`SearchAndRefine.search`][keras_swn.search.SearchAndRefine.search]
+                takes.
             validation_data: the data the trials are evaluated (and
                 scored) on. Required unless the objective is a metric
                 that needs none (`groups`, `trainable_total`, ...).
@@ -359,7 +362,8 @@ class SWNTuner(kt.Tuner):
 
         Args:
             trial: the `keras_tuner.engine.trial.Trial` to run.
-            train_data: passed to `SearchAndRefine.search`.
+            train_data: passed to
+                [`SearchAndRefine.search`][keras_swn.search.SearchAndRefine.search].
             validation_data: passed to `SearchAndRefine.search`.
             **search_kwargs: passed to `SearchAndRefine.search`; the
                 `"search_kwargs"` of `build_search`'s dict override them.
@@ -368,9 +372,10 @@ class SWNTuner(kt.Tuner):
             dict, the trial's metrics (`trial_metrics`).
 
         Raises:
-            keras_tuner.errors.FailedTrialError: if the `SearchAndRefine`
-                constructor refuses the trial's arguments (no training
-                was spent; the trial is not retried).
+            keras_tuner.errors.FailedTrialError: if the
+                [`SearchAndRefine`][keras_swn.search.SearchAndRefine]
+                constructor refuses the trial's arguments (no training was
+                spent; the trial is not retried).
         """
         options, run = self._options(trial.hyperparameters)
         run = {**search_kwargs, **run}
@@ -410,7 +415,8 @@ class SWNTuner(kt.Tuner):
             trial: a `keras_tuner.engine.trial.Trial` of this tuner.
 
         Returns:
-            The trial's `SWNModel`, reloaded and compiled for evaluation.
+            The trial's [`SWNModel`][keras_swn.SWNModel], reloaded and compiled
+            for evaluation.
 
         Raises:
             ValueError: if the trial's search has not finished.
@@ -431,9 +437,9 @@ class SWNTuner(kt.Tuner):
             num_models: int >= 1, how many models at most.
 
         Returns:
-            list of `SWNModel`s, reloaded and compiled for evaluation: one
-            per completed trial among the `num_models` best (fewer if
-            fewer trials completed).
+            list of [`SWNModel`][keras_swn.SWNModel]s, reloaded and compiled for
+            evaluation: one per completed trial among the `num_models` best
+            (fewer if fewer trials completed).
         """
         trials = self.oracle.get_best_trials(_count("num_models", num_models))
         return [self.load_model(t) for t in trials if t.status == _COMPLETED]

@@ -58,9 +58,10 @@ def step_learning_rate(
 
     See the algorithm page, *Training recipe*.
 
-    `learning_rate * gamma ** k`, where `k` is the number of milestones
-    `<= epoch` (0-based epochs). `learning_rate_at` scales the milestones
-    to the length of a run.
+    `learning_rate * gamma ** k`, where `k` is the number of milestones `<=
+    epoch` (0-based epochs).
+    [`learning_rate_at`][keras_swn.search.learning_rate_at] scales the
+    milestones to the length of a run.
 
     Args:
         epoch: int, the 0-based epoch.
@@ -299,12 +300,13 @@ class ReferenceSGD(keras.optimizers.SGD):
     LR drop. This one matches the reference exactly.
 
     Which variables decay is the library's one rule,
-    `keras_swn.models.decayed_variables`: `SWNModel.compile` passes them
-    to `decay_only` (coefficients and the own variables of members that
-    do not train are left out). Without a model to ask (a plain Keras
-    model), every variable decays but the bank coefficients
-    (`keras_swn.bank.template_bank.is_coefficient`), the rule's part that
-    needs no model.
+    `keras_swn.models.decayed_variables`:
+    [`SWNModel.compile`][keras_swn.models.swn_model.SWNModel.compile] passes
+    them to `decay_only` (coefficients and the own variables of members that do
+    not train are left out). Without a model to ask (a plain Keras model), every
+    variable decays but the bank coefficients
+    (`keras_swn.bank.template_bank.is_coefficient`), the rule's part that needs
+    no model.
 
     Args:
         learning_rate: float, the initial learning rate.
@@ -433,7 +435,7 @@ def make_optimizer(
         nesterov: bool, Nesterov momentum.
 
     Returns:
-        A `ReferenceSGD`.
+        A [`ReferenceSGD`][keras_swn.search.ReferenceSGD].
 
     Examples:
         >>> opt = keras_swn.search.make_optimizer(learning_rate=0.05)

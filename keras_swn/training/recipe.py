@@ -129,9 +129,10 @@ class TrainingRecipe:
     ) -> None:
         """Compile `model` with `optimizer()` and build the optimizer.
 
-        The optimizer's slots exist before the first step, so a checkpoint
-        can fill them. An `SWNModel`'s variables decay as
-        `decayed_variables` says.
+        The optimizer's slots exist before the first step, so a checkpoint can
+        fill them. An [`SWNModel`][keras_swn.SWNModel]'s variables decay as
+        [`decayed_variables`][keras_swn.models.weight_decay.decayed_variables]
+        says.
 
         Args:
             model: the model to compile (an `SWNModel` or any Keras model).
@@ -181,7 +182,7 @@ class TrainingRecipe:
             data: a mapping holding the recipe's fields.
 
         Returns:
-            The `TrainingRecipe`.
+            The [`TrainingRecipe`][keras_swn.search.TrainingRecipe].
 
         Raises:
             ValueError: on an invalid value.

@@ -130,12 +130,13 @@ def train_and_save(
 ) -> dict[str, Any]:
     """Train `model` with `recipe`, evaluate it, and write the run's files.
 
-    `model` (an `SWNModel`) is compiled with `recipe.optimizer()` and fit
-    for `epochs` epochs, the learning rate set at the start of every epoch
-    (`TrainingRecipe.learning_rate_at`), then evaluated on
-    `validation_data`. `directory` receives `model.keras` (with its
-    optimizer), `policy.json`, `budget_report.json`, `history.json` (the
-    `fit` history, with the learning rate) and `results.json`.
+    `model` (an [`SWNModel`][keras_swn.SWNModel]) is compiled with
+    `recipe.optimizer()` and fit for `epochs` epochs, the learning rate set at
+    the start of every epoch
+    ([`TrainingRecipe.learning_rate_at`][keras_swn.search.TrainingRecipe.learning_rate_at]),
+    then evaluated on `validation_data`. `directory` receives `model.keras`
+    (with its optimizer), `policy.json`, `budget_report.json`, `history.json`
+    (the `fit` history, with the learning rate) and `results.json`.
 
     The folder is checked before anything is trained or deleted
     (`check_train_directory`): a folder another run holds (its
@@ -156,7 +157,8 @@ def train_and_save(
         directory: str, the output folder (created).
         epochs: int >= 1.
         batch_size: int >= 1 (for arrays).
-        recipe: the `TrainingRecipe` (None: its defaults).
+        recipe: the [`TrainingRecipe`][keras_swn.search.TrainingRecipe] (None:
+            its defaults).
         verbose: passed to `fit`.
         info: extra JSON values stored first in `results.json` (e.g. what
             the data was).
@@ -294,8 +296,9 @@ def load_and_evaluate(
     """Reload a saved model and evaluate it.
 
     Args:
-        path: a `.keras` file, or a folder holding `model.keras` (the
-            output of `SearchAndRefine` or `train_and_save`).
+        path: a `.keras` file, or a folder holding `model.keras` (the output of
+            [`SearchAndRefine`][keras_swn.search.SearchAndRefine] or
+            [`train_and_save`][keras_swn.search.train_and_save]).
         validation_data: `(x, y)` arrays or batches.
         batch_size: int, the batch size for arrays.
 
