@@ -12,6 +12,7 @@ from typing import Callable
 from typing import Sequence
 
 from keras_swn.policy.chains import Level
+from keras_swn.validation import invalid_argument
 
 
 def _numel(piece: Sequence[int]) -> int:
@@ -60,14 +61,15 @@ def assemble(
         [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]
     """
     if not levels:
-        raise ValueError(
-            "Invalid value for argument `levels`. Expected at least one "
-            "level. Received: levels=[]"
+        raise invalid_argument(
+            "levels", "Expected at least one level.", levels, shown="levels=[]"
         )
     if len(vectors) != len(levels):
-        raise ValueError(
-            "Invalid value for argument `vectors`. Expected one vector per "
-            f"level ({len(levels)}). Received: {len(vectors)} vectors"
+        raise invalid_argument(
+            "vectors",
+            f"Expected one vector per level ({len(levels)}).",
+            vectors,
+            shown=f"{len(vectors)} vectors",
         )
     W = None
     cur_out = cur_in = 0

@@ -15,6 +15,7 @@ from typing import Sequence
 from keras_swn.bank.plan import BankPlan
 from keras_swn.bank.plan import BankSpec
 from keras_swn.validation import check_int
+from keras_swn.validation import invalid_argument
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,8 +109,8 @@ class BudgetReport:
     """Where the trainable parameters of an SWN ensemble go.
 
     The budget counts template banks only; coefficients, BatchNorm and
-    heads come on top (see the algorithm page, *Budget and template
-    allocation*). Totals are deduplicated: a bank or a shared
+    heads come on top (see the algorithm page, [Budget and template
+    allocation][budget]). Totals are deduplicated: a bank or a shared
     coefficient vector counts once, however many members read it.
 
     Attributes:
@@ -160,10 +161,12 @@ class BudgetReport:
         if len(members) != plan.num_members or not all(
             isinstance(m, MemberBudget) for m in members
         ):
-            raise ValueError(
-                "Invalid value for argument `members`. Expected one "
-                f"MemberBudget per member of the plan ({plan.num_members}). "
-                f"Received: {len(members)} entries"
+            raise invalid_argument(
+                "members",
+                "Expected one MemberBudget per member of the plan "
+                f"({plan.num_members}).",
+                members,
+                shown=f"{len(members)} entries",
             )
         groups = []
         for g, chain in plan.chains.items():

@@ -39,6 +39,7 @@ from keras_swn.types import Slot
 from keras_swn.validation import check_choice
 from keras_swn.validation import check_instance
 from keras_swn.validation import check_int
+from keras_swn.validation import invalid_argument
 
 # Re-exported: `keras_swn.bank.plan` was the home of the chains, the
 # allocation and the assembly, and is still imported for them.
@@ -133,18 +134,23 @@ def _check_owners(
     for slot, owner in policy.coefficient_owners.items():
         m, lid, w = slot
         if w >= num_levels[(m, lid)]:
-            raise ValueError(
-                "Invalid value for argument `policy`: coefficient slot "
-                f"(member={m}, layer_id={lid}, width={w}) does not exist; "
-                f"that layer uses {num_levels[(m, lid)]} width level(s)."
+            raise invalid_argument(
+                "policy",
+                f"Coefficient slot (member={m}, layer_id={lid}, width={w}) "
+                f"does not exist; that layer uses {num_levels[(m, lid)]} "
+                "width level(s).",
+                policy,
+                shown=f"coefficient_owners[{slot}]={owner}",
             )
         if w >= num_levels[owner]:
-            raise ValueError(
-                "Invalid value for argument `policy`: slot "
-                f"(member={m}, layer_id={lid}, width={w}) reads the "
+            raise invalid_argument(
+                "policy",
+                f"Slot (member={m}, layer_id={lid}, width={w}) reads the "
                 f"coefficients of layer (member={owner[0]}, "
-                f"layer_id={owner[1]}) at width {w}, but that layer "
-                f"uses only {num_levels[owner]} width level(s)."
+                f"layer_id={owner[1]}) at width {w}, but that layer uses "
+                f"only {num_levels[owner]} width level(s).",
+                policy,
+                shown=f"coefficient_owners[{slot}]={owner}",
             )
 
 
@@ -220,9 +226,14 @@ def _over_budget(
             f"Received: budget={budget}"
         )
         if on_over_budget == "raise":
-            raise ValueError(
-                message + ". Raise `budget`, merge more layers into "
-                "fewer groups, or pass on_over_budget='report'."
+            raise invalid_argument(
+                "budget",
+                f"The template banks need {bank_total:,} parameters, "
+                f"{over:,} more than the budget of {budget:,} (one "
+                f"template per bank alone needs {one_template:,}). Raise "
+                "`budget`, merge more layers into fewer groups, or pass "
+                "on_over_budget='report'.",
+                budget,
             )
         warnings.warn(message, OverBudgetWarning, stacklevel=3)
     return over
@@ -334,11 +345,12 @@ class BankPlan:
         spec_counts = [len(r) for r in by_member]
         policy_counts = [len(r) for r in policy.groups]
         if spec_counts != policy_counts:
-            raise ValueError(
-                "Invalid value for argument `policy`: its groups do not "
-                "cover the layers of `specs`. Layers per member in specs: "
-                f"{spec_counts}. Received: layers per member in "
-                f"policy.groups={policy_counts}"
+            raise invalid_argument(
+                "policy",
+                "Its groups do not cover the layers of `specs`. Layers per "
+                f"member in specs: {spec_counts}.",
+                policy,
+                shown=f"layers per member in policy.groups={policy_counts}",
             )
         sorted_specs = tuple(s for row in by_member for s in row)
         chains, num_levels = chains_and_levels(

@@ -1,6 +1,6 @@
 """Anytime prediction: every member subset ranked by FLOPs.
 
-See the algorithm page, *Evaluation and anytime prediction*.
+See the algorithm page, [Evaluation and anytime prediction][anytime].
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from keras_swn.ensembles.evaluation import member_probabilities
 from keras_swn.ensembles.flops import member_flops
 from keras_swn.io.atomic import atomic_write
 from keras_swn.validation import check_probabilities
+from keras_swn.validation import invalid_argument
 
 Subset = tuple[int, ...]
 
@@ -29,10 +30,11 @@ def _flops_value(value: Any, name: str) -> float:
     except (TypeError, ValueError):
         out = -1.0
     if not out >= 0 or not np.isfinite(out):
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected non-negative "
-            f"numbers (or FlopsReports). Received: {name} containing "
-            f"{value!r}"
+        raise invalid_argument(
+            name,
+            "Expected non-negative numbers (or FlopsReports).",
+            value,
+            shown=f"{name} containing {value!r}",
         )
     return out
 
@@ -41,14 +43,12 @@ def _check_flops(flops_per_member: Sequence[Any], name: str) -> tuple:
     try:
         values = list(flops_per_member)
     except TypeError:
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected one FLOPs value "
-            f"per member. Received: {name}={flops_per_member!r}"
+        raise invalid_argument(
+            name, "Expected one FLOPs value per member.", flops_per_member
         ) from None
     if not values:
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected at least one "
-            f"member. Received: {name}={flops_per_member!r}"
+        raise invalid_argument(
+            name, "Expected at least one member.", flops_per_member
         )
     return tuple(_flops_value(v, name) for v in values)
 
@@ -99,10 +99,10 @@ def _pareto(flops: Sequence[float], accuracy: Sequence[float]) -> tuple:
 class AnytimeCurve:
     """Accuracy of every member subset against its total FLOPs.
 
-    The reference's anytime evaluation (see the algorithm page, *Evaluation and
-    anytime prediction*): no early exit and no fixed member order; each of the
-    `2**M - 1` non-empty subsets of members is an ensemble (mean of its members'
-    softmaxes), ranked by the sum of its members' FLOPs.
+    The reference's anytime evaluation (see the algorithm page, [Evaluation and
+    anytime prediction][anytime]): no early exit and no fixed member order; each
+    of the `2**M - 1` non-empty subsets of members is an ensemble (mean of its
+    members' softmaxes), ranked by the sum of its members' FLOPs.
 
     Attributes:
         subsets: tuple of member-index tuples, ranked (FLOPs, size,
@@ -373,18 +373,21 @@ def anytime_curve(
                 f"{type(y).__name__}"
             )
         if flops_per_member is None:
-            raise ValueError(
+            raise invalid_argument(
+                "flops_per_member",
                 "Argument `flops_per_member` is required with "
-                "probabilities: anytime_curve(probs, y, flops). "
-                "Received: flops_per_member=None"
+                "probabilities: anytime_curve(probs, y, flops).",
+                flops_per_member,
             )
     probs, labels = check_probabilities(probs_per_member, labels)
     flops = _check_flops(flops_per_member, "flops_per_member")
     m = probs.shape[0]
     if len(flops) != m:
-        raise ValueError(
-            "Invalid value for argument `flops_per_member`. Expected one "
-            f"value per member ({m}). Received: {len(flops)} values"
+        raise invalid_argument(
+            "flops_per_member",
+            f"Expected one value per member ({m}).",
+            flops_per_member,
+            shown=f"{len(flops)} values",
         )
     names = member_names(names, m)
     subsets = ranked_subsets(flops)

@@ -11,6 +11,7 @@ import numpy as np
 
 from keras_swn.io.atomic import format_rows
 from keras_swn.validation import check_probabilities
+from keras_swn.validation import invalid_argument
 
 ECE_BINS = 15
 """The number of equal-width confidence bins of the expected calibration
@@ -54,8 +55,8 @@ class EnsembleEvaluation:
     """The evaluation of every member and of their ensemble.
 
     The ensemble prediction is the mean of the member softmax probabilities (the
-    reference sums them: same argmax; see the algorithm page, *Evaluation and
-    anytime prediction*; the mean keeps NLL and ECE meaningful).
+    reference sums them: same argmax; see the algorithm page, [Evaluation and
+    anytime prediction][anytime]; the mean keeps NLL and ECE meaningful).
 
     Attributes:
         names: tuple of str, one name per member.
@@ -138,10 +139,7 @@ def member_names(names: Sequence[str] | None, m: int) -> tuple[str, ...]:
         names = [f"member_{i}" for i in range(m)]
     names = tuple(str(s) for s in names)
     if len(names) != m:
-        raise ValueError(
-            f"Invalid value for argument `names`. Expected {m} names. "
-            f"Received: names={names!r}"
-        )
+        raise invalid_argument("names", f"Expected {m} names.", names)
     return names
 
 
@@ -333,7 +331,7 @@ def evaluate_ensemble(
     softmaxes): top-1, top-5 (with at least 5 classes), NLL, ECE over 15
     equal-width bins, and the pairwise top-1 disagreement and "diversity"
     (mean disagreement / ensemble error; see the algorithm page,
-    *Evaluation and anytime prediction*).
+    [Evaluation and anytime prediction][anytime]).
 
     Takes either of the two inputs a user has at hand, like
     [`anytime_curve`][keras_swn.ensembles.anytime_curve]:

@@ -1,6 +1,6 @@
 """Choosing the member subset that fits a FLOPs budget, and running it.
 
-See the algorithm page, *Evaluation and anytime prediction*.
+See the algorithm page, [Evaluation and anytime prediction][anytime].
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from keras_swn.ensembles.anytime import _check_flops
 from keras_swn.ensembles.anytime import ranked_subsets
 from keras_swn.ensembles.evaluation import member_probabilities
 from keras_swn.ensembles.flops import member_flops
+from keras_swn.validation import invalid_argument
 
 
 class SubsetChoice(NamedTuple):
@@ -88,9 +89,11 @@ def best_subset(
     else:
         accuracies = curve_or_accuracies
     if flops is None:
-        raise ValueError(
+        raise invalid_argument(
+            "flops",
             "Argument `flops` (one FLOPs value per member) is required "
-            "unless an `AnytimeCurve` is given. Received: flops=None"
+            "unless an `AnytimeCurve` is given.",
+            flops,
         )
     member_costs = _check_flops(flops, "flops")
     try:
@@ -98,9 +101,8 @@ def best_subset(
     except (TypeError, ValueError):
         budget = np.nan
     if np.isnan(budget):
-        raise ValueError(
-            "Invalid value for argument `flops_budget`. Expected a number. "
-            f"Received: flops_budget={flops_budget!r}"
+        raise invalid_argument(
+            "flops_budget", "Expected a number.", flops_budget
         )
     if accuracies is not None:
         accuracies = {
@@ -109,10 +111,12 @@ def best_subset(
         }
         bad = [s for s in accuracies if not s or max(s) >= len(member_costs)]
         if bad:
-            raise ValueError(
-                "Invalid value for argument `curve_or_accuracies`: subsets "
-                f"{bad[:3]} name members outside [0, {len(member_costs)}). "
-                f"Received: {len(member_costs)} FLOPs values in `flops`"
+            raise invalid_argument(
+                "curve_or_accuracies",
+                f"Subsets {bad[:3]} name members outside "
+                f"[0, {len(member_costs)}).",
+                curve_or_accuracies,
+                shown=f"{len(member_costs)} FLOPs values in `flops`",
             )
     best: tuple | None = None
     for rank, s in enumerate(ranked_subsets(member_costs)):
@@ -192,11 +196,12 @@ def predict_within_budget(
     num = len(model.members)
     if curve is not None:
         if not isinstance(curve, AnytimeCurve) or curve.num_members != num:
-            raise ValueError(
-                "Invalid value for argument `curve`. Expected an "
-                f"`AnytimeCurve` over the model's {num} members. Received: "
-                f"curve={type(curve).__name__} with "
-                f"{getattr(curve, 'num_members', '?')} members"
+            raise invalid_argument(
+                "curve",
+                f"Expected an `AnytimeCurve` over the model's {num} members.",
+                curve,
+                shown=f"curve={type(curve).__name__} with "
+                f"{getattr(curve, 'num_members', '?')} members",
             )
         choice = best_subset(curve, flops_budget=flops_budget)
     else:

@@ -11,6 +11,8 @@ from keras_swn.bank.template_bank import TemplateBank
 from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.policy.sharing_policy import SharingPolicy
 from keras_swn.probe import active_probe
+from keras_swn.validation import check_int
+from keras_swn.validation import invalid_argument
 
 
 class BaseSuperWeight(keras.layers.Layer):
@@ -40,25 +42,18 @@ class BaseSuperWeight(keras.layers.Layer):
         if isinstance(bank, Mapping):
             bank = keras.saving.deserialize_keras_object(bank)
         if bank is not None and not isinstance(bank, TemplateBank):
-            raise ValueError(
-                "Invalid value for argument `bank`. Expected a "
-                f"`keras_swn.TemplateBank` or None. Received: bank={bank!r}"
+            raise invalid_argument(
+                "bank", "Expected a `keras_swn.TemplateBank` or None.", bank
             )
         if bank is not None and layer_key is None:
-            raise ValueError(
-                "Argument `layer_key` is required with a shared `bank`. "
-                f"Received: layer_key={layer_key!r}"
+            raise invalid_argument(
+                "layer_key",
+                "Argument `layer_key` is required with a shared `bank`.",
+                layer_key,
             )
-        if (
-            isinstance(num_templates, bool)
-            or not isinstance(num_templates, int)
-            or not 1 <= num_templates <= ALLOCATION_CAP
-        ):
-            raise ValueError(
-                "Invalid value for argument `num_templates`. Expected an int "
-                f"from 1 to {ALLOCATION_CAP}. Received: "
-                f"num_templates={num_templates!r}"
-            )
+        num_templates = check_int(
+            "num_templates", num_templates, minimum=1, maximum=ALLOCATION_CAP
+        )
         self.use_bias = bool(use_bias)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.owns_bank = bank is None
@@ -67,9 +62,8 @@ class BaseSuperWeight(keras.layers.Layer):
         self.num_templates = num_templates
         self.seed = seed
         if bank is not None and self.layer_key not in bank.plan.layers:
-            raise ValueError(
-                "Invalid value for argument `layer_key`: the bank has no "
-                f"such layer. Received: layer_key={layer_key!r}"
+            raise invalid_argument(
+                "layer_key", "The bank has no such layer.", layer_key
             )
 
     def _kernel_spec_shape(self, input_shape) -> tuple[int, int, int, int]:

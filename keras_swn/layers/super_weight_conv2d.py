@@ -10,6 +10,7 @@ from keras import ops
 from keras_swn.api_export import swn_export
 from keras_swn.layers.base_super_weight import BaseSuperWeight
 from keras_swn.validation import check_int
+from keras_swn.validation import invalid_argument
 
 
 def _pair(value, name: str) -> tuple[int, int]:
@@ -18,14 +19,12 @@ def _pair(value, name: str) -> tuple[int, int]:
     try:
         a, b = (int(v) for v in value)
     except (TypeError, ValueError):
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected an int or a "
-            f"tuple of 2 ints. Received: {name}={value!r}"
+        raise invalid_argument(
+            name, "Expected an int or a tuple of 2 ints.", value
         ) from None
     if a < 1 or b < 1:
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected strictly "
-            f"positive values. Received: {name}={value!r}"
+        raise invalid_argument(
+            name, "Expected strictly positive values.", value
         )
     return (a, b)
 
@@ -41,10 +40,11 @@ def _padding(value) -> str | tuple[tuple[int, int], tuple[int, int]]:
     except (TypeError, ValueError):
         out = None
     if out is None or min(min(p) for p in out) < 0:
-        raise ValueError(
-            "Invalid value for argument `padding`. Expected 'valid', 'same', "
-            "a non-negative int, or ((top, bottom), (left, right)). "
-            f"Received: padding={value!r}"
+        raise invalid_argument(
+            "padding",
+            "Expected 'valid', 'same', a non-negative int, or "
+            "((top, bottom), (left, right)).",
+            value,
         )
     return out
 
@@ -54,9 +54,10 @@ class SuperWeightConv2D(BaseSuperWeight):
     """2D convolution whose kernel is rebuilt on every call from templates.
 
     The kernel is not a variable: `kernel` composes it from the bank's templates
-    and this layer's coefficient vectors (see the algorithm page, *Kernel
-    assembly*), so gradients reach the templates and coefficients. `call()` pads
-    (if asked), then runs `keras.ops.conv` with that kernel.
+    and this layer's coefficient vectors (see the algorithm page, [Kernel
+    assembly][kernel-assembly]), so gradients reach the templates and
+    coefficients. `call()` pads (if asked), then runs `keras.ops.conv` with that
+    kernel.
 
     Args:
         filters: int, the number of output channels.
@@ -125,11 +126,12 @@ class SuperWeightConv2D(BaseSuperWeight):
     ):
         filters = check_int("filters", filters, minimum=1)
         if data_format not in (None, "channels_last"):
-            raise ValueError(
-                "Invalid value for argument `data_format`. SuperWeight "
-                "convolutions are channels-last only: build the model with "
-                "`data_format='channels_last'` (the Keras default). "
-                f"Received: data_format={data_format!r}"
+            raise invalid_argument(
+                "data_format",
+                "SuperWeight convolutions are channels-last only: build the "
+                "model with `data_format='channels_last'` (the Keras "
+                "default).",
+                data_format,
             )
         super().__init__(
             use_bias=use_bias, bias_initializer=bias_initializer, **kwargs
@@ -140,11 +142,12 @@ class SuperWeightConv2D(BaseSuperWeight):
         self.padding = _padding(padding)
         self.dilation_rate = _pair(dilation_rate, "dilation_rate")
         if self.dilation_rate != (1, 1) and self.strides != (1, 1):
-            raise ValueError(
-                "Invalid value for argument `dilation_rate`: a dilated "
-                "convolution takes strides 1 (as keras.layers.Conv2D). "
-                f"Received: dilation_rate={dilation_rate!r}, "
-                f"strides={strides!r}"
+            raise invalid_argument(
+                "dilation_rate",
+                "A dilated convolution takes strides 1 (as "
+                "keras.layers.Conv2D).",
+                dilation_rate,
+                shown=f"dilation_rate={dilation_rate!r}, strides={strides!r}",
             )
         self.activation = keras.activations.get(activation)
         self.input_spec = keras.layers.InputSpec(ndim=4)

@@ -380,7 +380,7 @@ class TestBudgetChecks:
         [
             (  # bin 1 of member 0: the stem uses 1 level, layer 2 uses 5
                 {(0, 2, 2): (0, 0)},
-                r"slot \(member=0, layer_id=2, width=2\) reads the "
+                r"Slot \(member=0, layer_id=2, width=2\) reads the "
                 r"coefficients of layer \(member=0, layer_id=0\) at width 2",
             ),
             (
