@@ -1,11 +1,11 @@
 """Zero "probes" added to composed kernels, for dL/dkernel on any backend.
 
-A probe is a plain zero tensor of a kernel's shape, added to the composed
-kernel while `probe_scope` is active. The forward pass is unchanged and the
-gradient of the loss with respect to the probe equals the gradient with respect
-to the composed kernel (see the algorithm page, *Gradient capture and
-similarity*). Probes are never variables: they never reach the optimizer or
-saved files.
+A probe is a plain zero tensor of a kernel's shape, added to the composed kernel
+while `probe_scope` is active. The forward pass is unchanged and the gradient of
+the loss with respect to the probe equals the gradient with respect to the
+composed kernel (see the algorithm page, [Gradient capture and
+similarity][similarity]). Probes are never variables: they never reach the
+optimizer or saved files.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Seeds derived from a root seed and a variable's identity.
 
-See the algorithm page, *Seeds and determinism*.
+See the algorithm page, [Seeds and determinism][determinism].
 
 No global random state is read: every draw comes from a NumPy generator
 seeded from the root seed and the identity of what is drawn, so the order

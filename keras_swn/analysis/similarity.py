@@ -1,7 +1,7 @@
 """Cosine similarity of layer kernels on their common top-left corner.
 
-Implements the layer similarity (see the algorithm page, *Gradient capture
-and similarity*). Every array is a
+Implements the layer similarity (see the algorithm page, [Gradient capture
+and similarity][similarity]). Every array is a
 kernel (or a kernel gradient) in the OIHW layout `(out, in, kh, kw)` used by
 the specification; a dense kernel is `(out, in, 1, 1)`. Two kernels of one
 bin can differ in `out` and `in`: they are compared on the common top-left

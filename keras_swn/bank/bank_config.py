@@ -71,7 +71,7 @@ class BankConfig:
             [`keras_swn.TemplateBank`][].
         chain_sort: `None` (default: the policy's chain order),
             `"stable"` or `"reference"` (see the algorithm page,
-            *Stacking chains*).
+            [Stacking chains][stacking-chains]).
         on_over_budget: `"raise"` (default) or `"report"` (F6).
         seed: int or None, the root seed of every initial value (None:
             drawn once by `resolved()`).

@@ -1,6 +1,6 @@
 """Ensembles: evaluation, FLOPs per member, anytime prediction.
 
-See the algorithm page, *Evaluation and anytime prediction*.
+See the algorithm page, [Evaluation and anytime prediction][anytime].
 """
 
 from keras_swn.ensembles.anytime import AnytimeCurve

@@ -54,9 +54,9 @@ class FlopsReport:
     """The cost of one member: inference per image, and kernel composition.
 
     Conventions (as fvcore, which the reference uses; see the algorithm page,
-    *Evaluation and anytime prediction*): one multiply-add counts as one FLOP;
-    only convolutions and dense layers are counted; BatchNorm, activations,
-    pooling and residual additions are ignored.
+    [Evaluation and anytime prediction][anytime]): one multiply-add counts as
+    one FLOP; only convolutions and dense layers are counted; BatchNorm,
+    activations, pooling and residual additions are ignored.
 
     `inference_macs` is the per-image cost of the convolutions and dense
     layers. `compose_macs` is the cost of composing the member's shared
@@ -164,7 +164,7 @@ def member_flops(
     `kh * kw * in/groups * out` elements), a dense layer `in * out` per
     output position. One multiply-add counts as one FLOP, as in fvcore;
     BatchNorm, activations, pooling and additions are not counted
-    (see the algorithm page, *Evaluation and anytime prediction*). No
+    (see the algorithm page, [Evaluation and anytime prediction][anytime]). No
     forward pass runs; the output sizes come
     from the graph's shape inference. The cost of composing the kernels
     (`compose_macs`, `compose_reference`) is reported separately; see

@@ -19,7 +19,7 @@ class LayerFactory:
 
     A member builder asks the factory for every layer whose kernel should come
     from the shared bank; the factory numbers them (the layer ids of the
-    algorithm page, *Shared layers and layer ids*) and returns
+    algorithm page, [Shared layers and layer ids][layer-ids]) and returns
     [`SuperWeightConv2D`][keras_swn.layers.SuperWeightConv2D] /
     [`SuperWeightDense`][keras_swn.layers.SuperWeightDense] layers bound to
     `bank`. With `bank=None` it returns stock Keras layers instead, which is how

@@ -1,9 +1,9 @@
 """Rebuild an `SWNModel` for a new policy, carrying its trained values over.
 
-This is how the refine step (see the algorithm page, *Refine*) takes effect: the
-refined policy gives some slots a new owner; the new model has one
-coefficient variable row per owner, so every block of a partition is one
-vector used by all of its members (F3), initialised from the value it had.
+This is how the refine step (see the algorithm page, [Refine][refine]) takes
+effect: the refined policy gives some slots a new owner; the new model has one
+coefficient variable row per owner, so every block of a partition is one vector
+used by all of its members (F3), initialised from the value it had.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ class SWNModel(
         input_shape: tuple, the shape of one input (e.g. `(32, 32, 3)`).
         num_classes: int, the number of classes of every member's head.
         budget: int, the template budget: bank parameters only (see
-            the algorithm page, *Budget and template allocation*).
+            the algorithm page, [Budget and template allocation][budget]).
         num_bins: int, the number of initial bins `B`, used when
             `policy` is None.
         policy: a [`SharingPolicy`][keras_swn.SharingPolicy] (or its dict/JSON
@@ -81,7 +81,7 @@ class SWNModel(
             or `9` (the reference's); see `keras_swn.TemplateBank`.
         chain_sort: `None` (default: the policy's chain order; `"stable"`
             for the initial bins), `"stable"` or `"reference"` (see the
-            algorithm page, *Stacking chains*).
+            algorithm page, [Stacking chains][stacking-chains]).
         on_over_budget: `"raise"` or `"report"` (F6).
         seed: int or None, the root seed of every initial value.
         weight_decay: float >= 0, coupled L2 weight decay as a loss term
@@ -89,7 +89,7 @@ class SWNModel(
             `keras_swn.models.decayed_variables(model)`: every trainable
             variable except the coefficients (templates, BatchNorm, heads),
             each shared variable counted once: PyTorch's SGD
-            `weight_decay` (see the algorithm page, *Training recipe*).
+            `weight_decay` (see the algorithm page, [Training recipe][recipe]).
         member_loss_weights: None or one float per member; the training
             loss is the weighted sum of member losses. A member with weight
             0 is not trained (the search trains only some members): in

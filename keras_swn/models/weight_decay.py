@@ -1,12 +1,12 @@
 """Coupled L2 weight decay: which variables decay, and the loss term.
 
-One rule for the library (see the algorithm page, *Training recipe*): every
-trainable variable decays except the coefficients (the reference's rule) and the
-own variables of members that do not train (loss weight 0; their parameters get
-no gradient in the reference, see *Search training*). `decayed_variables` is
-that rule, and the only place that chooses. It is applied in one of two ways,
-never both: `SWNModel(weight_decay=)` adds the term to the loss
-(`l2_penalty`), or an optimizer that decays itself (one with a
+One rule for the library (see the algorithm page, [Training recipe][recipe]):
+every trainable variable decays except the coefficients (the reference's rule)
+and the own variables of members that do not train (loss weight 0; their
+parameters get no gradient in the reference, see *Search training*).
+`decayed_variables` is that rule, and the only place that chooses. It is applied
+in one of two ways, never both: `SWNModel(weight_decay=)` adds the term to the
+loss (`l2_penalty`), or an optimizer that decays itself (one with a
 `decay_only(variables)` method, such as `keras_swn.search.ReferenceSGD`) is
 given the same variables when the model is compiled (`configure_optimizer`).
 """

@@ -1,7 +1,7 @@
 """Initial bins: the coarse starting partition of the shared layers.
 
 Reproduces the reference's `all_nets_groupslim_depth` bins with separate
-kernel types (see the algorithm page, *Initial bins*). Pure Python: no
+kernel types (see the algorithm page, [Initial bins][bins]). Pure Python: no
 Keras import.
 """
 
@@ -90,7 +90,7 @@ def bins_per_kernel(
 ) -> dict[str, int]:
     """How many bins each kernel type gets, in bin-id order.
 
-    See the algorithm page, *Initial bins*.
+    See the algorithm page, [Initial bins][bins].
 
     Set by member 0 only: `max(1, round(B * n_kernel / n_layers_member0))`
     with Python's `round` (half to even). Kernel keys are sorted as strings
@@ -107,7 +107,7 @@ def bins_per_kernel(
         ValueError: on bad `specs`, on `num_bins < 1`, when a member has a
             kernel type that member 0 lacks, or when more than
             `num_bins + 1` bins would be needed (the reference visits
-            no more; see the algorithm page, *Initial bins*).
+            no more; see the algorithm page, [Initial bins][bins]).
     """
     num_bins = check_int("num_bins", num_bins, minimum=1)
     by_member = index_specs(specs)
@@ -144,7 +144,7 @@ def bins_per_kernel(
 def initial_bins(specs: Sequence[LayerSpec], num_bins: int) -> Groups:
     """The initial bins of every layer of every member.
 
-    See the algorithm page, *Initial bins*.
+    See the algorithm page, [Initial bins][bins].
 
     For every kernel type (keys sorted as strings), the number of bins is
     set by member 0 (`bins_per_kernel`). Each member then deals its own

@@ -1,10 +1,10 @@
 """The search object: SuperWeight clusters, final training and refine.
 
-`SearchAndRefine` runs the whole pipeline (see the algorithm page, *The
-pipeline*) with the surface of a KerasTuner tuner; `SearchConfig` and
+`SearchAndRefine` runs the whole pipeline (see the algorithm page, [The
+pipeline][pipeline]) with the surface of a KerasTuner tuner; `SearchConfig` and
 `RunConfig` are its validated configuration (what it searches, how it trains),
 and `TrainingRecipe` with `ReferenceSGD` and `step_learning_rate` the
-reference's training recipe (the algorithm page, *Training recipe*).
+reference's training recipe (the algorithm page, [Training recipe][recipe]).
 `train_and_save` trains a fixed-policy `SWNModel` with the same recipe;
 `load_and_evaluate` reloads a saved one; these training names are defined
 in `keras_swn.training` and re-exported here. The phase state machine

@@ -27,7 +27,7 @@ values).
 a model, keyed the way `keras_swn.analysis` expects.
 `SWNModel.collect_kernel_gradients` returns each member's gradients by
 layer name in the Keras kernel layout; the clustering (see the algorithm page,
-*Gradient capture and similarity*) wants
+[Gradient capture and similarity][similarity]) wants
 them by `(member, layer_id)` in the OIHW layout of the layer specs. The
 refine step (*Refine*) reads every coefficient slot's gradient over one
 inference-mode pass.

@@ -132,9 +132,9 @@ class SearchConfig:
 
     The options marked *reference* default to None, which resolves to the
     library default, or to the reference's value with
-    `reference_compatible=True` (see the algorithm page,
-    *Reference-compatible mode*); passing another value for one of
-    them together with `reference_compatible=True` is an error.
+    `reference_compatible=True` (see the algorithm page, [Reference-compatible
+    mode][reference-compatible]); passing another value for one of them together
+    with `reference_compatible=True` is an error.
 
     Args:
         members: list of member builders, deepest first (e.g.
@@ -144,18 +144,18 @@ class SearchConfig:
         budget: int > 0, the template budget (bank parameters only).
         seed: int >= 0, the root seed of initial values, data order, the
             capture batch and the refine pass.
-        num_bins: int, initial bins `B` (see the algorithm page, *Initial
-            bins*).
-        threshold_schedule: *reference*; which clustering thresholds the
-            search tries: `"split"` (the default: from the initial bins,
-            split one group at a time at its weakest link, least similar
-            first, while the grouping needs at most the bins' need plus
-            `group_share` of the budget left after them; see the
-            algorithm page, *Threshold schedule*), `"fill"` (the
-            least-merged grouping under one threshold for every bin whose
-            one template per bank takes at most `group_share` of the
-            budget) or `"step"` (the reference's: from `threshold_start`
-            down by `threshold_decrement` until the grouping fits).
+        num_bins: int, initial bins `B` (see the algorithm page, [Initial
+            bins][bins]).
+        threshold_schedule: *reference*; which clustering thresholds the search
+            tries: `"split"` (the default: from the initial bins, split one
+            group at a time at its weakest link, least similar first, while the
+            grouping needs at most the bins' need plus `group_share` of the
+            budget left after them; see the algorithm page, [Threshold
+            schedule][threshold-schedule]), `"fill"` (the least-merged grouping
+            under one threshold for every bin whose one template per bank takes
+            at most `group_share` of the budget) or `"step"` (the reference's:
+            from `threshold_start` down by `threshold_decrement` until the
+            grouping fits).
         group_share: float in (0, 1]: under `"split"`, the share of the
             budget left after the initial bins that splits may take (the
             rest pays for more templates per bank); under `"fill"`, the
@@ -172,8 +172,8 @@ class SearchConfig:
         refine_threshold: float in [-1, 1], the refine cosine threshold
             (README 0.9).
         coefficient_threshold: float or None: gate student coefficient
-            sharing at search time (see the algorithm page, *Attaching
-            the other members*); also trains every member
+            sharing at search time (see the algorithm page, [Attaching
+            the other members][attachment]); also trains every member
             during the search.
         budget_check: *reference*; the measure of the clustering threshold
             loop: `"exact"` (the default: the one-template total of the
@@ -181,7 +181,7 @@ class SearchConfig:
             `"proxy"` (the reference's `need`, the sum of each group's
             largest kernel, which ignores cropping waste).
         chain_sort: *reference*; `"stable"` (default) or `"reference"`
-            (see the algorithm page, *Stacking chains*).
+            (see the algorithm page, [Stacking chains][stacking-chains]).
         template_fan_in: *reference*; the template initialisation passed to
             [`SWNModel`][keras_swn.SWNModel]: `"kernel"` (the default: every
             composed kernel starts with the He-normal scale of its own fan-in),

@@ -5,7 +5,7 @@ KerasTuner tuner: this module is its **oracle**, the policy that says what runs
 next, kept apart from the runner that builds and fits
 [`SWNModel`][keras_swn.SWNModel]s. Instead of trials it walks the phases of
 [`keras_swn.search.phases`][] (see the algorithm page,
-*The pipeline*).
+[The pipeline][pipeline]).
 
 The runner asks `next_task()`: the oracle answers with a
 [`Task`][keras_swn.search.oracle.Task], the step to run and everything the

@@ -1,7 +1,7 @@
 """The vocabulary of a search: its phases, sharing regimes and steps.
 
-A search walks the phases of the pipeline (see the algorithm page, *The
-pipeline*):
+A search walks the phases of the pipeline (see the algorithm page, [The
+pipeline][pipeline]):
 
 ```
 search_training (epochs 0 .. search_epochs-1)   # Search training

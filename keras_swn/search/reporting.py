@@ -367,7 +367,7 @@ def plot_refine_cosines(
     """Histogram of the refine step's pair cosines, threshold marked.
 
     Pairs above the threshold keep sharing one vector; the others are
-    split (see the algorithm page, *Refine*).
+    split (see the algorithm page, [Refine][refine]).
 
     Args:
         pair_cosines: `RefineResult.pair_cosines`.

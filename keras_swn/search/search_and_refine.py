@@ -45,8 +45,8 @@ _OPTIONS = _CONFIG_FIELDS | {"specs", "search_members"}
 class SearchAndRefine(SearchReports):
     """Search SuperWeight clusters under a budget, train, refine: resumably.
 
-    The whole SWN pipeline (see the algorithm page, *The pipeline*) behind the
-    surface of a KerasTuner tuner:
+    The whole SWN pipeline (see the algorithm page, [The pipeline][pipeline])
+    behind the surface of a KerasTuner tuner:
 
     1. **Search training** (*Search training*): a model whose groups are the
        initial bins, one coefficient vector per bank hard-shared by every

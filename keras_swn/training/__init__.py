@@ -1,11 +1,11 @@
 """Training an `SWNModel` with the reference recipe.
 
-`TrainingRecipe` with `ReferenceSGD` and `step_learning_rate` is the
-reference's training recipe (see the algorithm page, *Training recipe*), the
-one `keras_swn.search.SearchAndRefine` trains every phase with;
-`train_and_save` trains a fixed-policy `SWNModel` with it (`keras-swn train`)
-and `load_and_evaluate` reloads a saved one. `DataSource` is training or
-validation data as both read it. The public names are also exported from
+`TrainingRecipe` with `ReferenceSGD` and `step_learning_rate` is the reference's
+training recipe (see the algorithm page, [Training recipe][recipe]), the one
+`keras_swn.search.SearchAndRefine` trains every phase with; `train_and_save`
+trains a fixed-policy `SWNModel` with it (`keras-swn train`) and
+`load_and_evaluate` reloads a saved one. `DataSource` is training or validation
+data as both read it. The public names are also exported from
 `keras_swn.search`.
 """
 

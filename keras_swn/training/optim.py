@@ -1,9 +1,9 @@
 """The training recipe of `SearchAndRefine`: SGD, Nesterov, coupled L2, and
 a learning-rate schedule set at the start of every epoch.
 
-The optimizer is the reference's (see the algorithm page, *Training recipe*):
-SGD with Nesterov momentum 0.9, PyTorch-style **coupled** weight decay 5e-4
-(added to the gradient before momentum, i.e. the gradient of
+The optimizer is the reference's (see the algorithm page, [Training
+recipe][recipe]): SGD with Nesterov momentum 0.9, PyTorch-style **coupled**
+weight decay 5e-4 (added to the gradient before momentum, i.e. the gradient of
 `wd/2 * ||w||^2`) on every trainable variable except the coefficients.
 
 Weight decay lives in the optimizer, not in the model's loss: each shared
@@ -56,7 +56,7 @@ def step_learning_rate(
 ) -> float:
     """The reference's step schedule (`adjust_learning_rate`).
 
-    See the algorithm page, *Training recipe*.
+    See the algorithm page, [Training recipe][recipe].
 
     `learning_rate * gamma ** k`, where `k` is the number of milestones `<=
     epoch` (0-based epochs).
@@ -426,7 +426,7 @@ def make_optimizer(
 ) -> ReferenceSGD:
     """The reference optimizer: `ReferenceSGD` with these settings.
 
-    See the algorithm page, *Training recipe*.
+    See the algorithm page, [Training recipe][recipe].
 
     Args:
         learning_rate: float, the initial learning rate.

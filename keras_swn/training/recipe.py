@@ -1,7 +1,7 @@
 """`TrainingRecipe`: the optimizer and learning-rate schedule of a run.
 
 One frozen, validated, JSON-round-trippable description of how an
-`SWNModel` is trained (see the algorithm page, *Training recipe*):
+`SWNModel` is trained (see the algorithm page, [Training recipe][recipe]):
 `ReferenceSGD` (SGD with
 Nesterov momentum 0.9 and coupled L2 decay) and a learning rate set at the
 start of every epoch by a schedule over the run (`learning_rate_at`). Used
