@@ -76,16 +76,16 @@ def step_times(args) -> tuple[list[float], list[float]]:
 def analysis_times(repeats: int) -> list[float]:
     import numpy as np
 
+    from keras_swn import BankPlan
+    from keras_swn import SharingPolicy
     from keras_swn.analysis import search_groups
-    from keras_swn.bank.plan import BankPlan
-    from keras_swn.models.wide_resnet_shapes import wide_resnet_layer_specs
-    from keras_swn.policy.bins import initial_bins
+    from keras_swn.models import WideResNet
 
     members = [(28, 7), (28, 4), (16, 7), (16, 4)]
     specs = []
     for i, (d, w) in enumerate(members):
-        specs += wide_resnet_layer_specs(d, w, member=i)
-    bins = initial_bins(specs, 4)
+        specs += WideResNet(d, w).layer_specs((32, 32, 3), member=i)
+    bins = SharingPolicy.from_bins(specs, 4, coefficients="per_layer").groups
     rng = np.random.default_rng(0)
     grads = {
         s.key: rng.standard_normal(s.shape).astype("float32") for s in specs

@@ -78,8 +78,8 @@ VARIANTS = (
 
 
 def _build(args):
-    from keras_swn.models.swn_model import SWNModel
-    from keras_swn.models.wide_resnet import WideResNet
+    from keras_swn import SWNModel
+    from keras_swn.models import WideResNet
 
     return SWNModel(
         members=[WideResNet(args.depth, args.width)],
@@ -217,10 +217,8 @@ class _OihwStorage:
     def compose(self, ops, keys, probe):
         # The library's composition with this class's superweights.
         composer = copy.copy(self.composer)
-        composer.superweights = (
-            lambda ops_, bank_layer, windows, probe_: self.superweights(
-                ops_, windows, probe_
-            )
+        composer.superweights = lambda ops_, bank_layer, windows, probe_: (
+            self.superweights(ops_, windows, probe_)
         )
         return composer.compose(ops, self, keys, probe)
 

@@ -33,8 +33,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import report  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -111,9 +116,9 @@ def run(args) -> dict:
     import keras_swn
     from keras_swn.models import KerasMember
     from keras_swn.models import WideResNet
-    from keras_swn.models.keras_member import ConversionNotice
 
-    warnings.simplefilter("ignore", ConversionNotice)
+    # KerasMember's notice that the final softmax is dropped (expected).
+    warnings.filterwarnings("ignore", message=r"KerasMember\('plain_wrn'\)")
     keras.utils.set_random_seed(args.seed)
     (x, y), (xv, yv) = _data(args)
     classes = int(max(y.max(), yv.max())) + 1
@@ -235,10 +240,12 @@ def table(result: dict) -> str:
         f"error mean {result['reconstruction_error_mean']:.3f}, max "
         f"{result['reconstruction_error_max']:.3f}",
         "",
-        "| model | kernel / template parameters | epochs | val accuracy |",
-        "| --- | ---: | --- | ---: |",
     ]
-    lines += [f"| {a} | {b:,} | {c} | {d:.4f} |" for a, b, c, d in rows]
+    lines += report.markdown_table(
+        ["model", "kernel / template parameters", "epochs", "val accuracy"],
+        [[a, f"{b:,}", c, f"{d:.4f}"] for a, b, c, d in rows],
+        align=["---", "---:", "---", "---:"],
+    )
     return "\n".join(lines)
 
 
@@ -255,10 +262,7 @@ def main(argv=None) -> dict:
     print(json.dumps(result))
     print(table(result))
     if args.out:
-        tmp = f"{args.out}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
-        os.replace(tmp, args.out)
+        report.write_json(args.out, result)
     return result
 
 

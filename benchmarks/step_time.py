@@ -82,9 +82,9 @@ def _batch(args):
 def _build(kind: str, args, input_shape, num_classes):
     import keras
 
-    from keras_swn.models.member_builder import LayerFactory
-    from keras_swn.models.swn_model import SWNModel
-    from keras_swn.models.wide_resnet import WideResNet
+    from keras_swn import SWNModel
+    from keras_swn.models import LayerFactory
+    from keras_swn.models import WideResNet
 
     wrn = WideResNet(args.depth, args.width)
     if kind == "swn":
@@ -359,9 +359,7 @@ def _markdown(result: dict) -> str:
             f"{min(r['block_ratios']):.2f}-{max(r['block_ratios']):.2f} |"
         )
     mem = result["memory"]
-    grow = {
-        k: m["rss_peak_mib"] - m["rss_built_mib"] for k, m in mem.items()
-    }
+    grow = {k: m["rss_peak_mib"] - m["rss_built_mib"] for k, m in mem.items()}
     line = (
         f"\nPeak memory, training at batch 128 (one process per model): "
         f"RSS growth plain {grow['plain']:,.0f} MiB, SWN {grow['swn']:,.0f} "

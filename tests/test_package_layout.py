@@ -1,5 +1,5 @@
 """The package's layout: no import cycle, no module over 500 lines, a
-`search` package of at most 10 modules.
+`search` package of at most 10 modules; benchmarks on the public API.
 
 Read from the source with `ast` (no import): every `import` anywhere in a
 module's body counts, function-level ones and those under
@@ -8,7 +8,9 @@ the packages `a.b` and `a` too (their `__init__` runs first).
 """
 
 import ast
+import importlib
 import pathlib
+import types
 
 import keras_swn
 
@@ -111,3 +113,116 @@ def test_search_package_has_at_most_10_modules():
     modules = sorted(p.name for p in (ROOT / "search").glob("*.py"))
     assert "__init__.py" in modules
     assert len(modules) <= 10, modules
+
+
+# ----------------------------------------------------------------------
+# The benchmarks: built on the public API, quality.py at most 600 lines.
+
+BENCHMARKS = ROOT.parent / "benchmarks"
+#: Benchmarks that measure internals on purpose, and why.
+INTERNAL_BENCHMARKS = {
+    # Times alternative implementations of the bank's composition (the
+    # per-layer path, the batched composer's windows and probes) against
+    # each other: they exist only inside keras_swn.bank.
+    "compose_time.py",
+}
+#: Benchmark scripts over 500 lines from before the shared modules.
+LONG_BENCHMARKS = {"compose_time.py", "step_time.py"}
+
+
+def _public_modules() -> dict:
+    """`keras_swn`, its subpackages in `keras_swn.__all__`, and
+    `keras_swn.io_utils` (the documented atomic writes)."""
+    names = {"keras_swn", "keras_swn.io_utils"} | {
+        f"keras_swn.{name}"
+        for name in keras_swn.__all__
+        if isinstance(getattr(keras_swn, name), types.ModuleType)
+    }
+    return {name: importlib.import_module(name) for name in names}
+
+
+def _private_uses(source: str, public: dict) -> list[str]:
+    """The `keras_swn` names `source` reaches outside the public API: a
+    module not in `public`, or a name not in a public module's
+    `__all__` (imports, and attribute chains from `keras_swn`)."""
+
+    def check(parts: list[str]) -> str | None:
+        module = parts[0]
+        for part in parts[1:]:
+            if module not in public:
+                return module
+            if f"{module}.{part}" in public:
+                module = f"{module}.{part}"
+                continue
+            if part not in public[module].__all__:
+                return f"{module}.{part}"
+            value = getattr(public[module], part)
+            if not isinstance(value, types.ModuleType):
+                return None  # a public class or function
+            module = f"{module}.{part}"
+        return None if module in public else module
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        chains = []
+        if isinstance(node, ast.Import):
+            chains = [a.name.split(".") for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            base = node.module.split(".")
+            chains = [base + [a.name] for a in node.names]
+        elif isinstance(node, ast.Attribute):
+            parts, value = [node.attr], node.value
+            while isinstance(value, ast.Attribute):
+                parts, value = [value.attr] + parts, value.value
+            if isinstance(value, ast.Name):
+                chains = [[value.id] + parts]
+        for chain in chains:
+            if chain[0] == "keras_swn" and (bad := check(chain)):
+                found.append(bad)
+    return sorted(set(found))
+
+
+def test_private_use_checker_finds_private_names():
+    public = _public_modules()
+    source = (
+        "import keras_swn\n"
+        "from keras_swn.models import WideResNet\n"
+        "from keras_swn.models.swn_model import SWNModel\n"
+        "from keras_swn.search import oracle_state\n"
+        "keras_swn.models.WideResNet(16, 1)\n"
+        "keras_swn.bank.template_bank.coefficient_probe_key\n"
+        "keras_swn.export.to_keras\n"
+        "from keras_swn.io_utils import atomic_write\n"
+    )
+    assert _private_uses(source, public) == [
+        "keras_swn.bank",
+        "keras_swn.models.swn_model",
+        "keras_swn.search.oracle_state",
+    ]
+
+
+def test_benchmarks_use_only_the_public_api():
+    public = _public_modules()
+    private = {
+        path.name: uses
+        for path in sorted(BENCHMARKS.glob("*.py"))
+        if (uses := _private_uses(path.read_text(encoding="utf-8"), public))
+    }
+    assert set(private) <= INTERNAL_BENCHMARKS, private
+    for name in ("quality.py", "quality_report.py", "paired.py", "report.py"):
+        assert (BENCHMARKS / name).exists()
+        assert name not in private
+
+
+def test_benchmark_sizes():
+    lines = {
+        path.name: len(path.read_text(encoding="utf-8").splitlines())
+        for path in BENCHMARKS.glob("*.py")
+    }
+    assert lines["quality.py"] <= 600
+    long = {
+        name: n
+        for name, n in lines.items()
+        if n > MAX_LINES and name not in LONG_BENCHMARKS | {"quality.py"}
+    }
+    assert long == {}
