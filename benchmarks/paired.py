@@ -95,9 +95,13 @@ class Data:
 
         def example(i, r):
             image = augment_image(
-                tf.gather(x, i), tf.stack([r, root]), mean=self.mean,
-                std=self.std, padding=4, cutout=0,
-            )  # fmt: skip
+                tf.gather(x, i),
+                tf.stack([r, root]),
+                mean=self.mean,
+                std=self.std,
+                padding=4,
+                cutout=0,
+            )
             return image, tf.gather(y, i)
 
         ds = tf.data.Dataset.range(1).flat_map(one_epoch)
@@ -111,9 +115,12 @@ class Data:
         from keras_swn.data import make_dataset
 
         return make_dataset(
-            self.x_val, self.y_val, batch_size=batch_size, training=False,
+            self.x_val,
+            self.y_val,
+            batch_size=batch_size,
+            training=False,
             normalization=(self.mean, self.std),
-        )  # fmt: skip
+        )
 
 
 def _load_xy(path):
@@ -206,10 +213,14 @@ def plain_wrn(depth, channels, input_shape, num_classes, *, seed, name=None):
     class PlainLayers(LayerFactory):
         def conv2d(self, filters, size, *, strides=1, padding="valid", name):
             conv = keras.layers.Conv2D(
-                filters, size, strides=strides, padding="valid",
-                use_bias=False, name=name,
+                filters,
+                size,
+                strides=strides,
+                padding="valid",
+                use_bias=False,
+                name=name,
                 kernel_initializer=he_normal(seed * 10_000 + len(self.created)),
-            )  # fmt: skip
+            )
             self.created.append(("conv2d", name, conv))
             if isinstance(padding, str):
                 return conv

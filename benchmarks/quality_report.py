@@ -18,7 +18,21 @@ import types
 import numpy as np
 import report
 
-#: method -> (label, kind, has a budget, allowed for the ensemble)
+#: The rows: method -> (label, kind, has a budget, allowed for the
+#: ensemble). `plain`: the plain WRN (stock He-normal `Conv2D`s,
+#: `paired.plain_wrn`); for the ensemble its members in one model trained
+#: on the summed loss. `plain_narrow`: WRN-d-1. `plain_matched`: a plain
+#: WRN of channels `16, round(16k), round(32k), round(64k)`, `k` bringing
+#: its count closest to the `bins` SWN's. `bins`: `SWNModel` with its
+#: initial bins, every layer its own coefficients, no search;
+#: `bins_matched`: the same for final + search epochs; `reference_init` /
+#: `layer_init`: with `template_fan_in=9` / `"layer"`; `random`: a random
+#: grouping with as many groups per bin as the `search` row of its seed and
+#: budget (`paired.random_policy`). The `search` kind runs
+#: `SearchAndRefine`: `search` (its defaults), `search_no_refine`
+#: (`sharing="learned_no_refine"`), `search_reference`
+#: (`reference_compatible=True`), `parameter` and `gradient_weight` (other
+#: similarity signals) and `bins_hard` (`sharing="bins_hard"`).
 METHODS = {
     "plain": ("plain (full)", "plain", False, True),
     "plain_narrow": ("plain WRN-d-1", "plain", False, False),
@@ -34,7 +48,7 @@ METHODS = {
         "search",
         True,
         True,
-    ),  # fmt: skip
+    ),
     "bins_hard": ("SWN bins, hard-shared + refine", "search", True, True),
     "random": ("SWN random grouping", "swn", True, True),
     "reference_init": ("SWN bins, reference init", "swn", True, True),
@@ -56,14 +70,19 @@ def summarise(results, networks) -> list[dict]:
     for key in results["order"]:
         run = results["runs"].get(key)
         name, method, budget, seed = key.split("/")
-        row = rows.setdefault((name, method, budget), {
-            "network": name, "network_label": networks[name].label,
-            "method": method,
-            "budget_fraction": None if budget == "full" else float(budget[1:]),
-            "label": _label(name, method),
-            "plain_params": networks[name].plain_params,
-            **{k: [] for k in _ROW_LISTS},
-        })  # fmt: skip
+        fraction = None if budget == "full" else float(budget[1:])
+        row = rows.setdefault(
+            (name, method, budget),
+            {
+                "network": name,
+                "network_label": networks[name].label,
+                "method": method,
+                "budget_fraction": fraction,
+                "label": _label(name, method),
+                "plain_params": networks[name].plain_params,
+                **{k: [] for k in _ROW_LISTS},
+            },
+        )
         if run is None:
             row["missing"].append(int(seed[4:]))
             continue
@@ -72,12 +91,16 @@ def summarise(results, networks) -> list[dict]:
             groups = f"{groups} (= search)"
         elif groups is not None and run.get("same_as_bins"):
             groups = f"{groups} (= bins)"
-        for k, v in zip(_ROW_LISTS, (
+        values = (
             int(seed[4:]),
             run["ensemble_accuracy"] if len(members) > 1 else members[0],
-            members, run["trainable_params"], run["wall_seconds"],
-            run.get("epochs_total"), groups,
-        )):  # fmt: skip
+            members,
+            run["trainable_params"],
+            run["wall_seconds"],
+            run.get("epochs_total"),
+            groups,
+        )
+        for k, v in zip(_ROW_LISTS, values):
             row[k].append(v)
         row["members"] = run["members"]
         for extra in ("width", "matched_to", "template_fan_in", "budget"):
@@ -100,9 +123,10 @@ def summarise(results, networks) -> list[dict]:
         if ref is None and budget == "full" and len(mine) == 1:
             ref = bins[mine[0]]
         if ref is not None and method != "bins":
-            row.update(report.paired_difference(
+            pairs = report.paired_difference(
                 row["seeds"], row["accuracy"], ref["seeds"], ref["accuracy"]
-            ) or {})  # fmt: skip
+            )
+            row.update(pairs or {})
     return list(rows.values())
 
 
@@ -110,6 +134,10 @@ _ROW_LISTS = (
     "seeds accuracy member_accuracy trainable_params wall_seconds "
     "epochs_total groups missing"
 ).split()
+
+
+def _points(v):
+    return None if v is None else 100 * v
 
 
 def _pct(v) -> str:
@@ -121,7 +149,7 @@ def _row_name(row) -> str:
     narrowed = row["method"] in ("plain_narrow", "plain_matched")
     return name + (
         f": {row['members'][0]}" if narrowed and row.get("members") else ""
-    )  # noqa: E501
+    )
 
 
 def _paired_text(row) -> str:
@@ -217,22 +245,34 @@ def markdown(results) -> str:
     lines += [
         "",
         *report.markdown_table(_COLUMNS, map(_table_row, results["rows"])),
-    ]  # noqa: E501
+    ]
     for title, items in (
-        ("Failed runs (rerun the command to retry them):",
-         [f"`{k}`: {v}" for k, v in results.get("errors", {}).items()]),
+        (
+            "Failed runs (rerun the command to retry them):",
+            [f"`{k}`: {v}" for k, v in results.get("errors", {}).items()],
+        ),
         ("Notes:", results.get("notes", [])),
-    ):  # fmt: skip
+    ):
         if items:
             lines += ["", title, "", *(f"- {item}" for item in items)]
     return "\n".join(lines) + "\n"
 
 
 _COLUMNS = (
-    "network", "row", "budget", "init", "trainable params", "% of plain",
-    "accuracy %", "per seed %", "Δ bins, points [95% CI]", "Δ per seed",
-    "epochs", "groups", "wall time / run",
-)  # fmt: skip
+    "network",
+    "row",
+    "budget",
+    "init",
+    "trainable params",
+    "% of plain",
+    "accuracy %",
+    "per seed %",
+    "Δ bins, points [95% CI]",
+    "Δ per seed",
+    "epochs",
+    "groups",
+    "wall time / run",
+)
 
 
 def render(results, output) -> None:
@@ -256,7 +296,7 @@ def render(results, output) -> None:
                 + _budget(r, " @ {:.0%}", ""),
             }
             for r in done
-        ],  # fmt: skip
+        ],
         png,
         xlabel="trainable parameters",
         ylabel="held-out accuracy (%), mean ± std over seeds",
@@ -269,19 +309,15 @@ def render(results, output) -> None:
             {
                 "values": 100 * np.asarray(r["paired_diff"]),
                 "mean": 100 * r["paired_mean"],
-                "low": None
-                if r["paired_low"] is None
-                else 100 * r["paired_low"],
-                "high": None
-                if r["paired_low"] is None
-                else 100 * r["paired_high"],
+                "low": _points(r["paired_low"]),
+                "high": _points(r["paired_high"]),
                 "label": f"{r['network_label']}: {_row_name(r)}"
                 + _budget(r, " @ {:.0%}", "")
                 + f" ({'/'.join(map(str, _epochs(r)))} epochs)",
             }
             for r in rows
             if r.get("paired_diff")
-        ],  # fmt: skip
+        ],
         paired,
         xlabel="accuracy − bins (points), per seed; mean, 95% CI",
     )
