@@ -1,6 +1,7 @@
 """CIFAR-10/100 as `tf.data` pipelines with the reference augmentation.
 
-The training recipe of the algorithm page (*Training recipe*): a random 32x32
+The training recipe of the algorithm page ([Training recipe][recipe]): a
+random 32x32
 crop of the image zero-padded by 4 pixels, a random horizontal flip, per-channel
 normalisation with the dataset's mean and standard deviation, then
 Cutout (one 16x16 square, clipped at the border, set to 0 in normalised

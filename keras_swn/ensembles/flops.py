@@ -63,7 +63,8 @@ class FlopsReport:
     kernels from the templates, once per forward pass whatever the batch
     size: for every shared layer and every width level `w` it uses, the
     template mix `c @ T` costs `K(g, w) * seg(g, w)` multiply-adds (the
-    concatenations of *Kernel assembly* are free). The reference counts the
+    concatenations of [Kernel assembly][kernel-assembly] are free). The
+    reference counts the
     element-wise multiply and sum of weight generation at half the
     element count; `compose_reference` approximates that figure as half
     the elements of the mixed templates, `K * seg / 2` per layer and

@@ -55,9 +55,9 @@ class SWNModel(
     files keep one set of shared variables) and builds every member from its
     builder, each member reading its kernels from the bank. Calling the model
     returns a list of logits, one per member. Training minimises the **sum** of
-    the member losses on the same batch (see the algorithm page, *Ensembles*);
-    `fit` logs each member's accuracy and the accuracy of the ensemble (mean of
-    the member softmaxes).
+    the member losses on the same batch (see the algorithm page,
+    [Ensembles and anytime prediction][ensembles]); `fit` logs each member's
+    accuracy and the accuracy of the ensemble (mean of the member softmaxes).
 
     Args:
         members: list of member builders (e.g. `WideResNet(16, 4)`), the

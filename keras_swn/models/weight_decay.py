@@ -3,7 +3,8 @@
 One rule for the library (see the algorithm page, [Training recipe][recipe]):
 every trainable variable decays except the coefficients (the reference's rule)
 and the own variables of members that do not train (loss weight 0; their
-parameters get no gradient in the reference, see *Search training*).
+parameters get no gradient in the reference, see
+[Search training][search-training]).
 `decayed_variables` is that rule, and the only place that chooses. It is applied
 in one of two ways, never both: `SWNModel(weight_decay=)` adds the term to the
 loss (`l2_penalty`), or an optimizer that decays itself (one with a

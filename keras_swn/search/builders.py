@@ -29,7 +29,8 @@ a model, keyed the way `keras_swn.analysis` expects.
 layer name in the Keras kernel layout; the clustering (see the algorithm page,
 [Gradient capture and similarity][similarity]) wants
 them by `(member, layer_id)` in the OIHW layout of the layer specs. The
-refine step (*Refine*) reads every coefficient slot's gradient over one
+refine step ([Refine][refine]) reads every coefficient slot's gradient over
+one
 inference-mode pass.
 
 Under a `tf.distribute` strategy both passes run in the strategy's scope,

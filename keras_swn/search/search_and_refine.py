@@ -48,20 +48,22 @@ class SearchAndRefine(SearchReports):
     The whole SWN pipeline (see the algorithm page, [The pipeline][pipeline])
     behind the surface of a KerasTuner tuner:
 
-    1. **Search training** (*Search training*): a model whose groups are the
-       initial bins, one coefficient vector per bank hard-shared by every
-       layer, trained for `search_epochs` on member 0 and the first member
-       of each new depth (the others keep their BatchNorm and head at
-       their initial values).
-    2. **Clustering** (*Clustering*): each shared layer's dL/dkernel on one
+    1. **Search training** ([Search training][search-training]): a model
+       whose groups are the initial bins, one coefficient vector per bank
+       hard-shared by every layer, trained for `search_epochs` on member 0
+       and the first member of each new depth (the others keep their
+       BatchNorm and head at their initial values).
+    2. **Clustering** ([Clustering][clustering]): each shared layer's
+       dL/dkernel on one
        batch (`capture_batches`) with BatchNorm in inference mode;
        member 0's layers clustered per bin by cosine similarity, the
        threshold lowered until the groups fit `budget`; the other members
        attached. The search model is then thrown away.
-    3. **Final training** (*Final training*): an
+    3. **Final training** ([Final training][final-training]): an
        [`SWNModel`][keras_swn.SWNModel] built afresh from the learned policy,
        trained for `epochs`.
-    4. **Refine** (*Refine*) after `refine_after` epochs: one inference-mode
+    4. **Refine** ([Refine][refine]) after `refine_after` epochs: one
+       inference-mode
        pass accumulates every coefficient slot's gradient; hard-shared
        vectors whose users disagree (cosine <= `refine_threshold`) are
        split; the model is rebuilt with its trained values and training
