@@ -211,18 +211,21 @@ def plain_wrn(depth, channels, input_shape, num_classes, *, seed, name=None):
         return keras.initializers.VarianceScaling(2.0, *mode, seed=s)
 
     class PlainLayers(LayerFactory):
-        def conv2d(self, filters, size, *, strides=1, padding="valid", name):
+        def conv2d(
+            self, filters, kernel_size, *, strides=1, padding="valid", name=None
+        ):
+            explicit = not isinstance(padding, str)
             conv = keras.layers.Conv2D(
                 filters,
-                size,
+                kernel_size,
                 strides=strides,
-                padding="valid",
+                padding="valid" if explicit else padding,
                 use_bias=False,
                 name=name,
                 kernel_initializer=he_normal(seed * 10_000 + len(self.created)),
             )
             self.created.append(("conv2d", name, conv))
-            if isinstance(padding, str):
+            if not explicit:
                 return conv
             pad = keras.layers.ZeroPadding2D(padding, name=f"{name}_pad")
             return lambda x: conv(pad(x))
