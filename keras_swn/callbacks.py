@@ -86,6 +86,6 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
                 f"The training loss is {value} at the end of epoch "
                 f"{epoch + 1}: training diverged (a learning rate too high, "
                 "or non-finite inputs). Nothing of this epoch was saved; "
-                "lower the learning rate (CLI: --learning_rate) or check "
+                "lower the learning rate (`learning_rate`) or check "
                 "the data, then rerun."
             )

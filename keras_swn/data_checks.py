@@ -29,7 +29,7 @@ from typing import Sequence
 import keras
 import numpy as np
 
-from keras_swn.validation import argument_error
+from keras_swn.validation import invalid_argument
 
 #: The batches read from a dataset, a generator or a list of batches.
 PEEK = 2
@@ -120,14 +120,14 @@ def check_arrays(
     y_name = y_name or name
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
-        raise argument_error(
+        raise invalid_argument(
             name,
             "Expected inputs x and labels y of the same length, one label "
             "per example.",
             _received(where, f"x of shape {x.shape}, y of shape {y.shape}"),
         )
     if len(x) == 0:
-        raise argument_error(
+        raise invalid_argument(
             name,
             "Expected at least one example: the data is empty.",
             _received(where, f"x of shape {x.shape}"),
@@ -140,7 +140,7 @@ def check_arrays(
 
 def _check_inputs(x: np.ndarray, name, input_shape, where: str) -> None:
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-        raise argument_error(
+        raise invalid_argument(
             name,
             "Expected numeric inputs (e.g. float32 images).",
             _received(where, f"x of dtype {x.dtype}"),
@@ -150,7 +150,7 @@ def _check_inputs(x: np.ndarray, name, input_shape, where: str) -> None:
     if np.issubdtype(x.dtype, np.inexact):
         bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
         if bad:
-            raise argument_error(
+            raise invalid_argument(
                 name,
                 "Expected finite inputs: x holds non-finite values "
                 "(NaN or inf); clean or drop those examples.",
@@ -189,7 +189,7 @@ def _check_shape(shape: tuple, name: str, want: tuple, where: str) -> None:
     hint = ""
     if len(want) == 3 and one == (want[2], want[0], want[1]):
         hint = " " + CHANNELS_FIRST
-    raise argument_error(
+    raise invalid_argument(
         name,
         f"Expected inputs of shape {want} (the model's input_shape), one "
         f"per row.{hint}",
@@ -230,7 +230,7 @@ def check_labels(
                 raise TypeError("text")
             y = y.astype(np.float64)
         except (TypeError, ValueError):
-            raise argument_error(
+            raise invalid_argument(
                 name,
                 "Expected integer class ids 0..K-1, not strings: map the "
                 "class names to ids, e.g. "
@@ -238,19 +238,19 @@ def check_labels(
                 _received(where, f"labels {y.reshape(-1)[:3].tolist()}"),
             ) from None
     if y.dtype.kind not in "biuf":
-        raise argument_error(
+        raise invalid_argument(
             name,
             "Expected integer class ids.",
             _received(where, f"y of dtype {y.dtype}"),
         )
     if y.ndim == 2 and y.shape[1] > 1:
-        raise argument_error(
+        raise invalid_argument(
             name,
             "Expected integer class ids, not one-hot rows: pass y.argmax(-1).",
             _received(where, f"y of shape {y.shape}"),
         )
     if y.ndim > 2 or y.ndim == 0:
-        raise argument_error(
+        raise invalid_argument(
             name,
             "Expected class ids, one per example.",
             _received(where, f"y of shape {y.shape}"),
@@ -258,13 +258,13 @@ def check_labels(
     labels = y.reshape(len(y), -1)[:, 0] if y.ndim == 2 else y
     bad = int(np.size(labels) - np.count_nonzero(np.isfinite(labels)))
     if bad:
-        raise argument_error(
+        raise invalid_argument(
             name,
             "Expected finite class ids, one per example.",
             _received(where, f"{bad} non-finite labels"),
         )
     if np.any(labels != np.round(labels)):
-        raise argument_error(
+        raise invalid_argument(
             name,
             "Expected integer class ids.",
             _received(where, f"labels {labels[:5].tolist()}"),
@@ -272,7 +272,7 @@ def check_labels(
     if num_classes is not None and len(labels):
         low, high = int(labels.min()), int(labels.max())
         if low < 0 or high >= num_classes:
-            raise argument_error(
+            raise invalid_argument(
                 name,
                 f"Expected class ids in [0, {num_classes}) (num_classes="
                 f"{num_classes}).",
@@ -286,7 +286,7 @@ def _check_batch(batch: Any, index: int, name: str, **checks: Any) -> None:
     if isinstance(batch, list):
         batch = tuple(batch)
     if not isinstance(batch, tuple) or len(batch) not in (2, 3):
-        raise argument_error(
+        raise invalid_argument(
             name,
             "Expected batches (x, y) or (x, y, sample_weight).",
             _received(where, f"a {type(batch).__name__}"),
@@ -294,7 +294,7 @@ def _check_batch(batch: Any, index: int, name: str, **checks: Any) -> None:
     x, y = (_numpy(a) for a in batch[:2])
     shape = checks.get("input_shape")
     if (shape is not None and x.ndim == len(shape)) or y.ndim == 0:
-        raise argument_error(
+        raise invalid_argument(
             name,
             "Expected batches of examples: these are single examples "
             "(unbatched elements). Call .batch(batch_size) on the dataset.",
@@ -304,7 +304,7 @@ def _check_batch(batch: Any, index: int, name: str, **checks: Any) -> None:
 
 
 def _empty(name: str, what: str) -> ValueError:
-    return argument_error(
+    return invalid_argument(
         name,
         "Expected at least one batch: the data is empty.",
         what,
@@ -425,7 +425,7 @@ def _check_dataset(dataset, name, steps, hint, checks) -> None:
 
     cardinality = int(tf.data.experimental.cardinality(dataset))
     if cardinality == _INFINITE and steps is None:
-        raise argument_error(
+        raise invalid_argument(
             name,
             "Expected a finite dataset: this one repeats forever "
             f"(.repeat()), so an epoch would never end; {hint}.",

@@ -15,6 +15,8 @@ from typing import cast
 
 import numpy as np
 
+from keras_swn.validation import invalid_argument
+
 
 def resolve_seed(seed: int | None, name: str = "seed") -> int:
     """Return an int seed; `None` draws one from OS entropy."""
@@ -23,10 +25,7 @@ def resolve_seed(seed: int | None, name: str = "seed") -> int:
         entropy = cast(int, np.random.SeedSequence().entropy)
         return int(entropy % (2**31))
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected an int or None. "
-            f"Received: {name}={seed!r}"
-        )
+        raise invalid_argument(name, "Expected an int or None.", seed)
     return int(seed)
 
 

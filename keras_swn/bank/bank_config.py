@@ -23,7 +23,6 @@ from keras_swn.policy.chains import CHAIN_SORTS
 from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.policy.sharing_policy import SharingPolicy
 from keras_swn.validation import FieldCheck
-from keras_swn.validation import argument_error
 from keras_swn.validation import check_choice
 from keras_swn.validation import check_fields
 from keras_swn.validation import check_instance
@@ -40,7 +39,7 @@ def _fan_in(name: str, value: Any) -> Any:
     try:
         return check_choice(name, value, TEMPLATE_FAN_IN)
     except ValueError:
-        raise argument_error(
+        raise invalid_argument(
             name,
             "Expected one of 'kernel' (He-normal scale for every composed "
             "kernel), 'layer' or 9 (the reference).",

@@ -127,6 +127,8 @@ def main(argv: Sequence[str]) -> int:
         return getattr(commands, name)(flags)
     except (UsageError, CommandError) as e:
         return _error(f"keras-swn {name}", e)
+    except FloatingPointError as e:  # a diverged training: advice in flags
+        return _error(f"keras-swn {name}", flags.error(e))
 
 
 def execute(argv: Sequence[str]) -> int:

@@ -34,22 +34,19 @@ ARGUMENT_FLAGS: Mapping[str, str | None] = {
     "jit_compile": None,
 }
 
-#: Advice about Python-only arguments -> the flags that do the same.
+#: Advice about Python-only arguments -> the flags that do the same
+#: (fixed phrases of the library, replaced in this order).
+_OVERWRITE = "Pass --overwrite to start over, or another --output_dir."
 _ADVICE = (
     (
-        re.compile(
-            r"merge more layers into fewer groups, or pass "
-            r"on_over_budget='report'"
-        ),
+        "merge more layers into fewer groups, or pass on_over_budget='report'",
         "or merge more layers into fewer groups (a lower --bins)",
     ),
-    (re.compile(r",? or pass on_over_budget='report'"), ""),
+    (", or pass on_over_budget='report'", ""),
+    (" or pass on_over_budget='report'", ""),
     (
-        re.compile(
-            r"Pass overwrite=True(?: to the constructor)? or (?:use )?"
-            r"another `project_name`\.?"
-        ),
-        "Pass --overwrite to start over, or another --output_dir.",
+        "Pass overwrite=True to the constructor or use another `project_name`.",
+        _OVERWRITE,
     ),
 )
 
@@ -63,8 +60,10 @@ _ASSIGNED = re.compile(rf"(?<![\w.`-])(\w+)=({_VALUE})")
 _IDENTIFIER = re.compile(r"(?<![\w.`'\"/-])([a-z]+(?:_[a-z]+)+)(?![\w'\"=(])")
 
 
+    ("Pass overwrite=True or another `project_name`.", _OVERWRITE),
 def one_line(text: str) -> str:
     """`text` with every run of whitespace (newlines too) as one space."""
+# Only for errors without an `expected` (see the module's docstring).
     return " ".join(str(text).split())
 
 
@@ -75,7 +74,7 @@ def _unquote(value: str) -> str:
 
 
 def flag_message(
-    message: str,
+    error: BaseException | str,
     flag_of: Callable[[str], str | None],
 ) -> str:
     """`message` (a library error) in the words of the command line.
@@ -86,6 +85,33 @@ def flag_message(
             sets it in this command, or None when no flag does.
 
     Returns:
+def error_text(error: BaseException | str) -> str:
+    """What a library error says, without the frame the flag replaces.
+
+    Args:
+        error: the library's exception, or its message.
+
+    Returns:
+        The `expected` text of an `ArgumentError` made by
+        `invalid_argument`; otherwise the message, on one line, less a
+        leading "Invalid value for argument" sentence and its "Received:"
+        clauses.
+
+    Examples:
+        >>> from keras_swn.validation import invalid_argument
+        >>> error_text(invalid_argument("k", "Expected an int.", "2"))
+        'Expected an int.'
+        >>> error_text("Unsupported version. Received: version=3")
+        'Unsupported version.'
+    """
+    expected = getattr(error, "expected", None)
+    if isinstance(expected, str):
+        return one_line(expected)
+    text = one_line(str(error))
+    text = _LEADING.sub("", text)
+    return _RECEIVED.sub("", text)
+
+
         The message on one line, naming flags instead of arguments.
 
     Examples:
@@ -96,11 +122,9 @@ def flag_message(
         ...     flags.get)
         'Expected at least 9. Raise --budget or lower --bins.'
     """
-    text = one_line(message)
-    for pattern, replacement in _ADVICE:
-        text = pattern.sub(replacement, text)
-    text = _LEADING.sub("", text)
-    text = _RECEIVED.sub("", text)
+    text = error_text(error)
+    for phrase, replacement in _ADVICE:
+        text = text.replace(phrase, replacement)
 
     def ticked(match: re.Match) -> str:
         flag = flag_of(match.group(1))

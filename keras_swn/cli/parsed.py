@@ -96,7 +96,7 @@ class Parsed:
             The `CommandError` to raise.
         """
         flag_of = flag_lookup(self.values, renames)
-        message = flag_message(str(error), flag_of)
+        message = flag_message(error, flag_of)
         for name in (getattr(error, "argument", None), argument):
             flag = flag_of(name) if name else None
             if flag is not None:

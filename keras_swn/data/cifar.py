@@ -27,6 +27,7 @@ from keras_swn.data.augment import _tf
 from keras_swn.data.augment import augment_image
 from keras_swn.data.augment import normalize_image
 from keras_swn.validation import check_int
+from keras_swn.validation import invalid_argument
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -63,10 +64,11 @@ def _stats(normalization: Any) -> tuple[tuple, tuple] | None:
         return None
     if isinstance(normalization, str):
         if normalization not in NORMALIZATION:
-            raise ValueError(
-                "Invalid value for argument `normalization`. Expected one "
-                f"of {list(_NAMES)}, a `(mean, std)` pair, or None. "
-                f"Received: normalization={normalization!r}"
+            raise invalid_argument(
+                "normalization",
+                f"Expected one of {list(_NAMES)}, a `(mean, std)` pair, or "
+                "None.",
+                normalization,
             )
         return NORMALIZATION[normalization]
     try:
@@ -76,11 +78,11 @@ def _stats(normalization: Any) -> tuple[tuple, tuple] | None:
     except (TypeError, ValueError):
         mean, std = (), ()
     if not mean or len(mean) != len(std) or min(std) <= 0:
-        raise ValueError(
-            "Invalid value for argument `normalization`. Expected one of "
-            f"{list(_NAMES)}, a `(mean, std)` pair of per-channel sequences "
-            "of equal length with std > 0, or None. Received: "
-            f"normalization={normalization!r}"
+        raise invalid_argument(
+            "normalization",
+            f"Expected one of {list(_NAMES)}, a `(mean, std)` pair of "
+            "per-channel sequences of equal length with std > 0, or None.",
+            normalization,
         )
     return mean, std
 
@@ -213,25 +215,30 @@ def make_dataset(
     if x.ndim == 3:
         x = x[..., None]
     if x.ndim != 4:
-        raise ValueError(
-            "Invalid value for argument `x`. Expected images of shape "
-            f"(N, H, W, C). Received: x.shape={x.shape}"
+        raise invalid_argument(
+            "x",
+            "Expected images of shape (N, H, W, C).",
+            x,
+            shown=f"x.shape={x.shape}",
         )
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1 or len(y) != len(x):
-        raise ValueError(
-            "Invalid value for argument `y`. Expected one integer label per "
-            f"image, shape ({len(x)},). Received: y.shape={y.shape}"
+        raise invalid_argument(
+            "y",
+            f"Expected one integer label per image, shape ({len(x)},).",
+            y,
+            shown=f"y.shape={y.shape}",
         )
     if x.dtype != np.uint8:
         x = x.astype(np.float32)
     stats = _stats(normalization)
     if stats is not None and len(stats[0]) != x.shape[-1]:
-        raise ValueError(
-            "Invalid value for argument `normalization`: it has "
-            f"{len(stats[0])} channels but the images have {x.shape[-1]}. "
-            f"Received: normalization={normalization!r}"
+        raise invalid_argument(
+            "normalization",
+            f"It has {len(stats[0])} channels but the images have "
+            f"{x.shape[-1]}.",
+            normalization,
         )
     if shuffle is None:
         shuffle = training
@@ -320,14 +327,12 @@ def load_cifar(
         [(4, 32, 32, 3), (2, 32, 32, 3)]
     """
     if name not in NORMALIZATION:
-        raise ValueError(
-            f"Invalid value for argument `name`. Expected one of "
-            f"{list(_NAMES)}. Received: name={name!r}"
-        )
+        raise invalid_argument("name", f"Expected one of {list(_NAMES)}.", name)
     if not isinstance(split, str) or not split:
-        raise ValueError(
-            "Invalid value for argument `split`. Expected a TFDS split "
-            f"string such as 'train' or 'test'. Received: split={split!r}"
+        raise invalid_argument(
+            "split",
+            "Expected a TFDS split string such as 'train' or 'test'.",
+            split,
         )
     seed = check_int("seed", seed, minimum=0)
     batch_size = check_int("batch_size", batch_size, minimum=1)

@@ -23,6 +23,9 @@ from typing import Sequence
 
 import numpy as np
 
+from keras_swn.validation import ArgumentError
+from keras_swn.validation import invalid_argument
+
 #: The package-data file of the digits (beside this module).
 DIGITS_FILE = "digits.npz"
 
@@ -38,20 +41,17 @@ def _check_split(validation_split: object) -> float:
         or not isinstance(validation_split, (int, float))
         or not 0.0 < float(validation_split) < 1.0
     ):
-        raise ValueError(
-            "Invalid value for argument `validation_split`. Expected a float "
-            "strictly between 0 and 1. Received: "
-            f"validation_split={validation_split!r}"
+        raise invalid_argument(
+            "validation_split",
+            "Expected a float strictly between 0 and 1.",
+            validation_split,
         )
     return float(validation_split)
 
 
 def _check_seed(seed: object) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(
-            "Invalid value for argument `seed`. Expected an int. "
-            f"Received: seed={seed!r}"
-        )
+        raise invalid_argument("seed", "Expected an int.", seed)
     return int(seed)
 
 
@@ -283,9 +283,8 @@ def load_npz(
     _check_seed(seed)
     fspath = os.fspath(path)
     if not os.path.isfile(fspath):
-        raise ValueError(
-            "Invalid value for argument `path`: no such file. Expected an "
-            f"existing .npz file. Received: path={fspath!r}"
+        raise invalid_argument(
+            "path", "No such file. Expected an existing .npz file.", fspath
         )
     try:
         loaded = np.load(fspath, allow_pickle=False)
@@ -299,23 +298,19 @@ def load_npz(
                 arrays = {k: f[k] for k in _XY_KEYS}
             else:
                 arrays = None
-    except ValueError as e:
-        if str(e).startswith("Invalid"):
-            raise
-        raise ValueError(
-            f"Invalid value for argument `path`: not a readable .npz archive "
-            f"({e}). Received: path={fspath!r}"
-        ) from None
-    except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise ValueError(
-            f"Invalid value for argument `path`: not a readable .npz archive "
-            f"({e}). Received: path={fspath!r}"
+    except ArgumentError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise invalid_argument(
+            "path", f"Not a readable .npz archive ({e}).", fspath
         ) from None
     if arrays is None:
-        raise ValueError(
-            f"Invalid value for argument `path`: {fspath!r} lacks the arrays "
-            f"to load. Expected keys {list(_XY_KEYS)} or "
-            f"{list(_SPLIT_KEYS)}. Received keys: {keys}"
+        raise invalid_argument(
+            "path",
+            f"The file lacks the arrays to load. Expected keys "
+            f"{list(_XY_KEYS)} or {list(_SPLIT_KEYS)}.",
+            fspath,
+            shown=f"path={fspath!r} with keys {keys}",
         )
     where = repr(fspath)
     if "x" in arrays:

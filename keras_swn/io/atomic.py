@@ -23,6 +23,7 @@ from typing import Any
 from typing import Callable
 
 from keras_swn.validation import ArgumentError
+from keras_swn.validation import invalid_argument
 
 #: The prefix of every temporary file of `atomic_write`.
 TEMP_PREFIX = ".tmp-"
@@ -293,11 +294,11 @@ def folder_error(argument: str, folder: str, error: OSError) -> ArgumentError:
     Returns:
         The error to raise.
     """
-    return ArgumentError(
+    return invalid_argument(
         argument,
-        f"Invalid value for argument `{argument}`. Cannot create or write "
-        f"the folder {folder}: {os_reason(error)}. Choose a folder you can "
-        f"write to. Received: {argument}={folder!r}",
+        f"Cannot create or write the folder {folder}: {os_reason(error)}. "
+        "Choose a folder you can write to.",
+        folder,
     )
 
 

@@ -34,7 +34,7 @@ from keras_swn.io.atomic import read_manifest
 from keras_swn.io.atomic import write_manifest
 from keras_swn.io.locking import LOCK_FILE
 from keras_swn.io.locking import RunLock
-from keras_swn.validation import argument_error
+from keras_swn.validation import invalid_argument
 
 STATE = "state.json"
 DATA = "data.json"
@@ -128,11 +128,11 @@ def check_folder_text(argument: str, value: object) -> str:
     try:
         path = os.fspath(value)  # type: ignore[call-overload]
     except TypeError:
-        raise argument_error(
+        raise invalid_argument(
             argument, "Expected a folder path (a str).", value
         ) from None
     if not isinstance(path, str) or not path.strip():
-        raise argument_error(
+        raise invalid_argument(
             argument,
             "Expected a folder path, not an empty one (an unset variable?): "
             "an empty path would make the current directory the run folder.",
@@ -161,7 +161,7 @@ def check_name(argument: str, name: str, parent: str) -> None:
     except (OSError, ValueError, AttributeError):
         pass
     if len(os.fsencode(name)) > limit:
-        raise argument_error(
+        raise invalid_argument(
             argument,
             f"The name is too long ({len(os.fsencode(name))} bytes; this "
             f"file system takes at most {limit}). Choose a shorter name.",
@@ -306,7 +306,7 @@ class RunFolder:
         found = self.foreign()
         clash = [f for f in found if f.rstrip("/") in _WRITTEN]
         if clash:
-            raise argument_error(
+            raise invalid_argument(
                 argument,
                 f"The folder {self.folder} holds {', '.join(clash)}, which "
                 "keras_swn did not write but a run writes there: the run "
@@ -318,7 +318,7 @@ class RunFolder:
         shown = ", ".join(found[:_SHOWN])
         if len(found) > _SHOWN:
             shown += f" and {len(found) - _SHOWN} more"
-        raise argument_error(
+        raise invalid_argument(
             argument,
             f"The folder {self.folder} already holds files keras_swn did not "
             f"write ({shown}); a run there would mix its files with them. "

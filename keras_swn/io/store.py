@@ -49,8 +49,8 @@ from keras_swn.io.run_folder import RunFolder
 from keras_swn.io.run_folder import check_folder_text
 from keras_swn.io.run_folder import check_name
 from keras_swn.io.run_folder import folder_kind
-from keras_swn.validation import argument_error
 from keras_swn.validation import check_format
+from keras_swn.validation import invalid_argument
 
 __all__ = [
     "CHECKPOINTS",
@@ -140,8 +140,8 @@ class ProjectStore:
         ):
             ways_on += (
                 f" The policy the search found is intact ({policy}): "
-                f"`keras-swn train --policy {policy}` (or `train_and_save` "
-                "with an `SWNModel` of that policy) trains its model again."
+                "`train_and_save` with an `SWNModel` of that policy (or the "
+                "`train` command given that file) trains its model again."
             )
         return DamagedFileError(
             self.path(name), problem, argument=self.argument, ways_on=ways_on
@@ -181,7 +181,7 @@ class ProjectStore:
             ValueError: naming the folder, when `kind()` is `"train"`.
         """
         if self.kind() == "train":
-            raise argument_error(
+            raise invalid_argument(
                 "project_name",
                 f"The project folder {self.project_dir} holds the result of "
                 f"a `train` run ({MODEL} or {RESULTS}, no {STATE}), not a "
@@ -285,13 +285,16 @@ class ProjectStore:
         for name, now in fingerprints.items():
             before = saved.get(name) if isinstance(saved, dict) else None
             if now is not None and before is not None and now != before:
-                raise ValueError(
-                    f"Invalid value for argument `{name}`: the project folder "
-                    f"{self.project_dir} holds a search started on other "
-                    "data (different arrays); resuming would train the rest "
-                    "of it on these. Pass the original data, or "
-                    "overwrite=True (CLI: --overwrite) or another "
-                    "`project_name` to start again."
+                raise invalid_argument(
+                    name,
+                    f"The project folder {self.project_dir} holds a search "
+                    "started on other data (different arrays); resuming "
+                    "would train the rest of it on these. Pass the original "
+                    "data, or overwrite=True or another `project_name` to "
+                    "start again.",
+                    now,
+                    shown=f"{name} with fingerprint {now} (the project's: "
+                    f"{before})",
                 )
 
     # ------------------------------------------------------------------
@@ -454,7 +457,7 @@ def project_path(directory: str | os.PathLike, project_name: Any) -> str:
         or project_name.strip() in ("", ".", "..")
         or any(sep in project_name for sep in separators)
     ):
-        raise argument_error(
+        raise invalid_argument(
             "project_name",
             "Expected the name of one folder inside `directory` (not empty, "
             "'.', '..' or a path).",
@@ -462,7 +465,7 @@ def project_path(directory: str | os.PathLike, project_name: Any) -> str:
         )
     directory = check_folder_text("directory", directory)
     if os.path.exists(directory) and not os.path.isdir(directory):
-        raise argument_error(
+        raise invalid_argument(
             "directory", "Expected a folder, not a file.", directory
         )
     check_name("project_name", project_name, directory)

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from keras_swn.validation import check_int
+from keras_swn.validation import invalid_argument
 
 
 def iterate_batches(x, y=None, *, batch_size: int = 128, batches=None):
@@ -20,13 +21,14 @@ def iterate_batches(x, y=None, *, batch_size: int = 128, batches=None):
     if batches is not None and (
         isinstance(batches, bool) or not isinstance(batches, int) or batches < 1
     ):
-        raise ValueError(
-            "Invalid value for argument `batches`. Expected a positive int "
-            f"or None. Received: batches={batches!r}"
+        raise invalid_argument(
+            "batches", "Expected a positive int or None.", batches
         )
     if isinstance(x, np.ndarray) or hasattr(x, "shape"):
         if y is None:
-            raise ValueError("Argument `y` is required when `x` is an array.")
+            raise invalid_argument(
+                "y", "Argument `y` is required when `x` is an array.", y
+            )
         batch_size = check_int("batch_size", batch_size, minimum=1)
         n = len(x)
         starts = range(0, n, batch_size)

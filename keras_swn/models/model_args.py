@@ -20,8 +20,6 @@ from keras_swn.data_checks import check_data
 from keras_swn.data_checks import is_arrays
 from keras_swn.models.member_builder import MemberBuilder
 from keras_swn.policy.sharing_policy import SharingPolicy
-from keras_swn.validation import ArgumentError
-from keras_swn.validation import argument_error
 from keras_swn.validation import invalid_argument
 from keras_swn.validation import naming
 
@@ -146,13 +144,13 @@ def read_policy_file(path: str, name: str = "policy") -> SharingPolicy:
         with open(path, "rb") as f:
             raw = f.read()
     except OSError as e:
-        raise argument_error(
+        raise invalid_argument(
             name, f"Expected a readable JSON file ({e.strerror}).", path
         ) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise argument_error(
+        raise invalid_argument(
             name,
             "Expected a sharing policy as JSON text (a file written by "
             "SharingPolicy.save): this file is binary, or not UTF-8 text.",
@@ -161,10 +159,8 @@ def read_policy_file(path: str, name: str = "policy") -> SharingPolicy:
     try:
         return SharingPolicy.from_json(text)
     except ValueError as e:
-        raise ArgumentError(
-            name,
-            f"Invalid value for argument `{name}`: the file {path!r} holds "
-            f"no valid sharing policy. {e}",
+        raise invalid_argument(
+            name, f"The file holds no valid sharing policy. {e}", path
         ) from None
 
 
@@ -191,7 +187,7 @@ def policy_argument(policy: str | os.PathLike) -> SharingPolicy:
         with naming("policy"):
             return SharingPolicy.from_json(text)
     if not os.path.isfile(text):
-        raise argument_error(
+        raise invalid_argument(
             "policy",
             "Expected a SharingPolicy, its JSON text, or the path of a "
             "JSON file written by SharingPolicy.save: file not found.",
@@ -319,7 +315,7 @@ def checked_fit_arguments(model: Any, args: tuple, kwargs: dict) -> dict:
     x, y = arguments.get("x"), arguments.get("y")
     if hasattr(x, "shape") and y is not None and not isinstance(x, Mapping):
         if not hasattr(y, "shape") and not isinstance(y, (list, tuple)):
-            raise argument_error(
+            raise invalid_argument(
                 "y", "Expected labels, one per example.", type(y).__name__
             )
         check_arrays(x, y, "x", y_name="y", **checks)

@@ -35,6 +35,7 @@ from keras_swn.probe import probes_active
 from keras_swn.validation import check_choice
 from keras_swn.validation import check_int
 from keras_swn.validation import check_real
+from keras_swn.validation import invalid_argument
 
 __all__ = ["SWNModel", "clone_swn_model"]
 
@@ -382,10 +383,11 @@ class SWNModel(
                 `steps_per_execution`, ...).
         """
         if metrics not in (None, [], ["accuracy"], ("accuracy",)):
-            raise ValueError(
-                "Invalid value for argument `metrics`. SWNModel reports each "
-                "member's accuracy and the ensemble accuracy itself; pass "
-                f"None or ['accuracy']. Received: metrics={metrics!r}"
+            raise invalid_argument(
+                "metrics",
+                "SWNModel reports each member's accuracy and the ensemble "
+                "accuracy itself; pass None or ['accuracy'].",
+                metrics,
             )
         self.member_loss = resolve_loss(loss)
         self._member_loss_config = loss

@@ -20,6 +20,7 @@ from keras import ops
 
 from keras_swn.bank.template_bank import is_coefficient
 from keras_swn.models.trainers import replica_count
+from keras_swn.validation import invalid_argument
 
 
 def decayed_variables(model: Any) -> list:
@@ -83,12 +84,12 @@ def configure_optimizer(model: Any, optimizer: Any) -> None:
     if not hasattr(inner, "decay_only"):
         return
     if getattr(model, "weight_decay", 0) and getattr(inner, "l2", 0):
-        raise ValueError(
-            "Invalid value for argument `weight_decay`: the optimizer "
-            f"applies coupled L2 itself (l2={inner.l2}), so the model's "
-            "loss term would decay every variable twice. Pass "
-            "weight_decay=0 to the model or l2=0 to the optimizer. "
-            f"Received: weight_decay={model.weight_decay}"
+        raise invalid_argument(
+            "weight_decay",
+            f"The optimizer applies coupled L2 itself (l2={inner.l2}), so "
+            "the model's loss term would decay every variable twice. Pass "
+            "weight_decay=0 to the model or l2=0 to the optimizer.",
+            model.weight_decay,
         )
     if not inner.built:
         inner.decay_only(decayed_variables(model))

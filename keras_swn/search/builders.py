@@ -65,7 +65,7 @@ from keras_swn.search.config import SearchConfig
 from keras_swn.training.data import DataSource
 from keras_swn.training.recipe import TrainingRecipe
 from keras_swn.types import LayerKey
-from keras_swn.validation import argument_error
+from keras_swn.validation import invalid_argument
 
 
 def _has_base(value: Any, names: tuple[str, ...], package: str) -> bool:
@@ -134,7 +134,7 @@ def check_distribution(distribution: Any, backend: str | None = None) -> Any:
             if is_keras
             else ""
         )
-        raise argument_error(
+        raise invalid_argument(
             "distribution",
             "Expected None or a tf.distribute.Strategy on the TensorFlow "
             f"backend.{hint}",
@@ -149,14 +149,14 @@ def check_distribution(distribution: Any, backend: str | None = None) -> Any:
             if is_strategy
             else ""
         )
-        raise argument_error(
+        raise invalid_argument(
             "distribution",
             "Expected None or a keras.distribution distribution (DataParallel, "
             "ModelParallel) on the JAX "
             f"backend.{hint}",
             distribution,
         )
-    raise argument_error(
+    raise invalid_argument(
         "distribution",
         f"The {backend!r} backend has no Keras distribution API: pass None "
         "(or run on TensorFlow with a tf.distribute strategy, or on JAX "

@@ -35,11 +35,11 @@ from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.search.phases import Sharing
 from keras_swn.search.phases import check_sharing
 from keras_swn.validation import FieldCheck
-from keras_swn.validation import argument_error
 from keras_swn.validation import check_fields
 from keras_swn.validation import check_real
 from keras_swn.validation import choice_check
 from keras_swn.validation import int_check
+from keras_swn.validation import invalid_argument
 from keras_swn.validation import optional
 
 #: The grouping options' defaults and the reference's choices, declared
@@ -63,7 +63,7 @@ def _real(positive: bool = False) -> FieldCheck:
 def _members(name: str, value: Any) -> tuple:
     members = tuple(value) if isinstance(value, (list, tuple)) else ()
     if not members or not all(isinstance(m, MemberBuilder) for m in members):
-        raise argument_error(
+        raise invalid_argument(
             name,
             "Expected a non-empty list of member builders such as "
             "keras_swn.models.WideResNet(16, 4).",
@@ -76,12 +76,14 @@ def _shape(name: str, value: Any) -> tuple:
     try:
         return tuple(int(d) for d in value)
     except (TypeError, ValueError):
-        raise argument_error(name, "Expected a tuple of ints.", value) from None
+        raise invalid_argument(
+            name, "Expected a tuple of ints.", value
+        ) from None
 
 
 def _cosine(name: str, value: Any) -> float:
     if not -1 <= check_real(name, value) <= 1:
-        raise argument_error(
+        raise invalid_argument(
             name, "Expected a cosine similarity, in [-1, 1].", value
         )
     return float(value)
@@ -89,13 +91,13 @@ def _cosine(name: str, value: Any) -> float:
 
 def _share(name: str, value: Any) -> float:
     if not 0 < check_real(name, value) <= 1:
-        raise argument_error(name, "Expected a number in (0, 1].", value)
+        raise invalid_argument(name, "Expected a number in (0, 1].", value)
     return float(value)
 
 
 def _bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise argument_error(name, "Expected a bool.", value)
+        raise invalid_argument(name, "Expected a bool.", value)
     return value
 
 
@@ -248,7 +250,7 @@ class SearchConfig:
             # "split" splits single-linkage clusters: the reference's label
             # propagation gets the one-threshold "fill" by default.
             if given_schedule is not None:
-                raise argument_error(
+                raise invalid_argument(
                     "threshold_schedule",
                     "The 'split' schedule needs "
                     "clustering='connected_components'; use 'fill' or "
@@ -267,7 +269,7 @@ class SearchConfig:
             object.__setattr__(self, f.name, getattr(bank, f.name))
         object.__setattr__(self, "bank", bank)
         if self.signal != "gradient" and not self.regime.searches:
-            raise argument_error(
+            raise invalid_argument(
                 "signal",
                 f"sharing={self.regime.value!r} runs no search; leave "
                 "`signal` at 'gradient'.",
@@ -281,7 +283,7 @@ class SearchConfig:
         if not self.reference_compatible:
             return default if given is None else given
         if given is not None and given != reference:
-            raise argument_error(
+            raise invalid_argument(
                 name,
                 f"reference_compatible=True selects {name}={reference!r}; "
                 "pass one or the other.",
@@ -359,7 +361,7 @@ class SearchConfig:
             )
         minimum = max(measures)
         if self.budget < minimum:
-            raise argument_error(
+            raise invalid_argument(
                 "budget",
                 f"Expected at least {minimum:,}: the least-demanding "
                 f"grouping the search can return (each of the "

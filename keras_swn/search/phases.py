@@ -33,10 +33,9 @@ import enum
 from typing import Any
 from typing import NamedTuple
 
-from keras_swn.validation import ArgumentError
-from keras_swn.validation import argument_error
 from keras_swn.validation import check_choice
 from keras_swn.validation import check_int
+from keras_swn.validation import invalid_argument
 from keras_swn.validation import naming
 
 
@@ -148,11 +147,11 @@ def schedule(
         steps += [Step(Phase.SEARCH_TRAINING, e) for e in range(search_epochs)]
         steps.append(Step(Phase.CLUSTERING))
     elif search_epochs:
-        raise ArgumentError(
+        raise invalid_argument(
             "search_epochs",
-            "Invalid value for argument `search_epochs`: "
             f"sharing={regime.value!r} runs no search; pass search_epochs=0 "
-            f"or another regime. Received: search_epochs={search_epochs}",
+            "or another regime.",
+            search_epochs,
         )
     if regime.refines:
         if (
@@ -160,7 +159,7 @@ def schedule(
             or not isinstance(refine_after, int)
             or not 1 <= refine_after < epochs
         ):
-            raise argument_error(
+            raise invalid_argument(
                 "refine_after",
                 f"Expected an int with 1 <= refine_after < epochs={epochs} "
                 f"(sharing={regime.value!r} refines; use "

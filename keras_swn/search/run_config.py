@@ -19,8 +19,8 @@ from keras_swn.search.config import SearchConfig
 from keras_swn.search.phases import schedule as phase_schedule
 from keras_swn.training.optim import REFERENCE_MILESTONES
 from keras_swn.training.recipe import TrainingRecipe
-from keras_swn.validation import argument_error
 from keras_swn.validation import check_int
+from keras_swn.validation import invalid_argument
 from keras_swn.validation import naming
 
 #: `search()` defaults: the paper's 20 search epochs; the refine step
@@ -114,7 +114,7 @@ class RunConfig:
         if config.reference_compatible:
             schedule = recipe.get("schedule")
             if schedule is not None and schedule != "step":
-                raise argument_error(
+                raise invalid_argument(
                     "schedule",
                     "reference_compatible=True selects schedule='step'; "
                     "pass one or the other.",

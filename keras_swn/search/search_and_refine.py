@@ -35,7 +35,7 @@ from keras_swn.search.run_config import RunConfig
 from keras_swn.search.steps import StepRunner
 from keras_swn.search.steps import fit_verbosity
 from keras_swn.training.data import DataSource
-from keras_swn.validation import argument_error
+from keras_swn.validation import invalid_argument
 
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(SearchConfig)}
 #: The options read as attributes (`search.budget`, `search.sharing`...).
@@ -217,9 +217,9 @@ class SearchAndRefine(SearchReports):
             ("allow_existing_files", allow_existing_files),
         ):
             if not isinstance(flag, bool):
-                raise argument_error(name, "Expected a bool.", flag)
+                raise invalid_argument(name, "Expected a bool.", flag)
         if jit_compile not in (True, False, "auto"):
-            raise argument_error(
+            raise invalid_argument(
                 "jit_compile", "Expected True, False or 'auto'.", jit_compile
             )
         self.distribution = check_distribution(distribution)
@@ -229,7 +229,7 @@ class SearchAndRefine(SearchReports):
         self.project_name = project_name
         self.plots = bool(plots)
         if self.plots and importlib.util.find_spec("matplotlib") is None:
-            raise argument_error(
+            raise invalid_argument(
                 "plots",
                 "The plots need matplotlib: install it (pip install "
                 "matplotlib) or pass plots=False.",

@@ -26,8 +26,8 @@ from keras_swn.io.store import MODEL
 from keras_swn.io.store import ProjectStore
 from keras_swn.search.reporting import trial_metrics
 from keras_swn.search.search_and_refine import SearchAndRefine
-from keras_swn.validation import argument_error
 from keras_swn.validation import check_int
+from keras_swn.validation import invalid_argument
 from keras_swn.validation import naming
 
 try:
@@ -76,7 +76,7 @@ def _objective(objective: Any) -> Any:
         return kt.Objective(objective, direction="min")
     if objective.endswith("accuracy"):
         return kt.Objective(objective, direction="max")
-    raise argument_error(
+    raise invalid_argument(
         "objective",
         "Expected the name of a loss or an accuracy, or a "
         f"keras_tuner.Objective({objective!r}, direction=...) for any "
@@ -195,14 +195,14 @@ class SWNTuner(kt.Tuner):
         if not (
             callable(build_search) or isinstance(build_search, kt.HyperModel)
         ):
-            raise argument_error(
+            raise invalid_argument(
                 "build_search",
                 "Expected a callable hp -> dict of SearchAndRefine "
                 "arguments, or a keras_tuner.HyperModel.",
                 build_search,
             )
         if not isinstance(overwrite, bool):
-            raise argument_error("overwrite", "Expected a bool.", overwrite)
+            raise invalid_argument("overwrite", "Expected a bool.", overwrite)
         if oracle is None:
             if max_trials is not None:
                 max_trials = _count("max_trials", max_trials)
@@ -211,13 +211,13 @@ class SWNTuner(kt.Tuner):
             )
         elif objective is not None or max_trials is not None:
             name = "objective" if objective is not None else "max_trials"
-            raise argument_error(
+            raise invalid_argument(
                 name,
                 "Expected None when `oracle` is given: set it on the oracle.",
                 objective if name == "objective" else max_trials,
             )
         elif not isinstance(oracle, kt.Oracle):
-            raise argument_error(
+            raise invalid_argument(
                 "oracle", "Expected a keras_tuner.Oracle.", oracle
             )
         super().__init__(
@@ -334,7 +334,7 @@ class SWNTuner(kt.Tuner):
         """
         unknown = sorted(set(search_kwargs) - _RUN)
         if unknown:
-            raise argument_error(
+            raise invalid_argument(
                 unknown[0],
                 "Expected an argument of SearchAndRefine.search "
                 f"({', '.join(sorted(_RUN))}).",
@@ -343,7 +343,7 @@ class SWNTuner(kt.Tuner):
         names = getattr(self.oracle.objective, "name_to_direction", None)
         names = names or {self.oracle.objective.name: None}
         if validation_data is None and any(n.startswith("val_") for n in names):
-            raise argument_error(
+            raise invalid_argument(
                 "validation_data",
                 f"Expected data: the objective {sorted(names)} is a "
                 "validation metric.",

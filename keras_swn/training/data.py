@@ -21,7 +21,7 @@ from keras_swn import seeding
 from keras_swn.data_checks import check_arrays
 from keras_swn.data_checks import check_data
 from keras_swn.data_checks import is_one_shot
-from keras_swn.validation import argument_error
+from keras_swn.validation import invalid_argument
 
 _FORMS = (
     "Expected a tuple of arrays (x, y), a tf.data.Dataset or an iterable "
@@ -102,11 +102,11 @@ class DataSource:
                 and any(hasattr(a, "shape") for a in data)
             )
         ):
-            raise argument_error(
+            raise invalid_argument(
                 name, _FORMS, None if data is None else type(data).__name__
             )
         elif is_one_shot(data):
-            raise argument_error(
+            raise invalid_argument(
                 name,
                 "Expected data that can be read more than once: the search "
                 "reads it every epoch, for the gradient capture and for the "

@@ -34,8 +34,7 @@ import numpy as np
 from keras import ops
 
 from keras_swn.bank.template_bank import is_coefficient
-from keras_swn.validation import ArgumentError
-from keras_swn.validation import argument_error
+from keras_swn.validation import invalid_argument
 
 #: The learning-rate schedules of `learning_rate_at`.
 SCHEDULES = ("step", "cosine")
@@ -124,7 +123,7 @@ def check_milestones(milestones: Any) -> tuple:
             return tuple(sorted(int(v) for v in values))
         if all(_is_float(v) and 0.0 < float(v) < 1.0 for v in values):
             return tuple(sorted(float(v) for v in values))
-    raise argument_error("milestones", expected, milestones)
+    raise invalid_argument("milestones", expected, milestones)
 
 
 def milestone_epochs(milestones: Sequence, epochs: int) -> tuple[int, ...]:
@@ -202,17 +201,17 @@ def check_schedule(
             if not isinstance(schedule, str) and schedule is not None
             else ""
         )
-        raise argument_error(
+        raise invalid_argument(
             "schedule", f"Expected one of {SCHEDULES}.{hint}", schedule
         )
     if schedule == "cosine":
         for name, value in (("milestones", milestones), ("gamma", gamma)):
             if value is not None:
-                raise ArgumentError(
+                raise invalid_argument(
                     name,
-                    f"Invalid value for argument `{name}`: it applies to "
-                    "schedule='step' only; the cosine schedule has no "
-                    f"{name}. Received: {name}={value!r}",
+                    "It applies to schedule='step' only; the cosine schedule "
+                    f"has no {name}.",
+                    value,
                 )
         return schedule, None, None
     milestones = check_milestones(
@@ -225,7 +224,7 @@ def check_schedule(
         or not math.isfinite(float(gamma))
         or not float(gamma) > 0
     ):
-        raise argument_error("gamma", "Expected a finite number > 0.", gamma)
+        raise invalid_argument("gamma", "Expected a finite number > 0.", gamma)
     return schedule, milestones, float(gamma)
 
 
@@ -263,7 +262,7 @@ def learning_rate_at(
         0.05
     """
     if not _is_int(epochs) or epochs < 1:
-        raise argument_error("epochs", "Expected an int >= 1.", epochs)
+        raise invalid_argument("epochs", "Expected an int >= 1.", epochs)
     schedule, milestones, gamma = check_schedule(schedule, milestones, gamma)
     if schedule == "cosine":
         return cosine_learning_rate(
@@ -347,7 +346,7 @@ class ReferenceSGD(keras.optimizers.SGD):
             **kwargs,
         )
         if isinstance(l2, bool) or not isinstance(l2, (int, float)) or l2 < 0:
-            raise argument_error("l2", "Expected a float >= 0.", l2)
+            raise invalid_argument("l2", "Expected a float >= 0.", l2)
         self.l2 = float(l2)
         self._decayed_ids: set[int] | None = None
         self._l2_mask: list[bool] = []

@@ -22,8 +22,8 @@ from keras_swn.models.weight_decay import decayed_variables
 from keras_swn.training.optim import ReferenceSGD
 from keras_swn.training.optim import check_schedule
 from keras_swn.training.optim import learning_rate_at
-from keras_swn.validation import argument_error
 from keras_swn.validation import check_real
+from keras_swn.validation import invalid_argument
 from keras_swn.validation import naming
 
 #: The momentum of the reference's SGD (Nesterov).
@@ -78,7 +78,7 @@ class TrainingRecipe:
         with naming("weight_decay"):
             weight_decay = check_real("weight_decay", self.weight_decay)
         if weight_decay < 0:
-            raise argument_error(
+            raise invalid_argument(
                 "weight_decay", "Expected a float >= 0.", self.weight_decay
             )
         for name, value in (

@@ -33,8 +33,8 @@ from keras_swn.training.data import DataSource
 from keras_swn.training.recipe import TrainingRecipe
 from keras_swn.training.results import training_results
 from keras_swn.validation import ArgumentError
-from keras_swn.validation import argument_error
 from keras_swn.validation import check_int
+from keras_swn.validation import invalid_argument
 from keras_swn.validation import naming
 
 __all__ = [
@@ -75,7 +75,7 @@ def check_train_directory(
     """
     path = check_folder_text("directory", directory)
     if os.path.exists(path) and not os.path.isdir(path):
-        raise argument_error(
+        raise invalid_argument(
             "directory", "Expected a folder, not a file.", path
         )
     if os.path.isdir(path):
@@ -90,7 +90,7 @@ def _check_contents(store: ProjectStore, overwrite: bool) -> None:
     `overwrite`."""
     kind = store.kind()
     if kind == "search" and not overwrite:
-        raise argument_error(
+        raise invalid_argument(
             "directory",
             f"The folder {store.project_dir} holds a search (state.json); "
             "train would mix its files into it. Use another `directory`, "
@@ -98,7 +98,7 @@ def _check_contents(store: ProjectStore, overwrite: bool) -> None:
             store.project_dir,
         )
     if kind == "train" and not overwrite:
-        raise argument_error(
+        raise invalid_argument(
             "directory",
             f"The folder holds a trained model ({MODEL}). Pass "
             "overwrite=True to replace it, or another `directory`.",
@@ -202,7 +202,7 @@ def train_and_save(
     with naming("batch_size"):
         batch_size = check_int("batch_size", batch_size, minimum=1)
     if not isinstance(overwrite, bool):
-        raise argument_error("overwrite", "Expected a bool.", overwrite)
+        raise invalid_argument("overwrite", "Expected a bool.", overwrite)
     recipe = TrainingRecipe() if recipe is None else recipe
     train = DataSource(train_data, "train_data")
     val = (
@@ -211,7 +211,7 @@ def train_and_save(
         else DataSource(validation_data, "validation_data")
     )
     if not isinstance(allow_existing_files, bool):
-        raise argument_error(
+        raise invalid_argument(
             "allow_existing_files", "Expected a bool.", allow_existing_files
         )
     path = check_train_directory(directory, overwrite=overwrite)
@@ -328,7 +328,7 @@ def load_and_evaluate(
     if os.path.isdir(file):
         file = os.path.join(file, MODEL)
     if not os.path.isfile(file):
-        raise argument_error(
+        raise invalid_argument(
             "path",
             "Expected a folder holding model.keras, or a .keras file.",
             os.fspath(path),
@@ -343,7 +343,7 @@ def load_and_evaluate(
     shape = tuple(getattr(model, "input_shape_", ()))
     x = cast(np.ndarray, data.x)  # read only when `data.arrays`
     if data.arrays and shape and shape != tuple(x.shape[1:]):
-        raise argument_error(
+        raise invalid_argument(
             "path",
             f"The model takes inputs of shape {shape}; the data has "
             f"{tuple(x.shape[1:])}.",

@@ -215,7 +215,7 @@ class TestResultsAndModel:
         what = "is missing" if damage == "delete" else "not whole JSON"
         assert_damaged(e.value, path, what)
         policy = folder / "policy.json"
-        intact = f"`keras-swn train --policy {policy}`"
+        intact = f"The policy the search found is intact ({policy})"
         assert (intact in str(e.value)) is (name == "results.json")
 
     def test_truncated_model(self, finished, tmp_path):
