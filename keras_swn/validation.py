@@ -1,9 +1,14 @@
-"""Argument checks with one error format.
+"""Argument checks with one error type and one format.
 
-Every check raises a `ValueError` in the house format, which names the
-argument and ends with the value received:
+A bad argument raises an `ArgumentError` (a `ValueError`) made by
+`invalid_argument`, directly or through the checks below; its message
+names the argument and ends with the value received:
 
     Invalid value for argument `x`. Expected .... Received: x=...
+
+and its attributes `argument`, `expected` and `received` hold the parts
+(the command line builds its flag messages from them). No other module
+writes that message by hand (`tests/test_errors.py`).
 
 Each check returns the value normalised (a Python `int` or `float`, or the
 value itself), so a caller can check and store in one line.
@@ -274,9 +279,8 @@ class ArgumentError(ValueError):
 
     The message is the library's message, unchanged; `argument` lets a
     caller (the command line) say which of its own inputs to fix without
-    reading the message. `invalid_argument` (or its alias
-    `argument_error`) makes the house one, whose message and attributes
-    say what was expected and what was received.
+    reading the message. `invalid_argument` makes the house one, whose
+    message and attributes say what was expected and what was received.
 
     Attributes:
         argument: str, the name of the argument.
@@ -329,6 +333,10 @@ def naming(argument: str) -> Iterator[None]:
 
 def argument_error(name: str, expected: str, value: Any) -> ArgumentError:
     """`invalid_argument` (the same `ArgumentError`), by its older name.
+
+    Not public (never exported); kept only until its last user
+    (`keras_swn.models.capture`) raises `invalid_argument`, then removed
+    (`tests/test_errors.py::test_one_factory` asks for that).
 
     Examples:
         >>> argument_error("k", "Expected an int.", "2").argument

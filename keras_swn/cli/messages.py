@@ -1,15 +1,27 @@
 """Library error messages rewritten in the words of the command line.
 
-The library's `ValueError`s name Python arguments (``Invalid value for
-argument `budget`. ... Received: budget=1000``) and sometimes advise a
+The library's errors name Python arguments and sometimes advise a
 Python-only argument (``pass on_over_budget='report'``,
-``overwrite=True``). On the command line the user can only change
-flags, so `flag_message` rewrites a library message: the leading
-"Invalid value for argument" sentence and the trailing "Received:" clause
-go (the caller states the flag and its text once), every argument that
-has a flag becomes that flag (`` `num_bins` `` -> `--bins`,
-`sharing='soft'` -> `--sharing=soft`), and advice about arguments
-without a flag is replaced by the flags that do the same.
+``overwrite=True``); the library never names a flag. On the command line
+the user can only change flags, so `flag_message` rewrites a library
+error:
+
+- A bad argument is a `keras_swn.validation.ArgumentError` made by
+  `invalid_argument`: its `expected` attribute is the message without
+  the "Invalid value for argument" sentence and the "Received:" clause
+  (the caller states the flag and its text once, from the error's
+  `argument`), so nothing is cut from its text.
+- Other errors (plain `ValueError`s of file checks and resumed runs,
+  Keras's own, an `ArgumentError` wrapping another message) only have
+  their text: a leading "Invalid value for argument" sentence and
+  "Received:" clauses are cut from it with regular expressions.
+
+Then, in both, advice about arguments without a flag is replaced by the
+flags that do the same (fixed phrases), and every argument that has a
+flag becomes that flag (`` `num_bins` `` -> `--bins`, `sharing='soft'`
+-> `--sharing=soft`). That last step stays a regular expression: the
+library's sentences name other arguments in prose ("Raise `budget` or
+lower `num_bins`"), which only the text holds.
 
 No library import: this module is used on every error path.
 """
@@ -48,8 +60,10 @@ _ADVICE = (
         "Pass overwrite=True to the constructor or use another `project_name`.",
         _OVERWRITE,
     ),
+    ("Pass overwrite=True or another `project_name`.", _OVERWRITE),
 )
 
+# Only for errors without an `expected` (see the module's docstring).
 _LEADING = re.compile(r"^Invalid value for argument `\w+`\s*[.:]\s*")
 _VALUE = r"(?:'[^']*'|\"[^\"]*\"|\([^)]*\)|\[[^\]]*\]|[^\s,;]+)"
 _RECEIVED = re.compile(
@@ -60,10 +74,8 @@ _ASSIGNED = re.compile(rf"(?<![\w.`-])(\w+)=({_VALUE})")
 _IDENTIFIER = re.compile(r"(?<![\w.`'\"/-])([a-z]+(?:_[a-z]+)+)(?![\w'\"=(])")
 
 
-    ("Pass overwrite=True or another `project_name`.", _OVERWRITE),
 def one_line(text: str) -> str:
     """`text` with every run of whitespace (newlines too) as one space."""
-# Only for errors without an `expected` (see the module's docstring).
     return " ".join(str(text).split())
 
 
@@ -73,18 +85,6 @@ def _unquote(value: str) -> str:
     return value
 
 
-def flag_message(
-    error: BaseException | str,
-    flag_of: Callable[[str], str | None],
-) -> str:
-    """`message` (a library error) in the words of the command line.
-
-    Args:
-        message: str, the library's message.
-        flag_of: callable, a library argument name -> the flag name that
-            sets it in this command, or None when no flag does.
-
-    Returns:
 def error_text(error: BaseException | str) -> str:
     """What a library error says, without the frame the flag replaces.
 
@@ -112,13 +112,27 @@ def error_text(error: BaseException | str) -> str:
     return _RECEIVED.sub("", text)
 
 
-        The message on one line, naming flags instead of arguments.
+def flag_message(
+    error: BaseException | str,
+    flag_of: Callable[[str], str | None],
+) -> str:
+    """`error` (a library error) in the words of the command line.
+
+    Args:
+        error: the library's exception, or its message.
+        flag_of: callable, a library argument name -> the flag name that
+            sets it in this command, or None when no flag does.
+
+    Returns:
+        The message on one line (`error_text`), naming flags instead of
+        arguments.
 
     Examples:
+        >>> from keras_swn.validation import invalid_argument
         >>> flags = {"budget": "budget", "num_bins": "bins"}
         >>> flag_message(
-        ...     "Invalid value for argument `budget`. Expected at least 9. "
-        ...     "Raise `budget` or lower `num_bins`. Received: budget=5",
+        ...     invalid_argument("budget", "Expected at least 9. Raise "
+        ...                      "`budget` or lower `num_bins`.", 5),
         ...     flags.get)
         'Expected at least 9. Raise --budget or lower --bins.'
     """
