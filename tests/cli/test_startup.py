@@ -11,6 +11,7 @@ import pytest
 from keras_swn import cli
 from keras_swn.cli import flags
 from keras_swn.cli import messages
+from keras_swn.validation import invalid_argument
 
 BACKENDS = ("keras", "tensorflow", "jax", "torch")
 
@@ -166,7 +167,17 @@ class TestMessages:
     @pytest.mark.parametrize(
         "message, expected",
         [
-            (
+            (  # an ArgumentError: its `expected`, no text cut
+                invalid_argument(
+                    "budget",
+                    "Expected at least 9. Raise `budget` or use fewer "
+                    "initial bins (`num_bins`).",
+                    5,
+                ),
+                "Expected at least 9. Raise --budget or use fewer initial "
+                "bins (--bins).",
+            ),
+            (  # the same as text: the frame is cut
                 "Invalid value for argument `budget`. Expected at least 9. "
                 "Raise `budget` or use fewer initial bins (`num_bins`). "
                 "Received: budget=5",
@@ -174,13 +185,21 @@ class TestMessages:
                 "bins (--bins).",
             ),
             (
-                "The template banks need 9 parameters (one template per "
-                "bank alone needs 9). Received: budget=5. Raise `budget`, "
-                "merge more layers into fewer groups, or pass "
-                "on_over_budget='report'.",
+                invalid_argument(
+                    "budget",
+                    "The template banks need 9 parameters (one template "
+                    "per bank alone needs 9). Raise `budget`, merge more "
+                    "layers into fewer groups, or pass "
+                    "on_over_budget='report'.",
+                    5,
+                ),
                 "The template banks need 9 parameters (one template per "
                 "bank alone needs 9). Raise --budget, or merge more layers "
                 "into fewer groups (a lower --bins).",
+            ),
+            (  # a value whose repr the text frame could not cut
+                invalid_argument("budget", "Expected an int.", {"a": 1}),
+                "Expected an int.",
             ),
             (
                 "The project folder /x holds a search with another "
@@ -191,10 +210,13 @@ class TestMessages:
                 "over, or another --output_dir.",
             ),
             (
-                "Invalid value for argument `refine_after`. Expected an int "
-                "with 1 <= refine_after < epochs=3 (sharing='learned' "
-                "refines; use sharing='learned_no_refine' for no refine). "
-                "Received: refine_after=5",
+                invalid_argument(
+                    "refine_after",
+                    "Expected an int with 1 <= refine_after < epochs=3 "
+                    "(sharing='learned' refines; use "
+                    "sharing='learned_no_refine' for no refine).",
+                    5,
+                ),
                 "Expected an int with 1 <= --refine_after < --epochs=3 "
                 "(--sharing=learned refines; use "
                 "--sharing=learned_no_refine for no refine).",
