@@ -157,13 +157,16 @@ class AttachmentPlan(NamedTuple):
                 for b, ids in per_bin[m].items():
                     big_ids = per_bin[big].get(b, [])
                     if len(big_ids) != len(ids):
-                        raise ValueError(
+                        raise invalid_argument(
+                            "bins",
                             f"Member {m} has the same depth as member {big} "
                             "but a different number of layers in bin "
                             f"{b} ({len(ids)} vs {len(big_ids)}): same-depth "
                             "members are matched by position inside each "
-                            f"bin. Received: bins[{m}]={bins[m]}, "
-                            f"bins[{big}]={bins[big]}"
+                            "bin.",
+                            bins,
+                            shown=f"bins[{m}]={bins[m]}, "
+                            f"bins[{big}]={bins[big]}",
                         )
                     for lid, lb in zip(ids, big_ids):
                         candidates[(m, lid)] = [(big, lb)]
@@ -175,12 +178,14 @@ class AttachmentPlan(NamedTuple):
             for b, ids in per_bin[m].items():
                 teacher = per_bin[0].get(b, [])
                 if not teacher:
-                    raise ValueError(
+                    raise invalid_argument(
+                        "bins",
                         f"Layers {[(m, lid) for lid in ids]} are in bin {b}, "
                         "which holds no layer of member 0. Every group is "
                         "seeded by member 0; use initial bins from "
-                        "`keras_swn.policy.bins.initial_bins`. Received: "
-                        f"bins[{m}]={bins[m]}"
+                        "`keras_swn.policy.bins.initial_bins`.",
+                        bins,
+                        shown=f"bins[{m}]={bins[m]}",
                     )
                 for lid in ids:
                     candidates[(m, lid)] = [(0, t) for t in teacher]

@@ -46,6 +46,7 @@ from keras_swn.policy.layer_spec import LayerSpec
 from keras_swn.types import Groups
 from keras_swn.types import LayerKey
 from keras_swn.validation import check_int
+from keras_swn.validation import invalid_argument
 
 # Re-exported: the clustering API lived here as one module.
 __all__ = [
@@ -337,13 +338,14 @@ def search_groups(
                 else "the threshold is below -1, where every pair passes"
             )
             share_text = "" if limit == budget else f" x group_share={share:g}"
-            raise ValueError(
+            raise invalid_argument(
+                "budget",
                 "The parameter budget cannot be met: the smallest `need` "
                 f"reached is {smallest:,} parameters, above budget="
                 f"{budget:,}{share_text}, and no lower threshold can change "
                 f"the grouping ({reason}; {len(history)} thresholds tried, "
-                f"last t={t:.6g}). Raise `budget` or use more initial bins. "
-                f"Received: budget={budget}"
+                f"last t={t:.6g}). Raise `budget` or use more initial bins.",
+                budget,
             )
         t = t_next
 
@@ -382,11 +384,13 @@ def _search_split(
 
     att, need = grouping(clusters)
     if need > budget:
-        raise ValueError(
+        raise invalid_argument(
+            "budget",
             "The parameter budget cannot be met: the initial bins, each "
             f"one group, need {need:,} parameters for one template per "
             f"bank, above budget={budget:,}. Raise `budget` or use more "
-            f"initial bins. Received: budget={budget}"
+            "initial bins.",
+            budget,
         )
     limit = need + int(share * (budget - need))
     history: list[tuple[float, int]] = [(_ALL_LINKED, need)]

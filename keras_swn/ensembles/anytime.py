@@ -344,10 +344,11 @@ def anytime_curve(
 
     if is_model(model):
         if y is None:
-            raise ValueError(
+            raise invalid_argument(
+                "y",
                 "Argument `y` (the labels) is required when the first "
-                "argument is a model: anytime_curve(model, x, y). "
-                "Received: y=None"
+                "argument is a model: anytime_curve(model, x, y).",
+                y,
             )
         num = len(model.members)
         probs_per_member = member_probabilities(model, x, batch_size=batch_size)
@@ -366,11 +367,12 @@ def anytime_curve(
         if flops_per_member is None:
             flops_per_member = y
         elif y is not None:
-            raise ValueError(
+            raise invalid_argument(
+                "flops_per_member",
                 "Pass the FLOPs per member once: anytime_curve(probs, y, "
-                "flops) or anytime_curve(probs, y, flops_per_member=...). "
-                f"Received: both, and a third argument of type "
-                f"{type(y).__name__}"
+                "flops) or anytime_curve(probs, y, flops_per_member=...).",
+                flops_per_member,
+                shown=f"both, and a third argument of type {type(y).__name__}",
             )
         if flops_per_member is None:
             raise invalid_argument(

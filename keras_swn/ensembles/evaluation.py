@@ -386,10 +386,11 @@ def evaluate_ensemble(
     """
     if is_model(model):
         if y is None:
-            raise ValueError(
+            raise invalid_argument(
+                "y",
                 "Argument `y` (the labels) is required when the first "
-                "argument is a model: evaluate_ensemble(model, x, y). "
-                "Received: y=None"
+                "argument is a model: evaluate_ensemble(model, x, y).",
+                y,
             )
         probs = member_probabilities(model, x, batch_size=batch_size)
         if names is None:
@@ -399,9 +400,11 @@ def evaluate_ensemble(
             ]
         return ensemble_metrics(probs, y, names=names)
     if y is not None:
-        raise ValueError(
+        raise invalid_argument(
+            "y",
             "With probabilities, pass the labels second: "
-            "evaluate_ensemble(probs, y). Received: a third argument "
-            f"y of type {type(y).__name__}"
+            "evaluate_ensemble(probs, y).",
+            y,
+            shown=f"a third argument y of type {type(y).__name__}",
         )
     return ensemble_metrics(model, x, names=names)

@@ -137,10 +137,11 @@ def best_subset(
             )
     if best is None:
         cheapest = int(np.argmin(member_costs))
-        raise ValueError(
+        raise invalid_argument(
+            "flops_budget",
             "No member subset fits `flops_budget`: the cheapest member "
-            f"(member {cheapest}) costs {member_costs[cheapest]:,.0f} FLOPs. "
-            f"Received: flops_budget={flops_budget!r}"
+            f"(member {cheapest}) costs {member_costs[cheapest]:,.0f} FLOPs.",
+            flops_budget,
         )
     return best[1]
 

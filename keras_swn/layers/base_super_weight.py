@@ -72,9 +72,11 @@ class BaseSuperWeight(keras.layers.Layer):
 
     def build(self, input_shape):
         if input_shape[-1] is None:
-            raise ValueError(
-                f"The {self.channels} of the inputs must be defined. "
-                f"Received: input_shape={input_shape}"
+            raise invalid_argument(
+                "input_shape",
+                f"The {self.channels} of the inputs must be defined.",
+                input_shape,
+                shown=f"input_shape={input_shape}",
             )
         self._build_bank(input_shape)
         self.bias = None
@@ -103,11 +105,13 @@ class BaseSuperWeight(keras.layers.Layer):
             self.layer_key = (0, 0)
         expected = self.bank.plan.layers[self.layer_key].shape
         if tuple(expected) != tuple(shape):
-            raise ValueError(
+            raise invalid_argument(
+                "input_shape",
                 f"Layer '{self.name}' reads layer {self.layer_key} of the "
                 f"bank, whose kernel is {expected} (out, in, kh, kw), but "
-                f"its inputs need {shape}. Received: input_shape="
-                f"{input_shape}"
+                f"its inputs need {shape}.",
+                input_shape,
+                shown=f"input_shape={input_shape}",
             )
         self.bank.build()
 

@@ -332,10 +332,10 @@ class ReferenceSGD(keras.optimizers.SGD):
         **kwargs: Any,
     ):
         if kwargs.get("weight_decay") is not None:
-            raise ValueError(
-                "Invalid argument `weight_decay`: ReferenceSGD applies "
-                "coupled L2 decay through `l2`. Received: weight_decay="
-                f"{kwargs['weight_decay']!r}"
+            raise invalid_argument(
+                "weight_decay",
+                "ReferenceSGD applies coupled L2 decay through `l2`.",
+                kwargs["weight_decay"],
             )
         kwargs.pop("weight_decay", None)
         super().__init__(

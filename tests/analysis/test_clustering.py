@@ -241,6 +241,7 @@ class TestSearchGroupsSchedule:
             search_groups(specs, bins, grads, 1000)
         message = str(info.value)
         assert message.startswith(
+            "Invalid value for argument `budget`. "
             "The parameter budget cannot be met: the smallest `need` "
             f"reached is {smallest:,} parameters, above budget=1,000, and no "
             "lower threshold can change the grouping (every bin is fully "
