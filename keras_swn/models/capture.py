@@ -87,6 +87,7 @@ def summed_probe_gradients(
     batch_size: int,
     batches: int | None,
     training: bool,
+    batch_statistics: bool = True,
 ) -> list:
     """Probe gradients of `model.probe_loss`, summed over the batches, in
     float64 NumPy.
@@ -102,7 +103,9 @@ def summed_probe_gradients(
         # Each batch read (not the whole data: `batches` may stop early).
         check_finite("x", bx, f" (batch {i} of size {len(bx)})")
         check_finite("y", by, f" (batch {i} of size {len(by)})")
-        grads = probe_gradients(model, bx, by, bw, probes, training)
+        grads = probe_gradients(
+            model, bx, by, bw, probes, training, batch_statistics
+        )
         grads = [ops.convert_to_numpy(g).astype("float64") for g in grads]
         sums = grads if sums is None else [a + g for a, g in zip(sums, grads)]
     if sums is None:
@@ -118,6 +121,7 @@ def collect_kernel_gradients(
     batches: int | None = 1,
     batch_size: int = 128,
     training: bool = False,
+    batch_statistics: bool = True,
 ) -> list[dict]:
     """dL/dkernel of every shared layer, as the reference's search does.
 
@@ -127,6 +131,18 @@ def collect_kernel_gradients(
     loss gives every member's gradient). Gradients are summed over
     `batches` batches (None: the whole data).
 
+    With `batch_statistics=True` (the default) every BatchNorm reads the
+    mean and variance of the batch itself instead of its moving
+    statistics: the forward pass is the one a training step computes,
+    and the gradient treats the statistics as constants, as an
+    inference-mode gradient does. Moving statistics lag the weights
+    (momentum 0.99 averages over about 100 steps), and after a short
+    search they can be far from the batch's: in a deep network
+    (ResNet50V2, EfficientNetB0) every inference-mode BatchNorm then
+    scales its input up, and the activations overflow to inf. The
+    model's variables are not changed. `batch_statistics=False` reads
+    the moving statistics, as the reference does.
+
     Args:
         model: an `SWNModel`.
         x: inputs (array) or a dataset of `(x, y)` batches.
@@ -134,7 +150,12 @@ def collect_kernel_gradients(
         batches: int or None, how many batches to use (the
             reference: one).
         batch_size: int, the batch size for arrays.
-        training: bool, BatchNorm mode (default inference).
+        training: bool, run BatchNorm in training mode (the gradient of
+            a training step, through the batch statistics; on
+            TensorFlow and PyTorch the moving statistics are updated,
+            as in a training step).
+        batch_statistics: bool, in inference mode, normalise each batch
+            with its own statistics (see above).
 
     Returns:
         Per member, a dict from shared-layer name to dL/dkernel as a
@@ -153,6 +174,7 @@ def collect_kernel_gradients(
         batch_size=batch_size,
         batches=batches,
         training=training,
+        batch_statistics=batch_statistics,
     )
     return by_member(model, layers, sums)
 
@@ -165,12 +187,14 @@ def collect_coefficient_gradients(
     batches: int | None = None,
     batch_size: int = 128,
     training: bool = False,
+    batch_statistics: bool = True,
 ) -> dict[Slot, Any]:
     """Per-slot coefficient gradients for refine.
 
     For every slot `(member, layer_id, width)`, the gradient of that
     member's loss on the coefficient vector the slot reads, summed over
-    the data (default: one full pass) with BatchNorm in inference mode.
+    the data (default: one full pass) with BatchNorm in inference mode
+    (on each batch's own statistics unless `batch_statistics=False`).
     As in the reference, gradients on a shared vector are kept per
     member: a member's entry is the sum over all of its layers that
     read the same vector (a zero probe at each use site gives each use
@@ -178,7 +202,8 @@ def collect_coefficient_gradients(
 
     Args:
         model: an `SWNModel`.
-        x, y, batches, batch_size, training: as `collect_kernel_gradients`.
+        x, y, batches, batch_size, training, batch_statistics: as
+            `collect_kernel_gradients`.
 
     Returns:
         dict from slot `(member, layer_id, width)` to a float64 NumPy
@@ -209,6 +234,7 @@ def collect_coefficient_gradients(
         batch_size=batch_size,
         batches=batches,
         training=training,
+        batch_statistics=batch_statistics,
     )
     per_member: dict = {}
     for (m, l, w), g in zip(slots, sums):
@@ -324,7 +350,8 @@ class GradientCaptureMethods:
 
         No optimizer step runs. See
         `keras_swn.models.capture.collect_kernel_gradients` (defaults
-        `batches=1`, `batch_size=128`, `training=False`).
+        `batches=1`, `batch_size=128`, `training=False`,
+        `batch_statistics=True`).
 
         Args:
             x: inputs (an array) or a dataset of `(x, y)` batches.
@@ -343,7 +370,8 @@ class GradientCaptureMethods:
         """Per-slot coefficient gradients for refine, per member.
 
         See `keras_swn.models.capture.collect_coefficient_gradients`
-        (defaults `batches=None`, `batch_size=128`, `training=False`).
+        (defaults `batches=None`, `batch_size=128`, `training=False`,
+        `batch_statistics=True`).
 
         Args:
             x: inputs (an array) or a dataset of `(x, y)` batches.

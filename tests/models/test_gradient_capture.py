@@ -128,6 +128,64 @@ class TestCollectKernelGradients:
         )
 
 
+class TestBatchStatistics:
+    """Inference-mode capture reads each batch's own BatchNorm statistics
+    (the default), not moving statistics that lag the weights."""
+
+    @staticmethod
+    def _set_batch_statistics(model, x):
+        """Every BatchNorm's moving statistics set, by hand, to the mean
+        and (biased) variance of its input on `x` in a training pass."""
+        for member in model.members:
+            norms = [
+                l
+                for l in member.layers
+                if isinstance(l, keras.layers.BatchNormalization)
+            ]
+            assert norms
+            inputs = keras.Model(member.inputs, [l.input for l in norms])
+            for layer, a in zip(norms, inputs(x, training=True)):
+                a = keras.ops.convert_to_numpy(a).astype("float64")
+                layer.moving_mean.assign(a.mean(axis=(0, 1, 2)))
+                layer.moving_variance.assign(a.var(axis=(0, 1, 2)))
+
+    def test_equals_moving_statistics_set_to_the_batch(
+        self, make_model, make_data
+    ):
+        # Member 1 does not train (loss weight 0): it gets its batch
+        # statistics too.
+        model = make_model(member_loss_weights=[1.0, 0.0])
+        x, y = make_data(16)
+        x = 20.0 * x + 3.0  # far from the initial moving statistics
+        before = [keras.ops.convert_to_numpy(v) for v in model.variables]
+        got = model.collect_kernel_gradients(x, y, batch_size=16)
+        coefficients = model.collect_coefficient_gradients(x, y, batch_size=16)
+        for a, v in zip(before, model.variables):  # nothing changed
+            np.testing.assert_array_equal(a, keras.ops.convert_to_numpy(v))
+        stale = model.collect_kernel_gradients(
+            x, y, batch_size=16, batch_statistics=False
+        )
+        self._set_batch_statistics(model, x)
+        want = model.collect_kernel_gradients(
+            x, y, batch_size=16, batch_statistics=False
+        )
+        want_coefficients = model.collect_coefficient_gradients(
+            x, y, batch_size=16, batch_statistics=False
+        )
+        for member in range(2):
+            _assert_grads_close(got[member], want[member], rtol=1e-3)
+            # The test can fail: the moving statistics give other values.
+            err = max(
+                np.abs(stale[member][n] - g).max() / np.abs(g).max()
+                for n, g in got[member].items()
+            )
+            assert err > 0.1
+        for slot, g in want_coefficients.items():
+            np.testing.assert_allclose(
+                coefficients[slot], g, rtol=1e-3, atol=1e-3 * np.abs(g).max()
+            )
+
+
 class TestAccumulationDuringFit:
     @pytest.mark.parametrize("jit_compile", [False, True])
     def test_accumulators_equal_captured_gradients(

@@ -5,10 +5,12 @@ Each backend module has one capture primitive, `probed` (zero probes in a
 `keras_swn.probe.probe_scope`, made differentiable the backend's way),
 used by both of its paths:
 
-- `probe_gradients(model, x, y, sample_weight, probes, training)`: the
-  probe gradients of `model.probe_loss` on one batch, compiled where the
-  backend compiles (`tf.function`, `jax.jit`); the research tools of
-  `keras_swn.models.capture` sum it over data.
+- `probe_gradients(model, x, y, sample_weight, probes, training,
+  batch_stats)`: the probe gradients of `model.probe_loss` on one batch,
+  compiled where the backend compiles (`tf.function`, `jax.jit`); the
+  research tools of `keras_swn.models.capture` sum it over data. In
+  inference mode with `batch_stats`, BatchNorm reads the batch's own
+  statistics (`common.batch_statistics`, a stateless training pass).
 - `CaptureTrainer`, a mixin whose `train_step` is Keras' own until
   capture is on, and then also adds each probe's gradient into its
   accumulator variable during `fit`.

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import keras
 
+from keras_swn.models.trainers.common import batch_statistics
 from keras_swn.models.trainers.common import loss_metric
 from keras_swn.models.trainers.common import split_targets
 from keras_swn.models.trainers.common import trained_outputs
@@ -30,19 +31,35 @@ def _zeros(shapes: list) -> list:
     return [jnp.zeros(shape) for shape in shapes]
 
 
-def probe_gradients(model, x, y, sample_weight, probes, training=False):
+def probe_gradients(
+    model, x, y, sample_weight, probes, training=False, batch_stats=True
+):
     """Gradients of `model.probe_loss` w.r.t. zero probes (see
     tensorflow.py), jitted once per model, probe set and mode."""
     keys, shapes = [k for k, _ in probes], [s for _, s in probes]
     cache = model.__dict__.setdefault("_swn_jit_cache", {})
-    key = (tuple(keys), bool(training))
+    with_stats = bool(batch_stats and not training)
+    key = (tuple(keys), bool(training), with_stats)
     if key not in cache:
 
         def loss(tv, ntv, x, y, sample_weight):
             y_pred, _ = model.stateless_call(tv, ntv, x, training=training)
             return model.probe_loss(y, y_pred, sample_weight)
 
-        cache[key] = jax.jit(jax.grad(probed(loss, keys)))
+        gradients = jax.grad(probed(loss, keys))
+
+        def run(zeros, tv, ntv, x, y, sample_weight):
+            if with_stats:  # outside `gradients`: the statistics are constants
+                variables = model.non_trainable_variables
+                mapping = list(zip(model.trainable_variables, tv))
+                stats = batch_statistics(
+                    model, x, mapping + list(zip(variables, ntv))
+                )
+                new = {id(v): value for v, value in stats}
+                ntv = [new.get(id(v), n) for v, n in zip(variables, ntv)]
+            return gradients(zeros, tv, ntv, x, y, sample_weight)
+
+        cache[key] = jax.jit(run)
     tv = [v.value for v in model.trainable_variables]
     ntv = [v.value for v in model.non_trainable_variables]
     return cache[key](_zeros(shapes), tv, ntv, x, y, sample_weight)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
+import keras
 import tensorflow as tf
 
 from keras_swn.models.trainers.common import StatefulCapture
+from keras_swn.models.trainers.common import batch_statistics
 from keras_swn.models.trainers.common import loss_metric
 from keras_swn.models.trainers.common import trained_outputs
 from keras_swn.probe import probe_scope
@@ -28,7 +30,9 @@ def probed(keys: list, shapes: list) -> Iterator[tuple]:
             yield tape, zeros
 
 
-def _probe_gradients(model, x, y, sample_weight, probes, training=False):
+def _probe_gradients(
+    model, x, y, sample_weight, probes, training=False, batch_stats=True
+):
     """Gradients of `model.probe_loss` w.r.t. zero probes.
 
     Args:
@@ -36,15 +40,20 @@ def _probe_gradients(model, x, y, sample_weight, probes, training=False):
         x, y, sample_weight: one batch.
         probes: list of `(scope_key, shape)`.
         training: whether BatchNorm runs in training mode.
+        batch_stats: in inference mode, whether BatchNorm reads the
+            statistics of this batch (`common.batch_statistics`) instead
+            of its moving statistics.
 
     Returns:
         One gradient tensor per probe.
     """
+    stats = batch_statistics(model, x) if batch_stats and not training else []
     with probed([k for k, _ in probes], [s for _, s in probes]) as (
         tape,
         zeros,
     ):
-        y_pred = model(x, training=training)
+        with keras.StatelessScope(state_mapping=stats):
+            y_pred = model(x, training=training)
         loss = model.probe_loss(y, y_pred, sample_weight)
     return tape.gradient(loss, zeros)
 

@@ -9,6 +9,7 @@ import keras
 import torch
 
 from keras_swn.models.trainers.common import StatefulCapture
+from keras_swn.models.trainers.common import batch_statistics
 from keras_swn.models.trainers.common import loss_metric
 from keras_swn.models.trainers.common import trained_outputs
 from keras_swn.probe import probe_scope
@@ -30,15 +31,22 @@ def probed(keys: list, shapes: list, device) -> Iterator[list]:
         yield zeros
 
 
-def probe_gradients(model, x, y, sample_weight, probes, training=False):
+def probe_gradients(
+    model, x, y, sample_weight, probes, training=False, batch_stats=True
+):
     """Gradients of `model.probe_loss` w.r.t. zero probes (see
     tensorflow.py); eager, as Keras runs PyTorch."""
     device = keras.ops.convert_to_tensor(0.0).device
     x = keras.ops.convert_to_tensor(x)
     y = keras.ops.convert_to_tensor(y)
     keys, shapes = [k for k, _ in probes], [s for _, s in probes]
+    stats = []
+    if batch_stats and not training:
+        with torch.no_grad():
+            stats = batch_statistics(model, x)
     with probed(keys, shapes, device) as zeros:
-        y_pred = model(x, training=training)
+        with keras.StatelessScope(state_mapping=stats):
+            y_pred = model(x, training=training)
         loss = model.probe_loss(y, y_pred, sample_weight)
     grads = torch.autograd.grad(loss, zeros, allow_unused=True)
     return [
