@@ -331,20 +331,6 @@ def naming(argument: str) -> Iterator[None]:
         raise ArgumentError(argument, str(e)) from e
 
 
-def argument_error(name: str, expected: str, value: Any) -> ArgumentError:
-    """`invalid_argument` (the same `ArgumentError`), by its older name.
-
-    Not public (never exported); kept only until its last user
-    (`keras_swn.models.capture`) raises `invalid_argument`, then removed
-    (`tests/test_errors.py::test_one_factory` asks for that).
-
-    Examples:
-        >>> argument_error("k", "Expected an int.", "2").argument
-        'k'
-    """
-    return invalid_argument(name, expected, value)
-
-
 #: A field check: takes the field's name and value, returns the value
 #: normalised or raises a `ValueError` in the house format.
 FieldCheck = Callable[[str, Any], Any]

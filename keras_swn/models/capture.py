@@ -31,7 +31,7 @@ from keras_swn.bank.template_bank import coefficient_probe_key
 from keras_swn.models.data_batches import iterate_batches
 from keras_swn.models.trainers import probe_gradients
 from keras_swn.types import Slot
-from keras_swn.validation import argument_error
+from keras_swn.validation import invalid_argument
 
 #: `(probe-scope key, shape)` of one probe.
 Probe = tuple[Any, tuple[int, ...]]
@@ -69,7 +69,7 @@ def check_finite(name: str, value: Any, where: str = "") -> None:
         return
     bad = int(array.size - np.count_nonzero(np.isfinite(array)))
     if bad:
-        raise argument_error(
+        raise invalid_argument(
             name,
             f"Expected finite values: {name}{where} holds {bad} non-finite "
             "values (NaN or inf), which would make every gradient NaN. "

@@ -65,10 +65,10 @@ def diverged(where: str, detail: str) -> FloatingPointError:
     """
     return FloatingPointError(
         f"The training diverged at {where} ({detail}); lower the learning "
-        "rate (learning_rate; CLI: --learning_rate). Nothing of this step "
-        "was saved: the project folder keeps its last good step. A run "
-        "with another learning rate starts over: pass overwrite=True "
-        "(CLI: --overwrite)."
+        "rate (`learning_rate`). Nothing of this step was saved: the "
+        "project folder keeps its last good step, and a run with another "
+        "learning rate starts over. Pass overwrite=True or another "
+        "`project_name`."
     )
 
 

@@ -224,14 +224,15 @@ def check_graph_model(model: Any) -> keras.Model:
             type(model).__name__,
         )
     if not is_graph_model(model):
-        raise ValueError(
-            f"Invalid value for argument `model`: '{model.name}' is a "
-            f"subclassed `keras.Model` ({type(model).__name__}): its graph "
-            "lives in Python code (`call`), which KerasMember cannot "
-            "rebuild. Build it with the functional API or "
-            "`keras.Sequential`, or write a "
-            "`keras_swn.models.MemberBuilder` for it. Received: "
-            f"model={type(model).__name__}"
+        raise invalid_argument(
+            "model",
+            f"'{model.name}' is a subclassed `keras.Model` "
+            f"({type(model).__name__}): its graph lives in Python code "
+            "(`call`), which KerasMember cannot rebuild. Build it with the "
+            "functional API or `keras.Sequential`, or write a "
+            "`keras_swn.models.MemberBuilder` for it.",
+            type(model).__name__,
+            shown=f"model={type(model).__name__}",
         )
     try:
         inputs, outputs = model.inputs, model.outputs
