@@ -29,13 +29,6 @@ FRAME = "Invalid value for argument"
 FRAME_ALLOWED = {"validation.py", "cli/messages.py"}
 #: A command-line flag (`--budget`), not a decrement (`x--`) or a rule.
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z_]+")
-#: Modules of other work in progress that still break a rule below (the
-#: lead moves them over; then their entry goes).
-PENDING = {
-    "frame": {"models/conversion/graph.py"},
-    "flags": {"search/steps.py"},
-    "argument_error": {"models/capture.py"},
-}
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
@@ -92,7 +85,7 @@ def test_no_hand_written_argument_messages():
     offenders = [
         f"keras_swn/{name}:{line}"
         for name, path in _modules()
-        if name not in FRAME_ALLOWED | PENDING["frame"]
+        if name not in FRAME_ALLOWED
         for line, text in _literals(path)
         if FRAME in text
     ]
@@ -106,7 +99,7 @@ def test_library_messages_name_no_flags():
     offenders = [
         f"keras_swn/{name}:{line}: {FLAG.search(text).group(0)}"
         for name, path in _modules()
-        if not name.startswith("cli/") and name not in PENDING["flags"]
+        if not name.startswith("cli/")
         for line, text in _literals(path)
         if FLAG.search(text)
     ]
@@ -118,18 +111,16 @@ def test_library_messages_name_no_flags():
 
 def test_one_factory():
     """`invalid_argument` is the one factory: its older alias
-    `argument_error` is not used, and goes once the pending users moved."""
+    `argument_error` is gone."""
     import keras_swn.validation as validation
 
-    users = {
+    assert not hasattr(validation, "argument_error")
+    users = [
         name
         for name, path in _modules()
-        if name != "validation.py"
-        and "argument_error" in path.read_text(encoding="utf-8")
-    }
-    assert users <= PENDING["argument_error"], sorted(users)
-    if not users:
-        assert not hasattr(validation, "argument_error")
+        if "argument_error" in path.read_text(encoding="utf-8")
+    ]
+    assert not users
 
 
 def test_invalid_argument_attributes():
