@@ -279,3 +279,21 @@ class TestCommandLine:
         assert messages.flag_message(error, lookup) == (
             "Expected at least 9. Raise --budget or lower --bins."
         )
+
+    def test_diverged_training(self, monkeypatch, capsys):
+        """A diverged training (`FloatingPointError`) is one line naming
+        flags, not a traceback naming arguments."""
+        from keras_swn import cli
+        from keras_swn.cli import commands
+
+        def diverge(flags):
+            raise FloatingPointError(
+                "The loss is nan; lower the learning rate (`learning_rate`)."
+            )
+
+        monkeypatch.setattr(commands, "search", diverge)
+        assert cli.execute(["keras-swn", "search"]) == 2
+        assert capsys.readouterr().err == (
+            "keras-swn search: error: The loss is nan; lower the learning "
+            "rate (--learning_rate).\n"
+        )
