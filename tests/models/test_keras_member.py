@@ -563,6 +563,11 @@ def test_compress_benchmark_smoke(tmp_path, capsys):
     assert text.count("\n| ") == 6  # header, separator, 4 rows
 
 
+#: JAX compiles the search's steps (op by op, one search of EfficientNetB0
+#: took minutes).
+EAGER_SEARCH = keras.backend.backend() != "jax"
+
+
 @pytest.mark.backend_sensitive
 @pytest.mark.parametrize("arch", sorted(set(ARCHITECTURES) - {"nested"}))
 def test_search_and_refine_applications(arch, converted, tmp_path):
@@ -582,7 +587,7 @@ def test_search_and_refine_applications(arch, converted, tmp_path):
         project_name=arch,
         budget=budget_for([member]),
         batch_size=8,
-        run_eagerly=True,
+        run_eagerly=EAGER_SEARCH,
         plots=False,
         seed=0,
     )
