@@ -776,6 +776,77 @@ def fig_ablation() -> None:
     save(fig, "benchmarks_ablation.png")
 
 
+def _study_runs(name: str) -> dict:
+    """`{(method, seed): (accuracy %, total epochs)}` of a search-study
+    results file (`benchmarks/quality.py --eval_data`)."""
+    runs = read_json(name)["runs"].values()
+    return {
+        (r["method"], r["seed"]): (
+            100 * r["ensemble_accuracy"],
+            r["epochs_total"],
+        )
+        for r in runs
+        if r.get("budget_fraction") == 0.4 and "ensemble_accuracy" in r
+    }
+
+
+def fig_search_study() -> None:
+    """The search study: each row's paired difference to the 15-epoch
+    bins, per seed and its mean with a 95% interval, by total epochs."""
+    # two-sided 95% t quantiles by degrees of freedom
+    t975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}
+    three = _study_runs("quality_study_wrn16-1.json")
+    one = _study_runs("quality_study_wrn16-1_se1.json")
+    rows = [
+        ("search + refine, 3 search epochs", three, "search", PALETTE[0]),
+        ("bins, 15 + 3 epochs", three, "bins_matched", GREY),
+        ("search + refine, 1 search epoch", one, "search", PALETTE[0]),
+        ("bins, 15 + 1 epochs", one, "bins_matched", GREY),
+        ("random grouping", three, "random", LIGHT[0]),
+    ]
+    fig = new_figure(8.0, 3.2)
+    ax = fig.add_subplot(1, 1, 1)
+    labels = []
+    for k, (label, runs, method, color) in enumerate(rows):
+        diffs = [
+            acc - three[("bins", seed)][0]
+            for (m, seed), (acc, _) in sorted(runs.items())
+            if m == method and ("bins", seed) in three
+        ]
+        if not diffs:
+            continue
+        epochs = next(e for (m, _), (_, e) in runs.items() if m == method)
+        labels.append((k, f"{label} ({epochs} epochs, n={len(diffs)})"))
+        mean = float(np.mean(diffs))
+        if len(diffs) > 1:
+            half = (
+                t975[len(diffs) - 1]
+                * np.std(diffs, ddof=1)
+                / np.sqrt(len(diffs))
+            )
+            ax.errorbar(mean, k, xerr=half, fmt="none", color=color, capsize=4)
+        ax.plot(mean, k, "D", color=color, markersize=7)
+        ax.plot(
+            diffs, [k] * len(diffs), "o", color=color, alpha=0.45, markersize=4
+        )
+    ax.axvline(0.0, color="#212121", linewidth=1)
+    ax.set_yticks([k for k, _ in labels], [t for _, t in labels], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(-3.5, 3.5)
+    ax.set_xlabel(
+        "accuracy minus the 15-epoch bins, same seed (points; 40,000 unseen "
+        "images)",
+        fontsize=8,
+    )
+    ax.set_title(
+        "WRN-16-1 at 40%, 15 final epochs: seeds (dots), mean and 95% interval",
+        fontsize=9,
+    )
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    save(fig, "benchmarks_search_study.png")
+
+
 def fig_speed() -> None:
     """SWN / plain step-time ratios per backend (the --table runs)."""
     backends = [
@@ -842,6 +913,7 @@ if __name__ == "__main__":
         "digits": lambda: figs_digits(args.fresh),
         "home": fig_home,
         "ablation": fig_ablation,
+        "study": fig_search_study,
         "speed": fig_speed,
     }
     for name in args.only or list(jobs):

@@ -14,7 +14,7 @@ Usage:
   keras-swn search [--members 10-2,10-1] [--budget N] [--bins 4]
                   [--dataset digits|cifar10|cifar100 [--data_dir DIR]
                   [--download] | --data FILE.npz]
-                  [--search_epochs 2] [--epochs 5] [--refine_after N]
+                  [--search_epochs N] [--epochs 5] [--refine_after N]
                   [--sharing learned] [--budget_check exact|proxy]
                   [the training flags of train]
                   [--output_dir swn_runs/search] [--overwrite] [...]

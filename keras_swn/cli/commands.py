@@ -261,9 +261,7 @@ def search(flags: Parsed) -> int:
     options["budget"] = flags.budget or inputs.default_search_budget(
         specs, flags.bins
     )
-    search_epochs = flags.search_epochs
-    if search_epochs is None:
-        search_epochs = 2 if regime.searches else 0
+    search_epochs = flags.search_epochs  # None: the library's default
     refine_after = flags.refine_after
     if refine_after is None and flags.reference_compatible:
         # The reference's 10, but within short runs.

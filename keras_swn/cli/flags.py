@@ -171,7 +171,8 @@ FLAGS: dict[str, Flag] = {
     ),
     "search_epochs": Flag(
         (SEARCH,),
-        "Search-training epochs. Default: 2, or 0 for "
+        "Search-training epochs. Default: 5%% of --epochs, rounded up "
+        "(1 for up to 20 epochs); 20 with --reference_compatible; 0 for "
         "--sharing=bins_hard, which runs no search.",
         parse=int_at_least(0),
     ),

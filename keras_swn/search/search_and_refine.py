@@ -318,9 +318,11 @@ class SearchAndRefine(SearchReports):
                 `(x, y)` batches (used as given).
             validation_data: the same forms, or None. Evaluated after every
                 final-training epoch and at the end (`results()`).
-            search_epochs: int >= 0, or None: 20 (the paper's) for the
-                regimes that search, 0 for `sharing="bins_hard"`, which
-                must have 0.
+            search_epochs: int >= 0, or None: 5% of `epochs`, rounded
+                up (1 for up to 20 epochs, 10 of 200), for the regimes
+                that search; 20 (the paper's) with
+                `reference_compatible=True`; 0 for `sharing="bins_hard"`,
+                which must have 0.
             epochs: int >= 1, final-training epochs (the paper: 200).
             refine_after: int, final-training epochs before the refine
                 step, or None: 5% of `epochs`, rounded up (10 of 200), and

@@ -100,7 +100,7 @@ class TestEpochs:
         else:
             assert call.options["sharing"] == "learned"
         assert call.run["refine_after"] is None  # the library's 5% rule
-        assert call.run["search_epochs"] == 2
+        assert call.run["search_epochs"] is None  # the library's 5% rule
 
     @pytest.mark.parametrize("epochs, refine_after", [(5, 4), (40, 10)])
     def test_reference_refine_after_within_the_run(
@@ -126,7 +126,8 @@ class TestEpochs:
     ):
         rc = search("--sharing=bins_hard", f"--output_dir={tmp_path}")
         assert rc == 0
-        assert fake_search.calls[0].run["search_epochs"] == 0
+        # None: the library's default, 0 for the regimes that do not search
+        assert fake_search.calls[0].run["search_epochs"] is None
 
     @pytest.mark.parametrize(
         "args, text",

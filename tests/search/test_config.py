@@ -87,10 +87,15 @@ class TestRunConfig:
             config(), search_epochs=None, epochs=40, refine_after=None
         )
         assert (run.search_epochs, run.refine_after, run.batch_size) == (
-            20,
+            2,  # 5% of 40 epochs
             2,
             128,
         )
+        for epochs, search_epochs in [(2, 1), (15, 1), (21, 2), (200, 10)]:
+            run_e = RunConfig.create(
+                config(), search_epochs=None, epochs=epochs, refine_after=1
+            )
+            assert run_e.search_epochs == search_epochs
         assert run.recipe == TrainingRecipe()
         hard = RunConfig.create(
             config(sharing="bins_hard"),
@@ -112,6 +117,13 @@ class TestRunConfig:
             refine_after=None,
         )
         assert reference.refine_after == 10
+        paper = RunConfig.create(
+            config(reference_compatible=True),
+            search_epochs=None,
+            epochs=20,
+            refine_after=None,
+        )
+        assert paper.search_epochs == 20  # the paper's
         assert reference.recipe.milestones == (60, 120, 160)
 
     def test_round_trip(self):

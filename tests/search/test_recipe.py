@@ -224,7 +224,7 @@ class TestSchedule:
         search = make(tmp_path)
         with pytest.raises(RuntimeError, match="stop"):
             search.search(train, val, epochs=40, verbose=0)
-        assert search.oracle.search_epochs == 20
+        assert search.oracle.search_epochs == 2  # 5% of 40
         assert search.oracle.refine_after == 2  # 5% of 40
         hard = make(tmp_path, project="hard", sharing="bins_hard")
         with pytest.raises(RuntimeError, match="stop"):
