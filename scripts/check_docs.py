@@ -66,9 +66,7 @@ INTERNAL = (
 INTERNAL_PAGES = ("api/internals.md",)
 #: Public objects whose example is still to be written (their module is
 #: being reworked); remove a name when its docstring gains one.
-PENDING_EXAMPLES = (
-    "keras_swn.models.conversion.compress.fit_bank_to_kernels",
-)
+PENDING_EXAMPLES: tuple[str, ...] = ()
 SHELL = {"bash", "sh", "shell", "console", "zsh"}
 _SENTENCE_END = (".", "?", "!", ":")
 

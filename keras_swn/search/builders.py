@@ -227,12 +227,16 @@ def kernel_gradients(
     batches: int,
     batch_size: int,
     seed: int,
+    batch_statistics: bool = True,
 ) -> dict[LayerKey, np.ndarray]:
     """dL/dkernel of every shared layer over the first `batches` batches
-    of the seeded capture order, OIHW, by `(member, layer_id)`."""
+    of the seeded capture order, OIHW, by `(member, layer_id)`.
+    `batch_statistics`: BatchNorm normalises each batch with its own
+    statistics (False: the moving statistics, as the reference)."""
     kinds = {s.key: s.kind for s in specs}
     raw = model.collect_kernel_gradients(
-        **data.collect_kwargs(batch_size, seed, "capture", batches)
+        **data.collect_kwargs(batch_size, seed, "capture", batches),
+        batch_statistics=batch_statistics,
     )
     replicas = replica_count()
     gradients = {}
@@ -268,6 +272,7 @@ def capture(
     batches: int,
     batch_size: int,
     seed: int,
+    batch_statistics: bool = True,
 ) -> tuple[dict | None, dict | None]:
     """`(gradients, weights)` for the clustering `signal` (None where the
     signal does not read them)."""
@@ -280,6 +285,7 @@ def capture(
             batches=batches,
             batch_size=batch_size,
             seed=seed,
+            batch_statistics=batch_statistics,
         )
     if signal in _WEIGHT_SIGNALS:
         weights = kernels(model, specs)
@@ -287,12 +293,18 @@ def capture(
 
 
 def coefficient_gradients(
-    model: SWNModel, data: DataSource, *, batch_size: int, seed: int
+    model: SWNModel,
+    data: DataSource,
+    *,
+    batch_size: int,
+    seed: int,
+    batch_statistics: bool = True,
 ) -> dict:
     """Every coefficient slot's gradient over one pass of the seeded
     refine order (the full-batch gradient under a strategy too)."""
     grads = model.collect_coefficient_gradients(
-        **data.collect_kwargs(batch_size, seed, "refine", None)
+        **data.collect_kwargs(batch_size, seed, "refine", None),
+        batch_statistics=batch_statistics,
     )
     replicas = replica_count()
     if replicas == 1:
