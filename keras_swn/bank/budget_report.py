@@ -95,6 +95,7 @@ class GroupBudget:
         levels: int, the width levels (banks) of the group.
         layers: int, the `(member, layer)` pairs in the group.
         params: int, the parameters of all the group's banks.
+        kind: str, `"conv2d"` or `"dense"` (a group holds one kind).
     """
 
     group: int
@@ -102,6 +103,14 @@ class GroupBudget:
     levels: int
     layers: int
     params: int
+    kind: str = "conv2d"
+
+    @property
+    def kernel_label(self) -> str:
+        """`"3x3"` for a convolution group, `"dense"` for a dense one."""
+        if self.kind == "dense":
+            return "dense"
+        return f"{self.kernel[0]}x{self.kernel[1]}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +188,9 @@ class BudgetReport:
                     params=sum(
                         b.size for b in plan.banks.values() if b.group == g
                     ),
+                    kind=next(
+                        r.kind for r in plan.layers.values() if r.group == g
+                    ),
                 )
             )
         return cls(
@@ -244,6 +256,7 @@ class BudgetReport:
                 {
                     "group": g.group,
                     "kernel": list(g.kernel),
+                    "kind": g.kind,
                     "levels": g.levels,
                     "layers": g.layers,
                     "params": g.params,
@@ -268,11 +281,10 @@ class BudgetReport:
             f"{'K':>3} {'params':>13} {'users':>5}"
         )
         lines += [head, "-" * len(head)]
-        kernels = {g.group: g.kernel for g in self.groups}
+        kernels = {g.group: g.kernel_label for g in self.groups}
         for b in self.banks:
-            kh, kw = kernels[b.group]
             lines.append(
-                f"{b.group:>5} {b.width:>5} {f'{kh}x{kw}':>6} {b.seg:>11,} "
+                f"{b.group:>5} {b.width:>5} {kernels[b.group]:>6} {b.seg:>11,} "
                 f"{b.templates:>3} {b.size:>13,} {b.users:>5}"
             )
         lines.append("")

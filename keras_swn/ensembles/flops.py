@@ -16,6 +16,9 @@ from keras_swn.validation import check_index
 
 _CONV = (SuperWeightConv2D, keras.layers.Conv2D)
 _DENSE = (SuperWeightDense, keras.layers.Dense)
+#: Unshared depthwise and separable convolutions (kept as they are by
+#: `KerasMember`): counted from their own kernels.
+_DEPTHWISE = (keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,8 +27,10 @@ class LayerFlops:
 
     Args:
         name: str, the layer's name in the member.
-        kind: str, `"conv2d"` or `"dense"`.
-        kernel_shape: the kernel shape in Keras layout (HWIO or `(in, out)`).
+        kind: str, `"conv2d"`, `"dense"`, `"depthwise_conv2d"` or
+            `"separable_conv2d"` (the last two unshared).
+        kernel_shape: the kernel shape in Keras layout (HWIO or `(in, out)`;
+            a separable convolution's depthwise kernel).
         output_shape: the layer's output shape for one image (no batch).
         macs: int, the multiply-adds for one image.
         shared: bool, whether the kernel is composed from the bank.
@@ -162,8 +167,10 @@ def member_flops(
 
     Walks the member's functional graph (top-level layers): a convolution
     costs `out_rows * out_cols * kernel.size` multiply-adds (a kernel of
-    `kh * kw * in/groups * out` elements), a dense layer `in * out` per
-    output position. One multiply-add counts as one FLOP, as in fvcore;
+    `kh * kw * in/groups * out` elements), a depthwise convolution
+    `out_rows * out_cols * kh * kw * in * multiplier`, a separable one its
+    depthwise and pointwise parts, a dense layer `in * out` per output
+    position. One multiply-add counts as one FLOP, as in fvcore;
     BatchNorm, activations, pooling and additions are not counted
     (see the algorithm page, [Evaluation and anytime prediction][anytime]). No
     forward pass runs; the output sizes come
@@ -193,7 +200,9 @@ def member_flops(
     member = check_index("member", member, len(model.members))
     net = model.members[member]
     counted = [
-        layer for layer in net.layers if isinstance(layer, _CONV + _DENSE)
+        layer
+        for layer in net.layers
+        if isinstance(layer, _CONV + _DENSE + _DEPTHWISE)
     ]
     own_shape = tuple(int(d) for d in net.inputs[0].shape[1:])
     input_shape = (
@@ -215,15 +224,22 @@ def member_flops(
         shared = isinstance(layer, (SuperWeightConv2D, SuperWeightDense))
         if shared:
             kernel_shape = tuple(layer.bank.kernel_shape(layer.layer_key))
+        elif isinstance(layer, keras.layers.SeparableConv2D):
+            kernel_shape = tuple(int(d) for d in layer.depthwise_kernel.shape)
         else:
             kernel_shape = tuple(int(d) for d in layer.kernel.shape)
-        if isinstance(layer, _CONV):
-            kind = "conv2d"
-            positions = out_shape[0] * out_shape[1]
-        else:
+        if isinstance(layer, _DENSE):
             kind = "dense"
             positions = math.prod(out_shape[:-1])
+        else:
+            kind = "conv2d"
+            positions = out_shape[0] * out_shape[1]
         macs = positions * math.prod(kernel_shape)
+        if isinstance(layer, keras.layers.SeparableConv2D):
+            kind = "separable_conv2d"
+            macs += positions * math.prod(layer.pointwise_kernel.shape)
+        elif isinstance(layer, keras.layers.DepthwiseConv2D):
+            kind = "depthwise_conv2d"
         layers.append(
             LayerFlops(layer.name, kind, kernel_shape, out_shape, macs, shared)
         )

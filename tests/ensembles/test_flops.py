@@ -95,3 +95,56 @@ class TestMemberFlops:
             r"\[0, 2\)\. Received: member=",
         ):
             member_flops(model, bad)
+
+
+def test_depthwise_and_separable_counted():
+    """Unshared depthwise and separable convolutions of a converted model
+    count their own multiply-adds; the shared dense layer's bank reads
+    "dense" in the budget report."""
+    import warnings
+
+    import keras
+
+    import keras_swn
+    from keras_swn.models import KerasMember
+    from keras_swn.models.keras_member import ConversionNotice
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="stem")(inputs)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    x = keras.layers.SeparableConv2D(
+        12, 3, strides=2, padding="same", name="sep"
+    )(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(16, name="hidden")(x)
+    outputs = keras.layers.Dense(10, name="head")(x)
+    net = keras.Model(inputs, outputs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConversionNotice)
+        member = KerasMember(net)
+    model = keras_swn.SWNModel.from_keras(
+        [member], budget=1000, num_bins=1, seed=0
+    )
+    report = member_flops(model, 0)
+    by_name = {f.name: f for f in report.layers}
+    assert by_name["dw"].kind == "depthwise_conv2d"
+    assert by_name["dw"].macs == 8 * 8 * 3 * 3 * 8
+    assert by_name["sep"].kind == "separable_conv2d"
+    assert by_name["sep"].macs == 4 * 4 * (3 * 3 * 8 + 8 * 12)
+    assert not by_name["dw"].shared and not by_name["sep"].shared
+    expected = (
+        8 * 8 * 9 * 3 * 8
+        + 8 * 8 * 9 * 8
+        + 4 * 4 * (9 * 8 + 8 * 12)
+        + 12 * 16
+        + 16 * 10
+    )
+    assert report.inference_macs == expected
+    budget = model.budget_report()
+    kinds = {g.kind for g in budget.groups}
+    assert "dense" in kinds and "conv2d" in kinds
+    dense_rows = [
+        line for line in str(budget).splitlines() if " dense " in line
+    ]
+    assert dense_rows and "1x1" not in "".join(dense_rows)
+    assert budget.to_dict()["groups"][0]["kind"] in ("conv2d", "dense")
