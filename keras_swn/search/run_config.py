@@ -70,7 +70,7 @@ class RunConfig:
         >>> run = keras_swn.search.RunConfig.create(
         ...     config, search_epochs=None, epochs=10, refine_after=None)
         >>> run.search_epochs, run.epochs, run.refine_after, run.batch_size
-        (20, 10, 1, 128)
+        (1, 10, 1, 128)
     """
 
     search_epochs: int
