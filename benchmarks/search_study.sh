@@ -19,12 +19,23 @@ COMMON=(--data "$D/cifar10_train_10k.npz" --eval_data "$D/cifar10_extra_40k.npz"
 q() { echo "=== $(date -u +%FT%TZ) quality.py $*"; $PY benchmarks/quality.py "${COMMON[@]}" "$@"; }
 S=$R/quality_study_wrn16-1.json
 ROWS=(bins search bins_matched random plain)
-# 1. 40% of WRN-16-1, 3 search epochs, then the 60% budget (one file).
+# 1. 40% of WRN-16-1, 3 search epochs.
 q --search_epochs 3 --budget_fractions 0.4 --methods "${ROWS[@]}" --output $S
-q --search_epochs 3 --budget_fractions 0.4 0.6 --methods "${ROWS[@]}" --output $S
-# 2. 1 and 6 search epochs at 40% (search_epochs is a setting of the file).
-for E in 1 6; do
-  q --search_epochs $E --budget_fractions 0.4 \
-    --methods bins search bins_matched random --output "$R/quality_study_wrn16-1_se$E.json"
-done
+# 2. 1 search epoch (the default at 15 epochs) at 40% and 60%, with plain
+#    networks narrowed to each budget's count (search_epochs is a setting of
+#    the file, so each search length has its own).
+S1=$R/quality_study_wrn16-1_se1.json
+q --search_epochs 1 --budget_fractions 0.4 0.6 \
+  --methods bins search bins_matched --output $S1
+q --search_epochs 1 --budget_fractions 0.4 0.6 --methods plain_matched \
+  --output $S1
+# 3. A two-member ensemble of different depths at 40% of its parameters,
+#    one bank, against the unshared ensemble.
+q --search_epochs 1 --ensemble_members 16-1,10-1 \
+  --ensemble_budget_fraction 0.4 \
+  --ensemble_methods plain bins search bins_matched --methods \
+  --output $R/quality_study_ens16-1_10-1.json
+# 4. 6 search epochs at 40%.
+q --search_epochs 6 --budget_fractions 0.4 \
+  --methods bins search bins_matched random --output "$R/quality_study_wrn16-1_se6.json"
 echo "=== $(date -u +%FT%TZ) study done"

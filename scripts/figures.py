@@ -776,45 +776,37 @@ def fig_ablation() -> None:
     save(fig, "benchmarks_ablation.png")
 
 
-def _study_runs(name: str) -> dict:
-    """`{(method, seed): (accuracy %, total epochs)}` of a search-study
-    results file (`benchmarks/quality.py --eval_data`)."""
-    runs = read_json(name)["runs"].values()
+def _study_runs(name: str, fraction: float, network: str = "main") -> dict:
+    """`{(method, seed): (accuracy %, total epochs)}` of one network and
+    budget of a search-study results file (`benchmarks/quality.py
+    --eval_data`); rows without a budget (the plain network) are kept."""
+    path = os.path.join(RESULTS, name)
+    runs = read_json(name)["runs"].values() if os.path.exists(path) else []
     return {
         (r["method"], r["seed"]): (
             100 * r["ensemble_accuracy"],
             r["epochs_total"],
         )
         for r in runs
-        if r.get("budget_fraction") == 0.4 and "ensemble_accuracy" in r
+        if r.get("network", "main") == network
+        and r.get("budget_fraction") in (fraction, None)
+        and "ensemble_accuracy" in r
     }
 
 
-def fig_search_study() -> None:
-    """The search study: each row's paired difference to the 15-epoch
-    bins, per seed and its mean with a 95% interval, by total epochs."""
-    # two-sided 95% t quantiles by degrees of freedom
-    t975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}
-    three = _study_runs("quality_study_wrn16-1.json")
-    one = _study_runs("quality_study_wrn16-1_se1.json")
-    rows = [
-        ("search + refine, 3 search epochs", three, "search", PALETTE[0]),
-        ("bins, 15 + 3 epochs", three, "bins_matched", GREY),
-        ("search + refine, 1 search epoch", one, "search", PALETTE[0]),
-        ("bins, 15 + 1 epochs", one, "bins_matched", GREY),
-        ("random grouping", three, "random", LIGHT[0]),
-    ]
-    fig = new_figure(8.0, 3.2)
-    ax = fig.add_subplot(1, 1, 1)
+def _paired_rows(ax, rows, reference, t975) -> list:
+    """Plot each row's paired differences to `reference` (per seed, mean,
+    95% interval) on `ax`; returns the `(y, label)` of the rows drawn."""
     labels = []
-    for k, (label, runs, method, color) in enumerate(rows):
+    for label, runs, method, color in rows:
         diffs = [
-            acc - three[("bins", seed)][0]
+            acc - reference[("bins", seed)][0]
             for (m, seed), (acc, _) in sorted(runs.items())
-            if m == method and ("bins", seed) in three
+            if m == method and ("bins", seed) in reference
         ]
         if not diffs:
             continue
+        k = len(labels)
         epochs = next(e for (m, _), (_, e) in runs.items() if m == method)
         labels.append((k, f"{label} ({epochs} epochs, n={len(diffs)})"))
         mean = float(np.mean(diffs))
@@ -829,20 +821,64 @@ def fig_search_study() -> None:
         ax.plot(
             diffs, [k] * len(diffs), "o", color=color, alpha=0.45, markersize=4
         )
-    ax.axvline(0.0, color="#212121", linewidth=1)
-    ax.set_yticks([k for k, _ in labels], [t for _, t in labels], fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlim(-3.5, 3.5)
-    ax.set_xlabel(
+    return labels
+
+
+def fig_search_study() -> None:
+    """The search study: each row's paired difference to the 15-epoch bins
+    of its network and budget, per seed and its mean with a 95% interval,
+    by total epochs — WRN-16-1 at 40% and 60%, and a two-member ensemble
+    of different depths at 40%."""
+    # two-sided 95% t quantiles by degrees of freedom
+    t975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}
+    three = _study_runs("quality_study_wrn16-1.json", 0.4)
+    one = _study_runs("quality_study_wrn16-1_se1.json", 0.4)
+    one60 = _study_runs("quality_study_wrn16-1_se1.json", 0.6)
+    ens = _study_runs("quality_study_ens16-1_10-1.json", 0.4, "ensemble")
+    search, bins = ("search + refine", PALETTE[0]), ("bins", GREY)
+    plain = "plain, width-matched", PALETTE[2]
+    panels = [
+        ("WRN-16-1 at 40% of its parameters", three, [
+            (f"{search[0]}, 3 search epochs", three, "search", search[1]),
+            (f"{bins[0]}, 15 + 3 epochs", three, "bins_matched", bins[1]),
+            (f"{search[0]}, 1 search epoch", one, "search", search[1]),
+            (f"{bins[0]}, 15 + 1 epochs", one, "bins_matched", bins[1]),
+            ("random grouping", three, "random", LIGHT[0]),
+            (plain[0], one, "plain_matched", plain[1]),
+        ]),
+        ("WRN-16-1 at 60%", one60, [
+            (f"{search[0]}, 1 search epoch", one60, "search", search[1]),
+            (f"{bins[0]}, 15 + 1 epochs", one60, "bins_matched", bins[1]),
+            (plain[0], one60, "plain_matched", plain[1]),
+        ]),
+        ("ensemble WRN-16-1 + WRN-10-1 at 40%", ens, [
+            (f"{search[0]}, 1 search epoch", ens, "search", search[1]),
+            (f"{bins[0]}, 15 + 1 epochs", ens, "bins_matched", bins[1]),
+            ("unshared ensemble (all parameters)", ens, "plain", plain[1]),
+        ]),
+    ]  # fmt: skip
+    panels = [p for p in panels if ("bins", 0) in p[1]]
+    heights = [len(p[2]) + 1 for p in panels]
+    fig = new_figure(8.0, 0.9 + 0.34 * sum(heights))
+    grid = fig.add_gridspec(len(panels), 1, height_ratios=heights)
+    axes = []
+    for i, (title, reference, rows) in enumerate(panels):
+        ax = fig.add_subplot(grid[i], sharex=axes[0] if axes else None)
+        axes.append(ax)
+        labels = _paired_rows(ax, rows, reference, t975)
+        ax.axvline(0.0, color="#212121", linewidth=1)
+        ticks, names = zip(*labels)
+        ax.set_yticks(ticks, names, fontsize=8)
+        ax.set_ylim(len(labels) - 0.5, -0.5)
+        ax.set_title(f"{title}: against its 15-epoch bins", fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    low, high = axes[0].get_xlim()
+    axes[0].set_xlim(min(low, -3.0), max(high, 3.0))
+    axes[-1].set_xlabel(
         "accuracy minus the 15-epoch bins, same seed (points; 40,000 unseen "
-        "images)",
+        "images)\nseeds (dots), their mean (diamond) and 95% interval",
         fontsize=8,
     )
-    ax.set_title(
-        "WRN-16-1 at 40%, 15 final epochs: seeds (dots), mean and 95% interval",
-        fontsize=9,
-    )
-    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     save(fig, "benchmarks_search_study.png")
 
