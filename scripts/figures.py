@@ -849,6 +849,7 @@ def fig_search_study() -> None:
         ("WRN-16-1 at 60%", one60, [
             (f"{search[0]}, 1 search epoch", one60, "search", search[1]),
             (f"{bins[0]}, 15 + 1 epochs", one60, "bins_matched", bins[1]),
+            ("random grouping", one60, "random", LIGHT[0]),
             (plain[0], one60, "plain_matched", plain[1]),
         ]),
         ("ensemble WRN-16-1 + WRN-10-1 at 40%", ens, [
