@@ -855,6 +855,7 @@ def fig_search_study() -> None:
         ("ensemble WRN-16-1 + WRN-10-1 at 40%", ens, [
             (f"{search[0]}, 1 search epoch", ens, "search", search[1]),
             (f"{bins[0]}, 15 + 1 epochs", ens, "bins_matched", bins[1]),
+            ("random grouping", ens, "random", LIGHT[0]),
             ("unshared ensemble (all parameters)", ens, "plain", plain[1]),
         ]),
     ]  # fmt: skip
