@@ -22,18 +22,17 @@ ROWS=(bins search bins_matched random plain)
 # 1. 40% of WRN-16-1, 3 search epochs.
 q --search_epochs 3 --budget_fractions 0.4 --methods "${ROWS[@]}" --output $S
 # 2. 1 search epoch (the default at 15 epochs) at 40% and 60%, with plain
-#    networks narrowed to each budget's count (search_epochs is a setting of
-#    the file, so each search length has its own).
+#    networks narrowed to each budget's count, and the random control at 60%
+#    (search_epochs is a setting of the file, so each length has its own).
 S1=$R/quality_study_wrn16-1_se1.json
 q --search_epochs 1 --budget_fractions 0.4 0.6 \
-  --methods bins search bins_matched --output $S1
-q --search_epochs 1 --budget_fractions 0.4 0.6 --methods plain_matched \
-  --output $S1
+  --methods bins search bins_matched plain_matched --output $S1
+q --search_epochs 1 --budget_fractions 0.6 --methods search random --output $S1
 # 3. A two-member ensemble of different depths at 40% of its parameters,
 #    one bank, against the unshared ensemble.
 q --search_epochs 1 --ensemble_members 16-1,10-1 \
   --ensemble_budget_fraction 0.4 \
-  --ensemble_methods plain bins search bins_matched --methods \
+  --ensemble_methods plain bins search bins_matched random --methods \
   --output $R/quality_study_ens16-1_10-1.json
 # 4. 6 search epochs at 40%.
 q --search_epochs 6 --budget_fractions 0.4 \

@@ -794,29 +794,36 @@ def _study_runs(name: str, fraction: float, network: str = "main") -> dict:
     }
 
 
-def _paired_rows(ax, rows, reference, t975) -> list:
-    """Plot each row's paired differences to `reference` (per seed, mean,
-    95% interval) on `ax`; returns the `(y, label)` of the rows drawn."""
+def _paired_rows(ax, rows, reference) -> list:
+    """Plot each row's paired differences to the `bins` of `reference` (per
+    seed, mean, 95% interval: `benchmarks/report.py`'s
+    `paired_difference`) on `ax`; returns the `(y, label)` of the rows
+    drawn."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    from report import paired_difference
+
+    def accuracies(runs, method):
+        return {s: a for (m, s), (a, _) in sorted(runs.items()) if m == method}
+
+    bins = accuracies(reference, "bins")
     labels = []
     for label, runs, method, color in rows:
-        diffs = [
-            acc - reference[("bins", seed)][0]
-            for (m, seed), (acc, _) in sorted(runs.items())
-            if m == method and ("bins", seed) in reference
-        ]
-        if not diffs:
+        mine = accuracies(runs, method)
+        paired = paired_difference(
+            list(mine), list(mine.values()), list(bins), list(bins.values())
+        )
+        if paired is None:
             continue
         k = len(labels)
+        diffs, mean = paired["paired_diff"], paired["paired_mean"]
         epochs = next(e for (m, _), (_, e) in runs.items() if m == method)
         labels.append((k, f"{label} ({epochs} epochs, n={len(diffs)})"))
-        mean = float(np.mean(diffs))
-        if len(diffs) > 1:
-            half = (
-                t975[len(diffs) - 1]
-                * np.std(diffs, ddof=1)
-                / np.sqrt(len(diffs))
-            )
-            ax.errorbar(mean, k, xerr=half, fmt="none", color=color, capsize=4)
+        if paired["paired_low"] is not None:
+            error = [
+                [mean - paired["paired_low"]],
+                [paired["paired_high"] - mean],
+            ]
+            ax.errorbar(mean, k, xerr=error, fmt="none", color=color, capsize=4)
         ax.plot(mean, k, "D", color=color, markersize=7)
         ax.plot(
             diffs, [k] * len(diffs), "o", color=color, alpha=0.45, markersize=4
@@ -829,8 +836,6 @@ def fig_search_study() -> None:
     of its network and budget, per seed and its mean with a 95% interval,
     by total epochs — WRN-16-1 at 40% and 60%, and a two-member ensemble
     of different depths at 40%."""
-    # two-sided 95% t quantiles by degrees of freedom
-    t975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}
     three = _study_runs("quality_study_wrn16-1.json", 0.4)
     one = _study_runs("quality_study_wrn16-1_se1.json", 0.4)
     one60 = _study_runs("quality_study_wrn16-1_se1.json", 0.6)
@@ -859,7 +864,7 @@ def fig_search_study() -> None:
             ("unshared ensemble (all parameters)", ens, "plain", plain[1]),
         ]),
     ]  # fmt: skip
-    panels = [p for p in panels if ("bins", 0) in p[1]]
+    panels = [p for p in panels if any(m == "bins" for m, _ in p[1])]
     heights = [len(p[2]) + 1 for p in panels]
     fig = new_figure(8.0, 0.9 + 0.34 * sum(heights))
     grid = fig.add_gridspec(len(panels), 1, height_ratios=heights)
@@ -867,7 +872,7 @@ def fig_search_study() -> None:
     for i, (title, reference, rows) in enumerate(panels):
         ax = fig.add_subplot(grid[i], sharex=axes[0] if axes else None)
         axes.append(ax)
-        labels = _paired_rows(ax, rows, reference, t975)
+        labels = _paired_rows(ax, rows, reference)
         ax.axvline(0.0, color="#212121", linewidth=1)
         ticks, names = zip(*labels)
         ax.set_yticks(ticks, names, fontsize=8)
